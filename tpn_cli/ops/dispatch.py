@@ -1,0 +1,42 @@
+"""Choose between the compiled kernels and the pure-PyTorch reference."""
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from types import ModuleType
+
+from . import reference
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled() -> ModuleType | None:
+    """The compiled op module, or None (with a one-line warning) if the extension is missing."""
+    if os.environ.get("TPN_FORCE_REFERENCE") == "1":
+        return None
+    try:
+        from . import compiled
+    except ImportError as err:  # extension not built: fall back, say so once
+        warnings.warn(
+            f"tpn: compiled propagation kernels unavailable ({err}); using the slow PyTorch "
+            "reference. Reinstall with `pip install --no-build-isolation .` to build them.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return compiled
+
+
+def compiled_available() -> bool:
+    """True when the compiled kernels are loaded."""
+    return _compiled() is not None
+
+
+def backend() -> str:
+    """Name of the active implementation: 'compiled' or 'reference'."""
+    return "compiled" if compiled_available() else "reference"
+
+
+def get_impl() -> ModuleType:
+    """Module providing scan(x, w) and scan_transpose(u, w)."""
+    return _compiled() or reference
