@@ -1,0 +1,604 @@
+"""Video files in and out through PyAV, one frame at a time.
+
+Conventions (DESIGN.md §2 "Pixels in and out"):
+
+* Frame index = 0-based position in presentation order of the decoded video frames.
+  Each :class:`Frame` also carries its ``pts`` (in :attr:`VideoReader.time_base`) so
+  variable-frame-rate and 29.97 fps inputs keep exact timing.
+* Images are ``numpy`` arrays ``(H, W, 3)`` RGB, ``uint8`` (8-bit sources) or
+  ``uint16`` (full 0..65535 scale, for sources deeper than 8 bits, or on request).
+  The YCbCr→RGB matrix and range follow the stream's colour tags.
+* Nothing holds more than one decoded frame: readers are generators, writers encode
+  and mux as they go, and audio/subtitle packets are remuxed (never re-encoded)
+  interleaved with the video.
+* :class:`VideoWriter` writes a hidden temporary file next to the target and renames
+  it when :meth:`VideoWriter.close` succeeds; on any exception (Ctrl-C included) the
+  temporary is deleted. See :mod:`tpn_cli.media.atomic`.
+
+``av>=18,<19`` is assumed (``Fraction`` rational attributes, ``add_stream_from_template``
+copying the time base, ``set_display_rotation``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Literal, Mapping
+
+import av
+import numpy as np
+
+from ..errors import BadInputError, OutputNotWritableError, UsageError
+from .atomic import AtomicPath
+
+__all__ = [
+    "ColorTags",
+    "Frame",
+    "VideoReader",
+    "VideoWriter",
+    "VIDEO_EXTENSIONS",
+]
+
+#: Extensions treated as video containers (input and output).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".ts", ".mts"})
+
+_AV_ERRORS = (av.error.FFmpegError, av.error.ArgumentError)
+
+# Containers and the copied-stream codecs they accept (others are skipped with a warning;
+# Matroska takes nearly everything).
+_MP4_LIKE_OK = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac", "mov_text", "pcm_s16le",
+                "pcm_s24le", "pcm_s16be", "pcm_s24be", "pcm_f32le"}
+
+
+@dataclass(frozen=True)
+class ColorTags:
+    """FFmpeg colour description of a stream (integers of AVColorPrimaries, AVColorTransfer-
+    Characteristic, AVColorSpace, AVColorRange). 2 = unspecified for the first three,
+    0 = unspecified range; 1/1/1/1 is BT.709 limited range; 9/16/9/1 is HDR10 (BT.2020, PQ);
+    9/18/9/1 is HLG."""
+
+    primaries: int = 2
+    trc: int = 2
+    space: int = 2
+    range: int = 0
+
+    @property
+    def is_hdr(self) -> bool:
+        """True for PQ (16) or HLG (18) transfer."""
+        return self.trc in (16, 18)
+
+    @property
+    def full_range(self) -> bool:
+        return self.range == 2
+
+
+BT709 = ColorTags(1, 1, 1, 1)
+HDR10 = ColorTags(9, 16, 9, 1)
+HLG = ColorTags(9, 18, 9, 1)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame.
+
+    Attributes:
+        index: 0-based presentation-order index in the whole video.
+        image: ``(H, W, 3)`` RGB, uint8 or uint16.
+        pts: presentation timestamp in the reader's ``time_base`` (None if the container
+            has none).
+        time: pts in seconds (None when pts is None).
+    """
+
+    index: int
+    image: np.ndarray
+    pts: int | None
+    time: float | None
+
+
+def _bit_depth(pix_fmt: str | None) -> int:
+    if not pix_fmt:
+        return 8
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+        return max(c.bits for c in fmt.components)
+    except Exception:  # unknown/odd formats: assume 8
+        return 8
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise BadInputError("file not found", path=path,
+                            hint="check the path (quote names with spaces)", code="INPUT_MISSING")
+    if path.is_dir():
+        raise BadInputError("is a folder, not a video file", path=path,
+                            hint="pass a video file, or read the folder as a frame sequence")
+    try:
+        return av.open(str(path), mode="r")
+    except _AV_ERRORS as exc:
+        raise BadInputError(f"not a readable video ({exc.__class__.__name__}: {exc.strerror or exc})",
+                            path=path,
+                            hint="check that the file is complete; re-encode it, e.g. "
+                                 "ffmpeg -i IN -c:v libx264 -crf 12 OUT.mp4",
+                            code="INPUT_CORRUPT") from exc
+
+
+class VideoReader:
+    """Metadata of a video file and streaming access to its frames.
+
+    Opening reads only the header; :meth:`frames` opens its own decoder each time it is
+    called, so several passes (e.g. key-frame checks, then processing) are possible and
+    nothing stays open between them.
+
+    Args:
+        path: the video file.
+        depth: 8 → uint8 images, 16 → uint16 images, ``"auto"`` → 16 when the source has
+            more than 8 bits per sample, else 8.
+        threads: decode with FFmpeg frame+slice threading.
+        autorotate: rotate pixels by the stream's display rotation (then :attr:`size`
+            is the rotated size and :attr:`rotation` still reports the tag). Default False:
+            pixels as stored, and :class:`VideoWriter.like` carries the rotation tag over.
+
+    Raises:
+        BadInputError: missing, unreadable file or no video stream.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, depth: Literal["auto", 8, 16] = "auto",
+                 threads: bool = True, autorotate: bool = False) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self.autorotate = autorotate
+        with _open_input(self.path) as c:
+            if not c.streams.video:
+                raise BadInputError("has no video stream", path=self.path,
+                                    hint="pass a video file (audio-only and image files are not videos)")
+            s = c.streams.video[0]
+            cc = s.codec_context
+            self.codec: str = cc.name
+            self.pix_fmt: str | None = cc.pix_fmt
+            self.bit_depth: int = _bit_depth(cc.pix_fmt)
+            self._stored_size = (cc.width, cc.height)
+            self.time_base: Fraction = s.time_base or Fraction(1, 90000)
+            rate = s.average_rate or s.guessed_rate or s.base_rate
+            if not rate:
+                rate = Fraction(25)
+            #: Nominal (average) frame rate; for VFR use the frames' pts.
+            self.fps: Fraction = Fraction(rate)
+            #: Container frame count metadata (0 = unknown).
+            self.frames_metadata: int = int(s.frames or 0)
+            self.duration: float | None = (float(s.duration * s.time_base)
+                                           if s.duration and s.time_base else
+                                           (c.duration / av.time_base if c.duration else None))
+            self.start_pts: int | None = s.start_time
+            self.color = ColorTags(int(cc.color_primaries), int(cc.color_trc),
+                                   int(cc.colorspace), int(cc.color_range))
+            self.has_audio: bool = bool(c.streams.audio)
+            self.has_subtitles: bool = bool(c.streams.subtitles)
+            self.metadata: dict[str, str] = dict(c.metadata)
+        if depth == "auto":
+            depth = 16 if self.bit_depth > 8 else 8
+        if depth not in (8, 16):
+            raise UsageError(f"depth must be 8, 16 or 'auto', not {depth!r}")
+        self.depth: int = int(depth)
+        self._rotation: int | None = None
+        self._count: int | None = None
+
+    # -- metadata -------------------------------------------------------------------------
+    @property
+    def rotation(self) -> int:
+        """Display rotation in degrees, counter-clockwise (-180..180), from the first frame."""
+        if self._rotation is None:
+            self._rotation = 0
+            try:
+                with av.open(str(self.path)) as c:
+                    for f in c.decode(video=0):
+                        self._rotation = int(round(f.rotation or 0))
+                        break
+            except _AV_ERRORS:
+                pass
+        return self._rotation
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the images :meth:`frames` yields."""
+        w, h = self._stored_size
+        if self.autorotate and self.rotation % 180 != 0:
+            return h, w
+        return w, h
+
+    @property
+    def width(self) -> int:
+        return self.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.size[1]
+
+    @property
+    def frame_count(self) -> int:
+        """Number of frames: container metadata when present, else counted by decoding."""
+        if self.frames_metadata > 0:
+            return self.frames_metadata
+        return self.count_frames()
+
+    def count_frames(self) -> int:
+        """Exact frame count by decoding the whole stream (no pixel conversion). Cached."""
+        if self._count is None:
+            n = 0
+            with _open_input(self.path) as c:
+                s = c.streams.video[0]
+                if self.threads:
+                    s.thread_type = "AUTO"
+                try:
+                    for _ in c.decode(s):
+                        n += 1
+                except _AV_ERRORS as exc:
+                    raise BadInputError(f"decoding failed after {n} frames ({exc})", path=self.path,
+                                        frame=n, hint="the file is damaged; re-encode or re-download it",
+                                        code="INPUT_CORRUPT") from exc
+            self._count = n
+        return self._count
+
+    def __repr__(self) -> str:
+        return (f"VideoReader({str(self.path)!r}, {self.width}x{self.height}, fps={self.fps}, "
+                f"time_base={self.time_base}, codec={self.codec}, pix_fmt={self.pix_fmt})")
+
+    # -- frames ---------------------------------------------------------------------------
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        fmt = "rgb48le" if self.depth == 16 else "rgb24"
+        kw = {}
+        if frame.color_range == 2 or (frame.format.name or "").startswith("yuvj"):
+            kw["src_color_range"] = "JPEG"
+        img = frame.to_ndarray(format=fmt, **kw)
+        if self.autorotate:
+            rot = int(round(frame.rotation or 0)) % 360
+            if rot:
+                img = np.ascontiguousarray(np.rot90(img, k=rot // 90))
+        return img
+
+    def frames(self, start: int = 0, end: int | None = None) -> Iterator[Frame]:
+        """Yield frames ``start <= index < end`` in presentation order.
+
+        Frames before ``start`` are decoded and dropped (exact indices, no seeking).
+
+        Raises:
+            BadInputError: a frame cannot be decoded (names the frame index).
+        """
+        if start < 0 or (end is not None and end < start):
+            raise UsageError(f"bad frame range start={start} end={end}",
+                             hint="use 0 <= start <= end")
+        index = 0
+        with _open_input(self.path) as c:
+            s = c.streams.video[0]
+            if self.threads:
+                s.thread_type = "AUTO"
+            tb = s.time_base
+            it = c.decode(s)
+            while end is None or index < end:
+                try:
+                    f = next(it)
+                except StopIteration:
+                    break
+                except _AV_ERRORS as exc:
+                    raise BadInputError(f"cannot decode the frame ({exc})", path=self.path, frame=index,
+                                        hint="the file is damaged; re-encode it, or use --end to stop "
+                                             "before this frame", code="INPUT_CORRUPT") from exc
+                if index >= start:
+                    pts = f.pts
+                    yield Frame(index=index, image=self._to_rgb(f), pts=pts,
+                                time=float(pts * tb) if pts is not None and tb else None)
+                index += 1
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.frames()
+
+    def read(self, index: int) -> Frame:
+        """Decode the frame at ``index`` (decodes from the start: for a few checks only)."""
+        for f in self.frames(index, index + 1):
+            return f
+        raise BadInputError(f"frame {index} is past the end of the video", path=self.path,
+                            hint=f"the video has {self.count_frames()} frames (0-based indices)",
+                            code="FRAME_OUT_OF_RANGE")
+
+
+def _container_accepts(fmt_name: str, codec: str) -> bool:
+    names = set(fmt_name.split(","))
+    if names & {"matroska", "webm"}:
+        return "webm" not in names or codec in {"opus", "vorbis", "webvtt"}
+    if names & {"mp4", "mov", "m4a", "3gp", "3g2", "mj2", "ipod", "psp"}:
+        return codec in _MP4_LIKE_OK
+    return True
+
+
+class VideoWriter:
+    """Encode RGB frames to a video file, keeping timing, colour tags and other streams.
+
+    The frame rate, time base and pts should come from the source (see :meth:`like`), so
+    that 29.97 fps and variable-frame-rate inputs keep their timestamps. Audio and subtitle
+    streams of ``copy_streams_from`` are remuxed packet by packet (bit-exact), interleaved
+    with the video by time. Streams the target container cannot hold are skipped and
+    listed in :attr:`warnings`.
+
+    Args:
+        path: the target file; its extension picks the container.
+        width, height: frame size (images passed to :meth:`write` must match).
+        fps: nominal frame rate (``Fraction``; 30000/1001 for 29.97).
+        time_base: time base of the pts given to :meth:`write` (default ``1/fps``).
+        codec: FFmpeg encoder, default ``libx264``.
+        crf: quality for libx264/libx265/libsvtav1/libvpx-vp9 (lower = better; 16 is
+            visually lossless for x264). Ignored for lossless codecs.
+        preset: encoder speed preset (x264/x265), default ``medium``.
+        pix_fmt: encoded pixel format; ``yuv420p`` (default, plays everywhere),
+            ``yuv444p`` to keep full chroma, ``yuv420p10le`` etc. Odd sizes with a
+            subsampled format fall back to ``yuv444p`` (noted in :attr:`warnings`).
+        options: extra encoder options (strings), merged over the defaults.
+        color: colour tags to write; the RGB→YCbCr matrix and range follow them
+            (default BT.709 limited range).
+        rotation: display rotation tag in degrees (counter-clockwise).
+        copy_streams_from: a file whose audio and subtitle streams are copied.
+        copy_audio, copy_subtitles: switch the copies off.
+        overwrite: replace an existing target.
+        codec_tag: e.g. ``"hvc1"`` (default for HEVC in MP4/MOV, for Apple players).
+
+    Raises:
+        OutputNotWritableError: target exists (without overwrite), folder not writable,
+            encoder/muxer failure while writing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, width: int, height: int,
+                 fps: Fraction | int | float | str, time_base: Fraction | None = None,
+                 codec: str = "libx264", crf: int | None = 16, preset: str | None = "medium",
+                 pix_fmt: str = "yuv420p", options: Mapping[str, str] | None = None,
+                 color: ColorTags | None = None, rotation: int = 0,
+                 copy_streams_from: str | os.PathLike[str] | None = None,
+                 copy_audio: bool = True, copy_subtitles: bool = True,
+                 overwrite: bool = False, codec_tag: str | None = None) -> None:
+        self.target = Path(path)
+        self.width, self.height = int(width), int(height)
+        self.fps = Fraction(fps).limit_denominator(1_000_000) if not isinstance(fps, Fraction) else fps
+        self.time_base = Fraction(time_base) if time_base else 1 / self.fps
+        self.color = color or BT709
+        self.warnings: list[str] = []
+        self.frames_written = 0
+        self._last_pts: int | None = None
+        if width <= 0 or height <= 0:
+            raise UsageError(f"bad output size {width}x{height}", path=self.target)
+        if (width % 2 or height % 2) and pix_fmt.startswith(("yuv420", "yuv422", "nv12")):
+            self.warnings.append(f"{width}x{height} has an odd side: encoding {pix_fmt} is impossible, "
+                                 "using yuv444p instead")
+            pix_fmt = "yuv444p" if _bit_depth(pix_fmt) == 8 else "yuv444p10le"
+        self.pix_fmt = pix_fmt
+        self._atomic = AtomicPath(self.target, overwrite=overwrite)
+        self._src: av.container.InputContainer | None = None
+        self._out: av.container.OutputContainer | None = None
+        try:
+            self._out = av.open(str(self._atomic.path), mode="w",
+                                format=self._guess_format(self.target))
+            self._setup_video(codec, crf, preset, options, rotation, codec_tag)
+            if copy_streams_from is not None and (copy_audio or copy_subtitles):
+                self._setup_copies(Path(copy_streams_from), copy_audio, copy_subtitles)
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- construction helpers -------------------------------------------------------------
+    @staticmethod
+    def _guess_format(target: Path) -> str | None:
+        ext = target.suffix.lower()
+        return {".mkv": "matroska", ".webm": "webm", ".mp4": "mp4", ".m4v": "mp4",
+                ".mov": "mov", ".ts": "mpegts", ".mts": "mpegts", ".avi": "avi"}.get(ext)
+
+    def _setup_video(self, codec, crf, preset, options, rotation, codec_tag) -> None:
+        opts: dict[str, str] = {}
+        if codec in ("libx264", "libx265"):
+            if crf is not None:
+                opts["crf"] = str(crf)
+            if preset:
+                opts["preset"] = preset
+        elif codec == "libsvtav1":
+            if crf is not None:
+                opts["crf"] = str(crf)
+        elif codec == "libvpx-vp9":
+            if crf is not None:
+                opts.update({"crf": str(crf), "b": "0"})
+        if options:
+            opts.update({k: str(v) for k, v in options.items()})
+        if codec == "libx265":
+            params = opts.get("x265-params", "")
+            if "log-level" not in params:
+                opts["x265-params"] = ":".join(p for p in (params, "log-level=error") if p)
+        try:
+            vs = self._out.add_stream(codec, rate=self.fps, options=opts)
+        except _AV_ERRORS + (ValueError,) as exc:
+            raise UsageError(f"encoder {codec!r} is not available ({exc})", path=self.target,
+                             hint="choose another codec, e.g. libx264, libx265, ffv1") from exc
+        vs.width, vs.height = self.width, self.height
+        vs.pix_fmt = self.pix_fmt
+        cc = vs.codec_context
+        cc.time_base = self.time_base
+        cc.thread_count = 0
+        c = self.color
+        if c.primaries != 2:
+            cc.color_primaries = c.primaries
+        if c.trc != 2:
+            cc.color_trc = c.trc
+        if c.space != 2:
+            cc.colorspace = c.space
+        cc.color_range = c.range if c.range else 1
+        tag = codec_tag
+        if tag is None and codec in ("libx265", "hevc") and self._out.format.name in ("mp4", "mov"):
+            tag = "hvc1"
+        if tag:
+            cc.codec_tag = tag
+        if rotation:
+            vs.set_display_rotation(rotation)
+        self._vs = vs
+
+    def _setup_copies(self, src: Path, audio: bool, subs: bool) -> None:
+        self._src = _open_input(src)
+        wanted = []
+        if audio:
+            wanted += list(self._src.streams.audio)
+        if subs:
+            wanted += list(self._src.streams.subtitles)
+        self._copy_map = {}
+        fmt = self._out.format.name
+        for s in wanted:
+            name = s.codec_context.name if s.codec_context is not None else (
+                s.codec.name if getattr(s, "codec", None) else "?")
+            if not _container_accepts(fmt, name):
+                self.warnings.append(f"{s.type} stream #{s.index} ({name}) cannot be stored in "
+                                     f"{self.target.suffix}; skipped (use .mkv to keep it)")
+                continue
+            try:
+                self._copy_map[s.index] = self._out.add_stream_from_template(s)
+            except _AV_ERRORS + (ValueError,) as exc:
+                self.warnings.append(f"{s.type} stream #{s.index} ({name}) not copied: {exc}")
+        if self._copy_map:
+            srcs = [s for s in self._src.streams if s.index in self._copy_map]
+            self._packets = self._src.demux(*srcs)
+            self._pending = None
+        else:
+            self._src.close()
+            self._src = None
+
+    @classmethod
+    def like(cls, reader: VideoReader, path: str | os.PathLike[str], *,
+             width: int | None = None, height: int | None = None,
+             keep_chroma: bool = False, **kw) -> "VideoWriter":
+        """A writer matching ``reader``: size, fps, time base, colour tags, rotation tag,
+        and audio/subtitle copies from the same file. ``keep_chroma=True`` keeps a 4:4:4
+        (or 4:2:2) source's chroma layout instead of the 4:2:0 default. Keyword arguments
+        override any of these (see the class arguments)."""
+        kw.setdefault("fps", reader.fps)
+        kw.setdefault("time_base", reader.time_base)
+        kw.setdefault("color", reader.color)
+        if not reader.autorotate:
+            kw.setdefault("rotation", reader.rotation)
+        kw.setdefault("copy_streams_from", reader.path)
+        if keep_chroma and "pix_fmt" not in kw and reader.pix_fmt:
+            if reader.pix_fmt.startswith(("yuv444", "yuvj444")):
+                kw["pix_fmt"] = "yuv444p" if reader.bit_depth == 8 else "yuv444p10le"
+            elif reader.pix_fmt.startswith(("yuv422", "yuvj422")):
+                kw["pix_fmt"] = "yuv422p" if reader.bit_depth == 8 else "yuv422p10le"
+        return cls(path, width=width or reader.width, height=height or reader.height, **kw)
+
+    # -- writing --------------------------------------------------------------------------
+    def _mux(self, packets) -> None:
+        try:
+            self._out.mux(packets)
+        except OSError as exc:
+            raise OutputNotWritableError(f"writing failed: {exc.strerror or exc}", path=self.target,
+                                         hint="check free disk space and permissions") from exc
+
+    def _pump(self, until: float | None) -> None:
+        """Mux copied packets whose time is <= ``until`` seconds (None: all)."""
+        if self._src is None:
+            return
+        while True:
+            if self._pending is None:
+                try:
+                    self._pending = next(self._packets)
+                except StopIteration:
+                    self._src.close()
+                    self._src = None
+                    return
+            p = self._pending
+            if p.size == 0:  # demuxer flush packet
+                self._pending = None
+                continue
+            ts = p.dts if p.dts is not None else p.pts
+            if until is not None and ts is not None and p.time_base is not None \
+                    and float(ts * p.time_base) > until:
+                return
+            p.stream = self._copy_map[p.stream.index]
+            self._mux(p)
+            self._pending = None
+
+    def _frame_from_rgb(self, image: np.ndarray) -> av.VideoFrame:
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise UsageError(f"expected an (H, W, 3) RGB image, got shape {image.shape}",
+                             path=self.target)
+        if image.shape[:2] != (self.height, self.width):
+            raise UsageError(f"frame size {image.shape[1]}x{image.shape[0]} differs from the "
+                             f"output size {self.width}x{self.height}", path=self.target)
+        if image.dtype == np.uint8:
+            fmt = "rgb24"
+        elif image.dtype == np.uint16:
+            fmt = "rgb48le"
+        else:
+            raise UsageError(f"expected uint8 or uint16 pixels, got {image.dtype}", path=self.target)
+        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+        space = self.color.space if self.color.space in (1, 4, 5, 6, 7, 9, 10) else None
+        return f.reformat(format=self.pix_fmt, dst_colorspace=space,
+                          dst_color_range="JPEG" if self.color.full_range else "MPEG")
+
+    def write(self, image: np.ndarray, pts: int | None = None) -> None:
+        """Encode one RGB frame (uint8 or uint16, ``(H, W, 3)``).
+
+        Args:
+            pts: timestamp in :attr:`time_base` (pass the source frame's pts). Default:
+                ``frames_written / fps``. Must increase from frame to frame.
+        """
+        self.write_frame(self._frame_from_rgb(image), pts)
+
+    def write_frame(self, frame: av.VideoFrame, pts: int | None = None) -> None:
+        """Encode an already converted :class:`av.VideoFrame` (in :attr:`pix_fmt`)."""
+        if self._out is None:
+            raise UsageError("writer is closed", path=self.target)
+        if pts is None:
+            pts = int(round(self.frames_written / self.fps / self.time_base))
+        pts = int(pts)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise UsageError(f"pts {pts} does not increase (previous {self._last_pts})",
+                             path=self.target, frame=self.frames_written,
+                             hint="write frames in presentation order with their source pts")
+        frame.pts = pts
+        frame.time_base = self.time_base
+        try:
+            packets = self._vs.encode(frame)
+        except _AV_ERRORS as exc:
+            raise OutputNotWritableError(f"encoding failed ({exc})", path=self.target,
+                                         frame=self.frames_written,
+                                         hint="try another --codec or pixel format") from exc
+        self._mux(packets)
+        self._last_pts = pts
+        self.frames_written += 1
+        self._pump(float(pts * self.time_base))
+
+    # -- finishing ------------------------------------------------------------------------
+    def close(self) -> Path:
+        """Flush the encoder, copy the remaining audio/subtitle packets, rename into place.
+
+        Returns the final path. On failure the temporary file is deleted."""
+        if self._out is None:
+            return self.target
+        try:
+            self._mux(self._vs.encode())
+            self._pump(None)
+            self._out.close()
+            self._out = None
+            return self._atomic.commit()
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Stop and delete the temporary file (idempotent). The target is left untouched."""
+        for c in (self._out, self._src):
+            if c is not None:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+        self._out = self._src = None
+        self._atomic.abort()
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
