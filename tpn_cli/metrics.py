@@ -56,7 +56,8 @@ def _f64(x: ArrayLike) -> torch.Tensor:
 
 
 def _per_frame_mean(x: torch.Tensor, frame_dims: int) -> torch.Tensor:
-    """Mean over the last ``frame_dims`` dims, then over any remaining dims but the first."""
+    """Per-frame mean: the whole tensor if it has at most ``frame_dims`` dims (one frame),
+    else everything but dim 0 (a batch of frames)."""
     if x.dim() <= frame_dims:
         return x.mean()
     return x.flatten(start_dim=1).mean(dim=1)
