@@ -1,0 +1,246 @@
+"""Key-frames: find them, check them against the video, and plan which feeds which frame.
+
+Everything here is pure (no decoding, no model): the CLI reads sizes and frame counts
+through :mod:`tpn_cli.media` and passes them in, so the rules are easy to test.
+
+Naming: the **last run of digits** in a file name (without extension) is the frame
+number (``frame_000120.png``, ``00120.exr``, ``ref_120.jpg`` → 120). With
+``index_base=1`` (folders extracted by tools that count from 1, e.g. ffmpeg's default)
+the frame index is number − 1. Frame indices are 0-based presentation order.
+
+Schedules (DESIGN.md "The run"):
+
+* ``online``: each frame takes the nearest key-frame at or before it (the paper's
+  default; causal).
+* ``nearest``: the nearest key-frame on either side (the paper's offline mode); on a
+  tie the earlier key wins.
+* ``blend``: the two key-frames around the frame, weighted by distance
+  (``w_prev = (next - t) / (next - prev)``); a frame outside the key range uses the one
+  key it has.
+
+In every schedule frames before the first key-frame take the first one.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Literal, Sequence
+
+from .errors import BadInputError, UsageError
+from .media.frames import IMAGE_EXTENSIONS, frame_number, list_frame_files
+
+__all__ = [
+    "Assignment",
+    "KeyFrame",
+    "Mode",
+    "SizeCheck",
+    "check_indices",
+    "check_size",
+    "describe_plan",
+    "find_keyframes",
+    "index_base_hint",
+    "iter_plan",
+    "plan",
+    "segments",
+]
+
+Mode = Literal["online", "nearest", "blend"]
+MODES: tuple[str, ...] = ("online", "nearest", "blend")
+
+
+@dataclass(frozen=True)
+class KeyFrame:
+    """A key-frame file: ``index`` (0-based frame index), ``number`` (from the name)."""
+
+    index: int
+    path: Path
+    number: int
+
+
+def find_keyframes(folder: str | os.PathLike[str], *, index_base: int = 0,
+                   extensions: frozenset[str] | set[str] = IMAGE_EXTENSIONS,
+                   what: str = "key-frame") -> list[KeyFrame]:
+    """List the key-frames of a folder (or a single file), sorted by index.
+
+    Raises:
+        UsageError: ``index_base`` not 0 or 1.
+        BadInputError: folder missing or empty, a name without digits, two files with
+            the same index, an index below 0 after applying ``index_base``.
+    """
+    if index_base not in (0, 1):
+        raise UsageError(f"--index-base must be 0 or 1, not {index_base}")
+    folder = Path(folder)
+    if folder.is_file():
+        n = frame_number(folder.name)
+        entries = [(n if n is not None else index_base, folder)]
+    else:
+        entries = list_frame_files(folder, extensions, what=what)
+    keys = []
+    for number, path in entries:
+        index = number - index_base
+        if index < 0:
+            raise BadInputError(f"{path.name} gives frame number {number}, below --index-base {index_base}",
+                                path=path, hint="use --index-base 0 for folders that count from 0",
+                                code="KEYFRAME_INDEX")
+        keys.append(KeyFrame(index=index, path=path, number=number))
+    return keys
+
+
+def index_base_hint(keys: Sequence[KeyFrame], frame_count: int | None = None,
+                    index_base: int = 0) -> str | None:
+    """A one-line note when the names look 1-based but ``index_base`` is 0 (no key at
+    0 and the highest number equals the frame count), else None."""
+    if index_base != 0 or not keys or any(k.number == 0 for k in keys):
+        return None
+    if frame_count is not None and max(k.number for k in keys) == frame_count:
+        return ("key-frame numbers look 1-based (none is 0 and the last equals the frame "
+                "count); if they were extracted with ffmpeg's default numbering, pass --index-base 1")
+    return None
+
+
+def check_indices(keys: Sequence[KeyFrame], frame_count: int, *,
+                  source: str | os.PathLike[str] | None = None, index_base: int = 0) -> None:
+    """Refuse key-frames whose index is past the end of the video.
+
+    Raises:
+        BadInputError: names the key-frame file, its index and the frame count; suggests
+            ``--index-base 1`` when that explains it.
+    """
+    if not keys:
+        raise BadInputError("no key-frames given", path=source,
+                            hint="pass a folder with at least one key-frame", code="EMPTY_FOLDER")
+    for k in keys:
+        if k.index >= frame_count:
+            hint = (f"the video{f' {source}' if source else ''} has {frame_count} frames, "
+                    f"indices 0..{frame_count - 1}")
+            if index_base == 0 and k.number == frame_count:
+                hint += "; if your frames were numbered from 1, pass --index-base 1"
+            else:
+                hint += "; rename the file to the right frame index"
+            raise BadInputError(f"key-frame index {k.index} is past the end of the video",
+                                path=k.path, frame=k.index, hint=hint,
+                                code="KEYFRAME_OUT_OF_RANGE")
+
+
+@dataclass(frozen=True)
+class SizeCheck:
+    """Result of :func:`check_size`: ``resize`` True when the key-frame must be resized
+    to (``width``, ``height``); ``note`` is the message to show the user (or None)."""
+
+    resize: bool
+    width: int
+    height: int
+    note: str | None = None
+
+
+def check_size(key_size: tuple[int, int], video_size: tuple[int, int], *,
+               path: str | os.PathLike[str] | None = None, tolerance: float = 0.01) -> SizeCheck:
+    """Compare a key-frame's (width, height) with the video's.
+
+    Equal: nothing to do. Same aspect ratio (within ``tolerance``, relative): resize,
+    with a note. Otherwise refuse.
+
+    Raises:
+        BadInputError: different aspect ratio (names the file, both sizes and the fix).
+    """
+    kw, kh = key_size
+    vw, vh = video_size
+    if (kw, kh) == (vw, vh):
+        return SizeCheck(False, vw, vh)
+    if kw <= 0 or kh <= 0:
+        raise BadInputError(f"key-frame has an empty size {kw}x{kh}", path=path,
+                            hint="re-export the key-frame")
+    ka, va = kw / kh, vw / vh
+    if abs(ka - va) <= tolerance * va:
+        return SizeCheck(True, vw, vh, note=f"{Path(path).name if path else 'key-frame'}: "
+                         f"{kw}x{kh} resized to the video's {vw}x{vh} (same aspect ratio)")
+    kr, vr = Fraction(kw, kh), Fraction(vw, vh)
+    raise BadInputError(
+        f"key-frame is {kw}x{kh} (aspect {kr.numerator}:{kr.denominator}) but the video is "
+        f"{vw}x{vh} (aspect {vr.numerator}:{vr.denominator})", path=path,
+        hint="export the key-frame from the video itself (tpn extract) or crop/pad it to "
+             "the video's aspect ratio", code="KEYFRAME_SIZE")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Which key-frames feed frame ``frame``: ``sources`` is ``((key_index, weight), ...)``
+    with weights summing to 1 (one entry for online/nearest, one or two for blend)."""
+
+    frame: int
+    sources: tuple[tuple[int, float], ...]
+
+    @property
+    def key(self) -> int:
+        """The main key-frame (largest weight; the earlier on a tie)."""
+        return max(self.sources, key=lambda s: (s[1], -s[0]))[0]
+
+
+def _sorted_unique(key_indices: Iterable[int]) -> list[int]:
+    keys = sorted(set(int(k) for k in key_indices))
+    if not keys:
+        raise UsageError("at least one key-frame is needed to plan a run")
+    if keys[0] < 0:
+        raise UsageError(f"negative key-frame index {keys[0]}")
+    return keys
+
+
+def iter_plan(frame_count: int, key_indices: Iterable[int], mode: Mode = "online",
+              start: int = 0, end: int | None = None) -> Iterator[Assignment]:
+    """Yield one :class:`Assignment` per frame in ``[start, end)`` (streaming, O(1) memory
+    per frame). See the module doc for the schedules."""
+    if mode not in MODES:
+        raise UsageError(f"unknown schedule {mode!r}", hint="use online, nearest or blend")
+    keys = _sorted_unique(key_indices)
+    end = frame_count if end is None else min(end, frame_count)
+    if start < 0 or start > end:
+        raise UsageError(f"bad frame range {start}..{end}", hint="use 0 <= start <= end")
+    import bisect
+    for t in range(start, end):
+        i = bisect.bisect_right(keys, t)  # keys[:i] <= t
+        prev = keys[i - 1] if i > 0 else None
+        nxt = keys[i] if i < len(keys) else None
+        if prev is None:  # before the first key-frame
+            yield Assignment(t, ((keys[0], 1.0),))
+        elif mode == "online" or prev == t or nxt is None:
+            yield Assignment(t, ((prev, 1.0),))
+        elif mode == "nearest":
+            yield Assignment(t, (((prev if t - prev <= nxt - t else nxt), 1.0),))
+        else:  # blend
+            w_prev = (nxt - t) / (nxt - prev)
+            yield Assignment(t, ((prev, w_prev), (nxt, 1.0 - w_prev)))
+
+
+def plan(frame_count: int, key_indices: Iterable[int], mode: Mode = "online",
+         start: int = 0, end: int | None = None) -> list[Assignment]:
+    """:func:`iter_plan` as a list."""
+    return list(iter_plan(frame_count, key_indices, mode, start, end))
+
+
+def segments(assignments: Iterable[Assignment]) -> list[tuple[tuple[int, ...], int, int]]:
+    """Group consecutive frames fed by the same key-frame set:
+    ``[(key_indices, first_frame, last_frame), ...]`` (inclusive). Useful for the engine
+    (keep one or two key properties in memory per segment) and for printing."""
+    out: list[tuple[tuple[int, ...], int, int]] = []
+    for a in assignments:
+        ks = tuple(k for k, _ in a.sources)
+        if out and out[-1][0] == ks and out[-1][2] == a.frame - 1:
+            out[-1] = (ks, out[-1][1], a.frame)
+        else:
+            out.append((ks, a.frame, a.frame))
+    return out
+
+
+def describe_plan(assignments: Iterable[Assignment], mode: Mode = "online") -> list[str]:
+    """Human-readable lines for ``--dry-run``: one per segment, e.g.
+    ``frames 0-9 <- key 0`` or ``frames 11-19 <- keys 10+20 (blend)``."""
+    lines = []
+    for ks, a, b in segments(assignments):
+        span = f"frame {a}" if a == b else f"frames {a}-{b}"
+        if len(ks) == 1:
+            lines.append(f"{span} <- key {ks[0]}")
+        else:
+            lines.append(f"{span} <- keys {'+'.join(map(str, ks))} ({mode}, distance-weighted)")
+    return lines
