@@ -70,4 +70,13 @@ TPN_HD acc_t gate_grad(acc_t v, acc_t prev_y, acc_t x, bool valid) {
   return valid ? v * (prev_y - x) : acc_t(0);
 }
 
+// Gradient of x (and the transpose's output) from the carry: lambda * v with
+// lambda = 1 - valid gate sum, and lambda = 1 on the first line in scan order
+// (y = x there). p* are the gates stored at the pixel itself.
+template <typename acc_t>
+TPN_HD acc_t input_grad(acc_t v, acc_t p0, acc_t p1, acc_t p2, bool has_lo, bool has_hi,
+                        bool first_line) {
+  return first_line ? v : (acc_t(1) - valid_gate_sum(p0, p1, p2, has_lo, has_hi)) * v;
+}
+
 }  // namespace tpn
