@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import torch
 
+from ..colour import AB_SCALE, LOG_EPS as HDR_EPS, log_decode, log_encode
 from .tpn import TPNConfig
 
 TASKS = ("colour", "hdr", "segment")
-AB_SCALE = 110.0   # |ab| ≤ ~108 over the sRGB cube, so ab / 110 stays in [-1, 1]
-HDR_EPS = 0.01     # log(H + 0.01), the paper's HDR domain
 
 
 def colour_config(**overrides) -> TPNConfig:
@@ -68,12 +67,12 @@ def colour_unprop(u: torch.Tensor) -> torch.Tensor:
 
 def hdr_prop(radiance: torch.Tensor) -> torch.Tensor:
     """Linear radiance (1.0 = LDR clip level) → log(H + 0.01)."""
-    return torch.log(radiance.clamp(min=0) + HDR_EPS)
+    return log_encode(radiance)
 
 
 def hdr_unprop(u: torch.Tensor) -> torch.Tensor:
     """log(H + 0.01) → linear radiance (exp(u) − 0.01, clamped at 0)."""
-    return (torch.exp(u) - HDR_EPS).clamp(min=0)
+    return log_decode(u).clamp(min=0)
 
 
 def segment_prop(labels: torch.Tensor, num_objects: int) -> torch.Tensor:

@@ -1,0 +1,52 @@
+"""Dense optical flow (OpenCV DIS) and backward warping: the flow baseline, and the
+optional motion-aware alignment of a key-frame before the TPN refines it.
+
+Arrays are numpy, channel-last: gray images (H, W) uint8, properties (H, W) or (H, W, C).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import cv2
+except ImportError:  # pragma: no cover - reported when used
+    cv2 = None
+
+PRESETS = ("ultrafast", "fast", "medium")
+
+
+def _require_cv2():
+    if cv2 is None:
+        raise RuntimeError("optical flow needs OpenCV: pip install opencv-python-headless")
+    return cv2
+
+
+def dis_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "medium") -> np.ndarray:
+    """Flow (H, W, 2) float32 from the target frame to the key-frame (DIS, OpenCV).
+
+    target(x) ≈ key(x + flow(x)), so :func:`warp` samples the key-frame into the target.
+    """
+    cv = _require_cv2()
+    code = {"ultrafast": cv.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv.DISOPTICAL_FLOW_PRESET_FAST,
+            "medium": cv.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
+    dis = cv.DISOpticalFlow_create(code)
+    return dis.calc(_as_u8(target_gray), _as_u8(key_gray), None)
+
+
+def warp(key: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np.ndarray:
+    """Sample ``key`` (H, W[, C]) at x + flow(x): the key-frame moved into the target frame."""
+    cv = _require_cv2()
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mode = cv.INTER_LINEAR if interpolation == "linear" else cv.INTER_NEAREST
+    out = cv.remap(np.ascontiguousarray(key, dtype=np.float32) if key.dtype != np.uint8 else key,
+                   gx + flow[..., 0], gy + flow[..., 1], mode, borderMode=cv.BORDER_REPLICATE)
+    if key.ndim == 3 and out.ndim == 2:  # OpenCV drops a single trailing channel
+        out = out[..., None]
+    return out
+
+
+def _as_u8(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return np.ascontiguousarray(img)
+    return np.ascontiguousarray(np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8))

@@ -1,0 +1,32 @@
+"""Training: pair synthesis (clips, stills, HDR virtual camera, DAVIS masks) and the
+resumable loop.
+
+    from tpn_cli.train import run, TrainConfig
+    run("colour", {"run_dir": "/work/runs/colour", "minutes": 60, "align": True})
+
+Presets for the shipped models are in :data:`PRESETS` (``run(task, preset(task, ...))``).
+"""
+from .loop import TrainConfig, run
+
+#: Settings of the shipped models per task (override any key).
+PRESETS: dict[str, dict] = {
+    "colour": {"crop": 160, "batch": 8, "max_dist": 30, "align": True, "still_prob": 0.1,
+               "model": {"encoder": "learned", "scale": 4, "residual": True}},
+    "segment": {"crop": 192, "batch": 6, "max_dist": 60,
+                "model": {"encoder": "learned", "scale": 4, "residual": True}},
+    "hdr": {"crop": 160, "batch": 8, "max_dist": 40,
+            "model": {"encoder": "learned", "scale": 2, "residual": True}},
+}
+
+
+def preset(task: str, **overrides) -> dict:
+    """The preset settings of ``task`` with ``overrides`` applied (model overrides merge)."""
+    task = "colour" if task == "color" else task
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[task].items()}
+    model = overrides.pop("model", {})
+    cfg.update(overrides)
+    cfg["model"] = {**cfg.get("model", {}), **model}
+    return cfg
+
+
+__all__ = ["PRESETS", "TrainConfig", "preset", "run"]

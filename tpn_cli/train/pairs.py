@@ -1,0 +1,147 @@
+"""Training pairs for colour and segmentation: two frames of one clip at a random
+distance (or a still and its similarity transform), cropped at the same place.
+
+A pair is a dict of float32 tensors (C, H, W):
+  u1, v1   property and guidance of the key-frame (flow-aligned to frame 2 if align)
+  u2, v2   property and guidance of the target frame
+  rgb2     the target frame, uint8 RGB (for PSNR)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import colour
+from ..flow import dis_flow, warp
+from ..models import tasks
+from .sources import Clip
+
+FLOW_MARGIN = 24  # flow is computed on a slightly larger window, so crop borders have context
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def similarity_transform(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """A random similarity transform of ``img`` (s ∈ [0.9, 1.1], θ ∈ ±15°, shift ±0.1·min side)."""
+    import cv2
+    h, w = img.shape[:2]
+    s, theta = rng.uniform(0.9, 1.1), rng.uniform(-15, 15)
+    shift = rng.uniform(-0.1, 0.1, size=2) * min(h, w)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), theta, s)
+    m[:, 2] += shift
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _pick_clip(rng: np.random.Generator, clips: list[Clip]) -> Clip:
+    sizes = np.array([len(c) for c in clips], dtype=float)
+    return clips[rng.choice(len(clips), p=sizes / sizes.sum())]
+
+
+def _pick_frames(rng: np.random.Generator, n: int, max_dist: int) -> tuple[int, int]:
+    """Key index and target index at a distance in [1, max_dist], either direction."""
+    k = int(rng.integers(n))
+    d = int(rng.integers(1, max_dist + 1))
+    t = k + d if rng.random() < 0.5 else k - d
+    if not 0 <= t < n:  # reflect back into the clip
+        t = k - d if t >= n else k + d
+    return k, int(np.clip(t, 0, n - 1))
+
+
+def _window(rng, shape, size, centre=None, jitter=0):
+    """Top-left corner of a size×size window inside ``shape``, optionally near ``centre``."""
+    h, w = shape[:2]
+    if centre is None:
+        return int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    cy, cx = centre
+    y = int(cy - size / 2 + rng.uniform(-jitter, jitter))
+    x = int(cx - size / 2 + rng.uniform(-jitter, jitter))
+    return int(np.clip(y, 0, h - size)), int(np.clip(x, 0, w - size))
+
+
+def _crop(a, y, x, size):
+    return a[y:y + size, x:x + size]
+
+
+def _chw(a: np.ndarray) -> torch.Tensor:
+    a = a if a.ndim == 3 else a[..., None]
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float()
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 → (H, W, 3) float32 Lab."""
+    t = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
+    return colour.rgb_to_lab(t).permute(1, 2, 0).numpy()
+
+
+def colour_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dist: int,
+                align: bool = False, still_prob: float = 0.0) -> dict:
+    """One colour training pair (see module docstring)."""
+    size = crop + 2 * FLOW_MARGIN if align else crop
+    clip = _pick_clip(rng, clips)
+    if rng.random() < still_prob:
+        img1 = clip.read(int(rng.integers(len(clip))))
+        img2 = similarity_transform(rng, img1)
+    else:
+        k, t = _pick_frames(rng, len(clip), max_dist)
+        img1, img2 = clip.read(k), clip.read(t)
+    y, x = _window(rng, img1.shape, size)
+    img1, img2 = _crop(img1, y, x, size), _crop(img2, y, x, size)
+    if rng.random() < 0.5:
+        img1, img2 = img1[:, ::-1], img2[:, ::-1]
+    img1, img2 = np.ascontiguousarray(img1), np.ascontiguousarray(img2)
+    lab1, lab2 = _lab(img1), _lab(img2)
+    if align:
+        lab1 = warp(lab1, dis_flow(_gray(img2), _gray(img1)))
+        m = FLOW_MARGIN
+        lab1, lab2, img2 = (a[m:m + crop, m:m + crop] for a in (lab1, lab2, img2))
+    return {
+        "u1": tasks.colour_prop(_chw(lab1[..., 1:])), "v1": tasks.colour_guide(_chw(lab1[..., :1])),
+        "u2": tasks.colour_prop(_chw(lab2[..., 1:])), "v2": tasks.colour_guide(_chw(lab2[..., :1])),
+        "rgb2": _chw(img2).to(torch.uint8),
+    }
+
+
+def segment_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dist: int,
+                 align: bool = False) -> dict:
+    """One segmentation pair: masks as (background, object) probabilities, RGB guidance.
+
+    The crop is placed near the key-frame's object so most pairs contain it.
+    """
+    size = crop + 2 * FLOW_MARGIN if align else crop
+    clip = _pick_clip(rng, clips)
+    k, t = _pick_frames(rng, len(clip), max_dist)
+    img1, img2 = clip.read(k), clip.read(t)
+    m1, m2 = clip.read_mask(k), clip.read_mask(t)
+    ys, xs = np.nonzero(m1)
+    centre = (ys.mean(), xs.mean()) if len(ys) else None
+    y, x = _window(rng, img1.shape, size, centre, jitter=size / 3)
+    img1, img2, m1, m2 = (_crop(a, y, x, size) for a in (img1, img2, m1, m2))
+    if rng.random() < 0.5:
+        img1, img2, m1, m2 = (a[:, ::-1] for a in (img1, img2, m1, m2))
+    img1, img2, m1, m2 = (np.ascontiguousarray(a) for a in (img1, img2, m1, m2))
+    p1 = np.stack([m1 == 0, m1 > 0], axis=-1).astype(np.float32)
+    p2 = np.stack([m2 == 0, m2 > 0], axis=-1).astype(np.float32)
+    if align:
+        flow = dis_flow(_gray(img2), _gray(img1))
+        p1, img1 = warp(p1, flow), warp(img1, flow)
+        mg = FLOW_MARGIN
+        p1, p2, img1, img2 = (a[mg:mg + crop, mg:mg + crop] for a in (p1, p2, img1, img2))
+    return {"u1": _chw(p1), "v1": _chw(img1) / 255.0, "u2": _chw(p2), "v2": _chw(img2) / 255.0,
+            "rgb2": _chw(img2).to(torch.uint8)}
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack a list of pairs into a batch."""
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def fixed_pairs(make, n: int, seed: int) -> list[dict]:
+    """``n`` pairs from ``make(rng)`` with a fixed seed: the same validation set every time."""
+    rng = np.random.default_rng(seed)
+    return [make(rng) for _ in range(n)]
+
+
+__all__ = ["colour_pair", "segment_pair", "similarity_transform", "collate", "fixed_pairs"]

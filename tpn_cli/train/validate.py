@@ -1,0 +1,63 @@
+"""Validation scores on fixed pairs, each next to its "do nothing" baseline (the model's
+input: the key-frame's property, flow-aligned if the run aligns). ``score`` is the
+number that picks the best checkpoint (higher is better)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import colour
+from ..models import TPN, tasks
+
+
+def _psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB) of two uint8 images, peak 255."""
+    mse = ((a.float() - b.float()) ** 2).mean().item()
+    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
+
+
+def _colour_rgb(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Guidance L (/100) + property ab (/110) → uint8 RGB, as evaluation does."""
+    lab = torch.cat([v * 100.0, tasks.colour_unprop(u)], dim=1)
+    return (colour.lab_to_rgb(lab) * 255.0).round().to(torch.uint8)
+
+
+@torch.no_grad()
+def evaluate(task: str, model: TPN, batches: list[dict]) -> dict:
+    """Mean validation scores of ``model`` over ``batches`` (see module docstring)."""
+    model.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    for b in batches:
+        pred = model(b["u1"], b["v1"], b["v2"])
+        for i in range(len(pred)):
+            s = _scores(task, b, pred, i)
+            for k, v in s.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += 1
+    out = {k: v / n for k, v in sums.items()}
+    out["score"] = {"colour": out.get("psnr"), "hdr": -out.get("log_rmse", 0.0),
+                    "segment": out.get("iou")}[task]
+    return out
+
+
+def _scores(task: str, b: dict, pred: torch.Tensor, i: int) -> dict:
+    sl = slice(i, i + 1)
+    if task == "colour":
+        truth = b["rgb2"][sl]
+        return {"psnr": _psnr_u8(_colour_rgb(b["v2"][sl], pred[sl]), truth),
+                "psnr_input": _psnr_u8(_colour_rgb(b["v2"][sl], b["u1"][sl]), truth)}
+    if task == "hdr":
+        return {"log_rmse": ((pred[sl] - b["u2"][sl]) ** 2).mean().sqrt().item(),
+                "log_rmse_input": ((b["u1"][sl] - b["u2"][sl]) ** 2).mean().sqrt().item()}
+    if task == "segment":
+        truth = b["u2"][sl].argmax(1) > 0
+        return {"iou": _iou(pred[sl].argmax(1) > 0, truth),
+                "iou_input": _iou(b["u1"][sl].argmax(1) > 0, truth)}
+    raise ValueError(task)
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    union = (a | b).sum().item()
+    return 1.0 if union == 0 else (a & b).sum().item() / union
