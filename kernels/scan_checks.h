@@ -2,6 +2,8 @@
 // (tpn_cli/ops/validate.py) gives friendlier messages first; these guard direct
 // torch.ops.tpn calls so a bad tensor is an error, never a crash or silent garbage.
 #pragma once
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <torch/library.h>
 
 namespace tpn {
