@@ -88,7 +88,7 @@ class Mask:
     def object_table(self) -> list[tuple[int, tuple[int, int, int], int]]:
         """``(id, colour, pixel count)`` per object, for ``--dry-run``."""
         vals, counts = np.unique(self.ids, return_counts=True)
-        return [(int(v), tuple(int(c) for c in self.palette[int(v) % 256]), int(n))
+        return [(int(v), tuple(int(c) for c in self.palette[int(v) % len(self.palette)]), int(n))
                 for v, n in zip(vals, counts) if v != 0 and v != self.void]
 
 
@@ -241,7 +241,7 @@ def overlay(image: np.ndarray, ids: np.ndarray, palette: np.ndarray | None = Non
         raise UsageError(f"image {image.shape[:2]} and mask {ids.shape} sizes differ")
     pal = default_palette() if palette is None else np.asarray(palette, dtype=np.uint8)
     img8 = image if image.dtype == np.uint8 else (image.astype(np.uint32) // 257).astype(np.uint8)
-    colours = pal[np.asarray(ids) % len(pal)].astype(np.float32)
+    colours = pal[np.asarray(ids).astype(np.int64) % len(pal)].astype(np.float32)
     fg = ids > 0
     if void is not None:
         fg &= ids != void
