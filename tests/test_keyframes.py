@@ -116,3 +116,32 @@ def test_plan_range_segments_and_errors():
         plan(10, [], "online")
     with pytest.raises(UsageError):
         plan(10, [0], "sideways")
+
+
+def test_snap_check_finds_off_by_one():
+    from tpn_cli.keyframes import snap_check
+    frames = {f.index: f.image for f in VideoReader(DATA / "dog_2997_audio.mp4").frames(0, 12)}
+    near = {i: frames[i] for i in (3, 4, 5, 6, 7)}
+    res = snap_check(frames[5], near, 5)
+    assert res.ok and res.best == 5
+    res = snap_check(frames[11], {i: frames[i] for i in (0, 1, 2)}, 1, path="keys/0001.png")
+    assert res.best in (0, 1, 2)
+    # key painted on frame 0 but named 6: frame 0 must win clearly among 0..8 vs 6
+    res = snap_check(frames[0], {i: frames[i] for i in (0, 6)}, 6, path="keys/0006.png")
+    assert not res.ok and res.best == 0 and "0006.png" in res.note and "frame 0" in res.note
+
+
+def test_colour_check_and_resize():
+    from tpn_cli.keyframes import check_colour_keyframe, is_grayscale
+    from tpn_cli.media.frames import resize_image
+    img = VideoReader(DATA / "dog_2997_audio.mp4").read(0).image
+    check_colour_keyframe(img)
+    gray = np.repeat(img.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    assert is_grayscale(gray)
+    with pytest.raises(BadInputError, match="no colour") as ei:
+        check_colour_keyframe(gray, "keys/0000.png")
+    assert "0000.png" in str(ei.value)
+    small = resize_image(img, 80, 45)
+    assert small.shape == (45, 80, 3) and small.dtype == np.uint8
+    assert abs(float(small.mean()) - float(img.mean())) < 1.5
+    assert resize_image(np.ones((4, 6, 3), np.float32), 3, 2).dtype == np.float32

@@ -26,7 +26,9 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Sequence
+from typing import Iterable, Iterator, Literal, Mapping, Sequence
+
+import numpy as np
 
 from .errors import BadInputError, UsageError
 from .media.frames import IMAGE_EXTENSIONS, frame_number, list_frame_files
@@ -36,6 +38,8 @@ __all__ = [
     "KeyFrame",
     "Mode",
     "SizeCheck",
+    "SnapResult",
+    "check_colour_keyframe",
     "check_indices",
     "check_size",
     "describe_plan",
@@ -43,7 +47,9 @@ __all__ = [
     "index_base_hint",
     "iter_plan",
     "plan",
+    "is_grayscale",
     "segments",
+    "snap_check",
 ]
 
 Mode = Literal["online", "nearest", "blend"]
@@ -244,3 +250,82 @@ def describe_plan(assignments: Iterable[Assignment], mode: Mode = "online") -> l
         else:
             lines.append(f"{span} <- keys {'+'.join(map(str, ks))} ({mode}, distance-weighted)")
     return lines
+
+
+# ----------------------------------------------------------------------------------------
+# content checks (need decoded pixels; still pure functions of arrays)
+# ----------------------------------------------------------------------------------------
+def _luma(image: np.ndarray, max_side: int = 160) -> np.ndarray:
+    img = np.asarray(image)
+    step = max(1, int(np.ceil(max(img.shape[:2]) / max_side)))
+    img = img[::step, ::step].astype(np.float32)
+    y = img @ np.array([0.2126, 0.7152, 0.0722], np.float32) if img.ndim == 3 else img
+    return (y - y.mean()) / (y.std() + 1e-6)
+
+
+def is_grayscale(image: np.ndarray, tolerance: float = 2.0) -> bool:
+    """True when R, G and B agree everywhere to within ``tolerance`` (in 8-bit steps)."""
+    img = np.asarray(image)
+    if img.ndim == 2 or img.shape[2] == 1:
+        return True
+    scale = 257.0 if img.dtype == np.uint16 else (1 / 255.0 if img.dtype.kind == "f" else 1.0)
+    d = np.abs(img[..., 0].astype(np.float32) - img[..., 1]) + np.abs(
+        img[..., 1].astype(np.float32) - img[..., 2])
+    return bool(np.percentile(d, 99.5) <= 2 * tolerance * scale)
+
+
+def check_colour_keyframe(image: np.ndarray, path: str | os.PathLike[str] | None = None) -> None:
+    """Refuse a grayscale image where a colour key-frame is needed.
+
+    Raises:
+        BadInputError: names the file and the fix.
+    """
+    if is_grayscale(image):
+        raise BadInputError("key-frame has no colour (R, G and B are equal)", path=path,
+                            hint="paint or grade the key-frame in colour and export it as RGB",
+                            code="KEYFRAME_GRAYSCALE")
+
+
+@dataclass(frozen=True)
+class SnapResult:
+    """Outcome of :func:`snap_check`: ``best`` is the frame whose lightness matches the
+    key-frame best, ``errors`` the mismatch per candidate (lower is better), ``ok``
+    False when another frame matches clearly better than the named one (``note`` says
+    which)."""
+
+    index: int
+    best: int
+    errors: dict[int, float]
+    ok: bool
+    note: str | None = None
+
+
+def snap_check(key_image: np.ndarray, candidates: Mapping[int, np.ndarray], index: int, *,
+               path: str | os.PathLike[str] | None = None, ratio: float = 0.6) -> SnapResult:
+    """Compare a key-frame's lightness with the video frames around its index.
+
+    Lightness is compared after normalising each image to zero mean and unit contrast
+    (robust to grading), on a downsampled luma. ``candidates`` maps frame indices (the
+    named index and its neighbours, e.g. ±2) to RGB frames of the key-frame's size.
+    ``ok`` is False when a neighbour's error is below ``ratio`` × the named frame's:
+    a likely off-by-one or naming mistake.
+    """
+    if index not in candidates:
+        raise UsageError(f"frame {index} must be among the candidates")
+    k = _luma(key_image)
+    errors = {}
+    for i, img in candidates.items():
+        f = _luma(img)
+        if f.shape != k.shape:
+            raise UsageError("key-frame and candidate frames must have the same size",
+                             path=path, frame=i)
+        errors[int(i)] = float(np.mean(np.abs(k - f)))
+    best = min(errors, key=lambda i: (errors[i], abs(i - index)))
+    ok = best == index or errors[best] >= ratio * errors[index]
+    note = None
+    if not ok:
+        name = Path(path).name if path else f"key-frame {index}"
+        note = (f"{name} is named frame {index} but matches frame {best} better "
+                f"(lightness error {errors[best]:.3f} vs {errors[index]:.3f}); rename it to "
+                f"index {best} if that is the frame it was painted on")
+    return SnapResult(index=index, best=best, errors=errors, ok=ok, note=note)

@@ -41,6 +41,7 @@ __all__ = [
     "is_frame_sequence_path",
     "list_frame_files",
     "read_image",
+    "resize_image",
     "write_image",
 ]
 
@@ -364,3 +365,21 @@ def is_frame_sequence_path(path: str | os.PathLike[str]) -> bool:
     p = Path(path)
     return p.is_dir() or p.suffix == ""
 
+
+
+def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize ``(H, W, C)`` pixels (uint8, uint16 or float) to ``width`` × ``height``:
+    bilinear, antialiased when shrinking; the dtype is kept (for key-frames whose
+    aspect ratio matches the video, see :func:`tpn_cli.keyframes.check_size`)."""
+    import torch
+    import torch.nn.functional as F
+
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    dtype = image.dtype
+    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+    out = F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False,
+                        antialias=True)[0].permute(1, 2, 0).numpy()
+    if dtype.kind == "u":
+        out = np.clip(np.rint(out), 0, np.iinfo(dtype).max)
+    return np.ascontiguousarray(out.astype(dtype))
