@@ -36,7 +36,7 @@ import torch
 from .. import colour
 from ..errors import BadInputError, OutputNotWritableError, UsageError
 from .atomic import AtomicPath, check_output_path
-from .video import HDR10, HLG, ColorTags, VideoReader, VideoWriter
+from .video import HDR10, HLG, VideoWriter
 
 __all__ = [
     "HDR_EXTENSIONS",

@@ -21,7 +21,7 @@ copying the time base, ``set_display_rotation``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Literal, Mapping
@@ -47,8 +47,8 @@ _AV_ERRORS = (av.error.FFmpegError, av.error.ArgumentError)
 
 # Containers and the copied-stream codecs they accept (others are skipped with a warning;
 # Matroska takes nearly everything).
-_MP4_LIKE_OK = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac", "mov_text", "pcm_s16le",
-                "pcm_s24le", "pcm_s16be", "pcm_s24be", "pcm_f32le"}
+_MP4_OK = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac", "mov_text"}
+_MOV_OK = _MP4_OK | {"pcm_s16le", "pcm_s24le", "pcm_s16be", "pcm_s24be", "pcm_f32le"}
 
 
 @dataclass(frozen=True)
@@ -305,8 +305,10 @@ def _container_accepts(fmt_name: str, codec: str) -> bool:
     names = set(fmt_name.split(","))
     if names & {"matroska", "webm"}:
         return "webm" not in names or codec in {"opus", "vorbis", "webvtt"}
-    if names & {"mp4", "mov", "m4a", "3gp", "3g2", "mj2", "ipod", "psp"}:
-        return codec in _MP4_LIKE_OK
+    if "mov" in names:
+        return codec in _MOV_OK
+    if names & {"mp4", "m4a", "3gp", "3g2", "mj2", "ipod", "psp"}:
+        return codec in _MP4_OK
     return True
 
 
@@ -490,6 +492,10 @@ class VideoWriter:
         except OSError as exc:
             raise OutputNotWritableError(f"writing failed: {exc.strerror or exc}", path=self.target,
                                          hint="check free disk space and permissions") from exc
+        except _AV_ERRORS as exc:
+            raise OutputNotWritableError(f"the muxer refused the output ({exc})", path=self.target,
+                                         hint="try another container (.mkv accepts most streams) "
+                                              "or drop the audio/subtitle copy") from exc
 
     def _pump(self, until: float | None) -> None:
         """Mux copied packets whose time is <= ``until`` seconds (None: all)."""
