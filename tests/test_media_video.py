@@ -192,3 +192,30 @@ def test_output_kind_and_open_input(tmp_path):
     assert output_kind(tmp_path / "x.png") == "image"
     assert isinstance(open_input(DOG), VideoReader)
     assert ColorTags(9, 16, 9, 1).is_hdr
+
+
+def test_sigint_mid_write_leaves_nothing(tmp_path):
+    """A real SIGINT while frames are being encoded: no output, no temporary."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = f"""
+import sys, time, numpy as np
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from tpn_cli.media.video import VideoWriter
+with VideoWriter({str(tmp_path / 'x.mp4')!r}, width=64, height=64, fps=25, preset='ultrafast') as w:
+    print('started', flush=True)
+    for i in range(100000):
+        w.write(np.full((64, 64, 3), i % 255, np.uint8))
+        time.sleep(0.001)
+"""
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline().strip() == b"started"
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=20)
+    assert p.returncode != 0 and b"KeyboardInterrupt" in p.stderr.read()
+    assert os.listdir(tmp_path) == []
