@@ -92,7 +92,8 @@ def run(task: str, config: dict | TrainConfig | None = None) -> Path:
     """Train (or resume training) a TPN for ``task`` ('colour'/'color', 'hdr', 'segment').
 
     Resumes from ``run_dir/last.ckpt`` when it exists (the stored settings win over
-    ``config`` except ``minutes``). Returns the run directory.
+    ``config`` except ``minutes`` and ``max_iters``, so a run can be extended). Returns the
+    run directory.
     """
     task = "colour" if task == "color" else task
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
@@ -105,9 +106,9 @@ def run(task: str, config: dict | TrainConfig | None = None) -> Path:
     state = None
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        minutes = cfg.minutes
+        minutes, max_iters = cfg.minutes, cfg.max_iters
         cfg = TrainConfig.from_dict(state["train_config"])
-        cfg.minutes = minutes
+        cfg.minutes, cfg.max_iters = minutes, max_iters
         log.line(f"resuming {task} from iteration {state['iter']}")
 
     torch.manual_seed(cfg.seed)
