@@ -39,8 +39,8 @@ def normalize_gates(raw: torch.Tensor, margin: float = 1e-3) -> torch.Tensor:
     margin keeps λ = 1 - Σp away from 0 so the key-frame input is never ignored.
     """
     check_gates(raw, name="raw")
-    total = raw.abs().sum(dim=2, keepdim=True)
-    return raw * ((1.0 - margin) / total.clamp(min=1.0))
+    total = raw.abs().sum(dim=2, keepdim=True) / (1.0 - margin)
+    return raw / total.clamp(min=1.0)
 
 
 def scan(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
