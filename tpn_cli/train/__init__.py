@@ -12,9 +12,9 @@ from .loop import TrainConfig, run
 PRESETS: dict[str, dict] = {
     "colour": {"crop": 160, "batch": 8, "max_dist": 30, "align": True, "still_prob": 0.1,
                "model": {"encoder": "learned", "scale": 4, "residual": True}},
-    "segment": {"crop": 192, "batch": 6, "max_dist": 60,
+    "segment": {"crop": 192, "batch": 6, "max_dist": 60, "align": True,
                 "model": {"encoder": "learned", "scale": 4, "residual": True}},
-    "hdr": {"crop": 160, "batch": 8, "max_dist": 40,
+    "hdr": {"crop": 160, "batch": 8, "max_dist": 40, "align": True,
             "model": {"encoder": "learned", "scale": 2, "residual": True}},
 }
 

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from .. import colour
+from ..flow import dis_flow, warp
+from .pairs import FLOW_MARGIN
 from .sources import DATA_ROOT
 
 HDR_ROOT = DATA_ROOT / "hdr"
@@ -94,15 +96,30 @@ def ldr_camera(rng: np.random.Generator, h1: np.ndarray, h2: np.ndarray):
     return out[0][0], out[1][0], out[0][1], out[1][1]
 
 
+def _gray8(ldr: np.ndarray) -> np.ndarray:
+    import cv2
+    return cv2.cvtColor((ldr * 255.0).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
+
+
 def hdr_pair(rng: np.random.Generator, images: dict[str, np.ndarray], crop: int,
-             max_motion: float = 40.0) -> dict:
-    """One HDR training pair: u = log(H + 0.01) (RGB), v = LDR RGB in [0, 1]."""
+             max_motion: float = 40.0, align: bool = False) -> dict:
+    """One HDR training pair: u = log(H + 0.01) (RGB), v = LDR RGB in [0, 1].
+
+    With ``align`` the key-frame (radiance and LDR) is warped to the target by DIS flow
+    computed on the 8-bit LDR frames, as at inference.
+    """
     names = sorted(images)
     img = images[names[int(rng.integers(len(names)))]]
-    h1, h2 = virtual_camera_pair(rng, img, crop, max_motion)
+    size = crop + 2 * FLOW_MARGIN if align else crop
+    h1, h2 = virtual_camera_pair(rng, img, size, max_motion)
     if rng.random() < 0.5:
         h1, h2 = h2, h1  # either direction of the pan
     H1, H2, D1, D2 = ldr_camera(rng, h1, h2)
+    if align:
+        flow = dis_flow(_gray8(D2), _gray8(D1))
+        H1, D1 = warp(H1, flow), warp(D1, flow)
+        m = FLOW_MARGIN
+        H1, H2, D1, D2 = (a[m:m + crop, m:m + crop] for a in (H1, H2, D1, D2))
 
     def chw(a):
         return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))

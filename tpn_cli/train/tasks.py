@@ -55,8 +55,8 @@ def task_data(task: str, cfg) -> TaskData:
     if task == "hdr":
         train, val = hdr_video.hdr_images("train"), hdr_video.hdr_images("val")
         return TaskData(
-            lambda r: hdr_video.hdr_pair(r, train, cfg.crop, cfg.max_dist),
-            lambda r: hdr_video.hdr_pair(r, val, cfg.val_crop, cfg.max_dist),
+            lambda r: hdr_video.hdr_pair(r, train, cfg.crop, cfg.max_dist, cfg.align),
+            lambda r: hdr_video.hdr_pair(r, val, cfg.val_crop, cfg.max_dist, cfg.align),
             cfg.batch, cfg.val_pairs,
             f"hdr train {sorted(train)}, val {sorted(val)}")
     raise ValueError(f"unknown task {task!r}")

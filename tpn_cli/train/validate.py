@@ -37,7 +37,7 @@ def evaluate(task: str, model: TPN, batches: list[dict]) -> dict:
                 sums[k] = sums.get(k, 0.0) + v
             n += 1
     out = {k: v / n for k, v in sums.items()}
-    out["score"] = {"colour": out.get("psnr"), "hdr": -out.get("log_rmse", 0.0),
+    out["score"] = {"colour": out.get("psnr"), "hdr": -out.get("log_rmse_sat", 0.0),
                     "segment": out.get("iou")}[task]
     return out
 
@@ -49,8 +49,13 @@ def _scores(task: str, b: dict, pred: torch.Tensor, i: int) -> dict:
         return {"psnr": _psnr_u8(_colour_rgb(b["v2"][sl], pred[sl]), truth),
                 "psnr_input": _psnr_u8(_colour_rgb(b["v2"][sl], b["u1"][sl]), truth)}
     if task == "hdr":
-        return {"log_rmse": ((pred[sl] - b["u2"][sl]) ** 2).mean().sqrt().item(),
-                "log_rmse_input": ((b["u1"][sl] - b["u2"][sl]) ** 2).mean().sqrt().item()}
+        # also in the LDR-saturated pixels, the only ones the HDR output takes from the TPN
+        sat = (b["v2"][sl].amax(1, keepdim=True) >= 0.95).float()
+        nsat = sat.sum().clamp(min=1) * 3
+        err, err_in = (pred[sl] - b["u2"][sl]) ** 2, (b["u1"][sl] - b["u2"][sl]) ** 2
+        return {"log_rmse": err.mean().sqrt().item(), "log_rmse_input": err_in.mean().sqrt().item(),
+                "log_rmse_sat": ((err * sat).sum() / nsat).sqrt().item(),
+                "log_rmse_sat_input": ((err_in * sat).sum() / nsat).sqrt().item()}
     if task == "segment":
         truth = b["u2"][sl].argmax(1) > 0
         return {"iou": _iou(pred[sl].argmax(1) > 0, truth),
