@@ -20,17 +20,13 @@ import torch
 from tpn_cli import colour
 from tpn_cli.flow import dis_flow, warp
 from tpn_cli.models import load_model, tasks
+from tpn_cli.models.infer import guide_to_gray
 from tpn_cli.train import sources
 from tpn_cli.train.validate import _colour_rgb, _psnr_u8
 
 
 def _lab(rgb: np.ndarray) -> torch.Tensor:
     return colour.rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1).float()[None] / 255.0)
-
-
-def _gray(rgb: np.ndarray) -> np.ndarray:
-    import cv2
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
 def nearest_key(t: int, K: int, n: int) -> int:
@@ -59,7 +55,8 @@ def evaluate_sequence(name: str, models: dict, K: int, stride: int = 1) -> dict:
         d = abs(t - k)
         out["copy"].append((d, _psnr_u8(_colour_rgb(v_t, u_k), truth)))
         t0 = time.time()
-        flow = dis_flow(_gray(rgb_t), _gray(rgb_k))
+        # flow from L only: all a grayscale input offers (baseline and models alike)
+        flow = dis_flow(guide_to_gray(v_t[0]), guide_to_gray(v_k[0]))
         lab_w = torch.from_numpy(warp(lab_k[0].permute(1, 2, 0).numpy(), flow)).permute(2, 0, 1)[None]
         times["flow"] += time.time() - t0
         u_w, v_w = tasks.colour_prop(lab_w[:, 1:]), tasks.colour_guide(lab_w[:, :1])
