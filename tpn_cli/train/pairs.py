@@ -24,6 +24,10 @@ def _gray(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
+def _l8(lab: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(lab[..., 0] * 2.55), 0, 255).astype(np.uint8)
+
+
 def similarity_transform(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     """A random similarity transform of ``img`` (s ∈ [0.9, 1.1], θ ∈ ±15°, shift ±0.1·min side)."""
     import cv2
@@ -94,7 +98,8 @@ def colour_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dist
     img1, img2 = np.ascontiguousarray(img1), np.ascontiguousarray(img2)
     lab1, lab2 = _lab(img1), _lab(img2)
     if align:
-        lab1 = warp(lab1, dis_flow(_gray(img2), _gray(img1)))
+        # flow from L only, as at inference on a grayscale film
+        lab1 = warp(lab1, dis_flow(_l8(lab2), _l8(lab1)))
         m = FLOW_MARGIN
         lab1, lab2, img2 = (a[m:m + crop, m:m + crop] for a in (lab1, lab2, img2))
     return {
