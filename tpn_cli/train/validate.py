@@ -3,18 +3,15 @@ input: the key-frame's property, flow-aligned if the run aligns). ``score`` is t
 number that picks the best checkpoint (higher is better)."""
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .. import colour
+from .. import colour, metrics
 from ..models import TPN, tasks
 
 
 def _psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR (dB) of two uint8 images, peak 255."""
-    mse = ((a.float() - b.float()) ** 2).mean().item()
-    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
+    """PSNR (dB) of two uint8 images (1, 3, H, W), peak 255, capped at 100 dB."""
+    return min(100.0, float(metrics.psnr(a.float(), b.float())[0]))
 
 
 def _colour_rgb(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
