@@ -11,6 +11,9 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include <vector>
 
 #include "scan_checks.h"
@@ -19,42 +22,128 @@
 namespace tpn {
 namespace {
 
-constexpr int64_t kTile = 32;
+// Transposes in 8×8 blocks (one cache line of doubles, half of floats, per row):
+// small enough that the 8 strided rows of a block never evict each other, fixed
+// size so the compiler keeps the block in registers.
+constexpr int64_t kBlock = 8;
+constexpr int64_t kPanel = 64;  // blocks are visited panel by panel for L1 reuse
 
-// dst[j][i] = src[i][j] for src of rows × cols.
 template <typename T>
-void transpose_plane(const T* __restrict src, T* __restrict dst, int64_t rows, int64_t cols) {
-  for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
-    const int64_t i1 = std::min(i0 + kTile, rows);
-    for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
-      const int64_t j1 = std::min(j0 + kTile, cols);
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = j0; j < j1; ++j) dst[j * rows + i] = src[i * cols + j];
-    }
+__attribute__((always_inline)) inline void transpose_block(const T* __restrict src, T* __restrict dst, int64_t src_stride, int64_t dst_stride) {
+  T tile[kBlock][kBlock];
+  for (int64_t i = 0; i < kBlock; ++i)
+    for (int64_t j = 0; j < kBlock; ++j) tile[j][i] = src[i * src_stride + j];
+  for (int64_t j = 0; j < kBlock; ++j)
+    for (int64_t i = 0; i < kBlock; ++i) dst[j * dst_stride + i] = tile[j][i];
+}
+
+#if defined(__AVX2__)
+// float: 8×8 in registers with AVX2 shuffles (unpack pairs, then quads, then 128-bit halves).
+template <>
+__attribute__((always_inline)) inline void transpose_block<float>(const float* __restrict src, float* __restrict dst,
+                                                                  int64_t src_stride, int64_t dst_stride) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * src_stride);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
   }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * dst_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * dst_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+#endif
+
+// dst[j][i] = src[i][j] for a rows × cols block; strides are row pitches.
+template <typename T>
+void transpose_rect(const T* __restrict src, int64_t src_stride, T* __restrict dst, int64_t dst_stride,
+                    int64_t rows, int64_t cols) {
+  const int64_t rows8 = rows - rows % kBlock, cols8 = cols - cols % kBlock;
+  for (int64_t i0 = 0; i0 < rows8; i0 += kPanel) {
+    const int64_t i1 = std::min(i0 + kPanel, rows8);
+    for (int64_t j = 0; j < cols8; j += kBlock)
+      for (int64_t i = i0; i < i1; i += kBlock)
+        transpose_block(src + i * src_stride + j, dst + j * dst_stride + i, src_stride, dst_stride);
+  }
+  // Ragged edges (sizes not divisible by 8).
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = (i < rows8 ? cols8 : 0); j < cols; ++j) dst[j * dst_stride + i] = src[i * src_stride + j];
+}
+
+template <typename T>
+void transpose_plane(const T* src, T* dst, int64_t rows, int64_t cols) {
+  transpose_rect(src, cols, dst, rows, rows, cols);
 }
 
 bool is_horizontal(int d) { return d == kLeftToRight || d == kRightToLeft; }
 bool is_reversed(int d) { return d == kRightToLeft || d == kBottomToTop; }
 
-// Forward scan of one plane in line form: lines t of L contiguous elements.
-// Gates p0/p1/p2 are in the same layout. Reversed scans run t from the end.
+// One forward step: line `out` from the previous line `prev` (all L long, distinct).
 template <typename T>
-void line_forward(const T* __restrict x, const T* __restrict p0, const T* __restrict p1,
-                  const T* __restrict p2, T* __restrict y, int64_t lines, int64_t L, bool reverse) {
+__attribute__((always_inline)) inline void forward_line(
+    const T* __restrict x, const T* __restrict a, const T* __restrict b, const T* __restrict c,
+    const T* __restrict prev, T* __restrict out, int64_t L) {
+  if (L == 1) { out[0] = forward_step<T>(x[0], a[0], b[0], c[0], 0, prev[0], 0, false, false); return; }
+  out[0] = forward_step<T>(x[0], a[0], b[0], c[0], 0, prev[0], prev[1], false, true);
+  for (int64_t l = 1; l < L - 1; ++l)
+    out[l] = forward_step<T>(x[l], a[l], b[l], c[l], prev[l - 1], prev[l], prev[l + 1], true, true);
+  out[L - 1] = forward_step<T>(x[L - 1], a[L - 1], b[L - 1], c[L - 1], prev[L - 2], prev[L - 1], 0, true, false);
+}
+
+// Forward scan in line form (lines t of L contiguous elements) of `nc` planes that
+// share one set of gates. Channels are the inner loop so each gate line is read
+// from memory once and reused from L1 for every channel. Reversed scans run t from the end.
+template <typename T>
+void line_forward(const T* const* x, T* const* y, int64_t nc, const T* p0, const T* p1, const T* p2,
+                  int64_t lines, int64_t L, bool reverse) {
   const int64_t first = reverse ? lines - 1 : 0;
   const int64_t step = reverse ? -1 : 1;
-  std::copy(x + first * L, x + first * L + L, y + first * L);
+  for (int64_t c = 0; c < nc; ++c) std::copy(x[c] + first * L, x[c] + first * L + L, y[c] + first * L);
   for (int64_t i = 1; i < lines; ++i) {
-    const int64_t t = first + i * step, o = t * L, po = (t - step) * L;
-    const T* xr = x + o; const T* a = p0 + o; const T* b = p1 + o; const T* c = p2 + o;
-    const T* prev = y + po;
-    T* out = y + o;
-    if (L == 1) { out[0] = forward_step<T>(xr[0], a[0], b[0], c[0], 0, prev[0], 0, false, false); continue; }
-    out[0] = forward_step<T>(xr[0], a[0], b[0], c[0], 0, prev[0], prev[1], false, true);
-    for (int64_t l = 1; l < L - 1; ++l)
-      out[l] = forward_step<T>(xr[l], a[l], b[l], c[l], prev[l - 1], prev[l], prev[l + 1], true, true);
-    out[L - 1] = forward_step<T>(xr[L - 1], a[L - 1], b[L - 1], c[L - 1], prev[L - 2], prev[L - 1], 0, true, false);
+    const int64_t o = (first + i * step) * L;
+    for (int64_t c = 0; c < nc; ++c) forward_line(x[c] + o, p0 + o, p1 + o, p2 + o, y[c] + o - step * L, y[c] + o, L);
+  }
+}
+
+// Horizontal forward scan of `nc` H × W planes sharing gates, without full-plane
+// transposes: bands of kBand columns are transposed into small scratch lines
+// (they stay in L1/L2), scanned, and transposed back. Gates come in line form
+// (W lines of H); a band's gate lines are reused from cache for every channel.
+constexpr int64_t kBand = 16;
+
+template <typename T>
+void horizontal_forward(const T* const* x, T* const* y, int64_t nc, const T* p0, const T* p1, const T* p2,
+                        int64_t H, int64_t W, bool reverse, std::vector<T>& scratch) {
+  scratch.resize((2 * kBand + nc) * H);
+  T* xs = scratch.data();
+  T* ys = xs + kBand * H;
+  T* carry = ys + kBand * H;  // per channel: last line of the previous band
+  const int64_t bands = (W + kBand - 1) / kBand;
+  for (int64_t bi = 0; bi < bands; ++bi) {
+    const int64_t band = reverse ? bands - 1 - bi : bi;
+    const int64_t w0 = band * kBand, nb = std::min(kBand, W - w0);
+    for (int64_t c = 0; c < nc; ++c) {
+      T* carry_c = carry + c * H;
+      transpose_rect(x[c] + w0, W, xs, H, H, nb);
+      for (int64_t j = 0; j < nb; ++j) {
+        const int64_t k = reverse ? nb - 1 - j : j;  // line within the band, in scan order
+        const int64_t t = w0 + k;
+        T* out = ys + k * H;
+        if (bi == 0 && j == 0) { std::copy(xs + k * H, xs + k * H + H, out); continue; }
+        const T* prev = j == 0 ? carry_c : ys + (reverse ? k + 1 : k - 1) * H;
+        forward_line(xs + k * H, p0 + t * H, p1 + t * H, p2 + t * H, prev, out, H);
+      }
+      const int64_t last = reverse ? 0 : nb - 1;
+      std::copy(ys + last * H, ys + last * H + H, carry_c);
+      transpose_rect(ys, H, y[c] + w0, W, nb, H);
+    }
   }
 }
 
@@ -150,30 +239,37 @@ struct Gates {
   }
 };
 
+// Channels per forward task when gates are shared: enough to reuse each gate line
+// many times, few enough to leave tasks for every thread.
+constexpr int64_t kChannelChunk = 8;
+
 template <typename T>
 void scan_forward_impl(const at::Tensor& x, const at::Tensor& w, at::Tensor& ys, const ScanShape& s) {
   const Layout lay{s};
   const T* xp = x.data_ptr<T>(); const T* wp = w.data_ptr<T>(); T* yp = ys.data_ptr<T>();
-  const int64_t tasks = s.n * 4 * s.c;
+  const int64_t chunk = s.cw == 1 ? kChannelChunk : 1;
+  const int64_t chunks = (s.c + chunk - 1) / chunk;
+  const int64_t tasks = s.n * 4 * chunks;
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> xbuf, ybuf;
+    std::vector<T> scratch;
+    std::vector<const T*> xin(chunk);
+    std::vector<T*> out(chunk);
     Gates<T> gates;
     int64_t loaded = -1;  // (n, d, gate channel) whose gates are in `gates`
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / (4 * s.c), c = task % s.c;
-      const int d = static_cast<int>((task / s.c) % 4);
-      const int64_t key = (n * 4 + d) * s.cw + (s.cw == 1 ? 0 : c);
-      if (key != loaded) { gates.load(wp, lay, n, d, c); loaded = key; }
-      const T* xl = as_lines(xp + lay.x_off(s.dx, n, d, c), s, d, xbuf);
-      T* out = yp + lay.y_off(n, d, c);
-      const int64_t lines = num_lines(s, d), L = line_len(s, d);
-      if (is_horizontal(d)) {
-        ybuf.resize(s.h * s.w);
-        line_forward(xl, gates.p[0], gates.p[1], gates.p[2], ybuf.data(), lines, L, is_reversed(d));
-        transpose_plane(ybuf.data(), out, s.w, s.h);
-      } else {
-        line_forward(xl, gates.p[0], gates.p[1], gates.p[2], out, lines, L, is_reversed(d));
+      const int64_t n = task / (4 * chunks), c0 = (task % chunks) * chunk;
+      const int d = static_cast<int>((task / chunks) % 4);
+      const int64_t nc = std::min(chunk, s.c - c0);
+      const int64_t key = (n * 4 + d) * s.cw + (s.cw == 1 ? 0 : c0);
+      if (key != loaded) { gates.load(wp, lay, n, d, c0); loaded = key; }
+      for (int64_t c = 0; c < nc; ++c) {
+        xin[c] = xp + lay.x_off(s.dx, n, d, c0 + c);
+        out[c] = yp + lay.y_off(n, d, c0 + c);
       }
+      if (is_horizontal(d))
+        horizontal_forward(xin.data(), out.data(), nc, gates.p[0], gates.p[1], gates.p[2], s.h, s.w, is_reversed(d), scratch);
+      else
+        line_forward(xin.data(), out.data(), nc, gates.p[0], gates.p[1], gates.p[2], s.h, s.w, is_reversed(d));
     }
   });
 }
