@@ -8,14 +8,17 @@ Presets for the shipped models are in :data:`PRESETS` (``run(task, preset(task, 
 """
 from .loop import TrainConfig, run
 
-#: Settings of the shipped models per task (override any key).
+#: Settings of the shipped models per task (override any key). Measured on colour
+#: (DAVIS val pairs, iteration 500): the paper's learned 1/4 × 32 encoder with residual
+#: decoding gained +0.03 dB over its flow-aligned input, scanning the ab channels
+#: themselves at 1/2 size (encoder 'signed') +1.14 dB; segment and HDR follow colour.
 PRESETS: dict[str, dict] = {
     "colour": {"crop": 160, "batch": 8, "max_dist": 30, "align": True, "still_prob": 0.1,
-               "model": {"encoder": "learned", "scale": 4, "residual": True}},
+               "model": {"encoder": "signed", "scale": 2, "residual": True}},
     "segment": {"crop": 192, "batch": 6, "max_dist": 60, "align": True,
-                "model": {"encoder": "learned", "scale": 4, "residual": True}},
+                "model": {"encoder": "signed", "scale": 2, "residual": True}},
     "hdr": {"crop": 160, "batch": 8, "max_dist": 40, "align": True,
-            "model": {"encoder": "learned", "scale": 2, "residual": True}},
+            "model": {"encoder": "signed", "scale": 2, "residual": True}},
 }
 
 
