@@ -1,19 +1,51 @@
-"""The `tpn` command line: parse, validate, call the engine; nothing else."""
+"""The `tpn` command line: parse, validate, call the engine; nothing else.
+
+Each command's docstring is its ``--help``. Errors are :class:`~tpn_cli.errors.TpnError`
+subclasses; :class:`TpnGroup` turns them into a message on stderr (and a JSON error
+object on stdout with ``--json``) and the documented exit code.
+"""
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
 from . import __version__
 from .errors import EXIT_INTERRUPTED, TpnError
 
+_PATH = click.Path(path_type=Path)
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class TpnGroup(click.Group):
+    """A click group that maps TpnError to its exit code (also under CliRunner)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TpnError as err:
+            if ctx.meta.get("tpn.json"):
+                click.echo(json.dumps(err.to_json()))
+            click.echo(f"tpn: {err}", err=True)
+            ctx.exit(err.exit_code)
+
+
+@click.group(cls=TpnGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                             "max_content_width": 100})
 @click.version_option(__version__, prog_name="tpn")
 def cli() -> None:
-    """Carry colour, HDR radiance or object masks from a few key-frames through a whole video."""
+    """Carry colour, HDR radiance or object masks from a few key-frames through a whole video.
+
+    \b
+      tpn colorize film.mp4 --keyframes painted/       # colour into a black-and-white film
+      tpn hdr clip.mp4 --hdr-keys exr/ -o clip.mp4      # HDR10 video from an LDR clip
+      tpn segment clip.mp4 --mask 00000.png             # object masks for every frame
+      tpn extract film.mp4 -o painted/ --every 20       # frames to paint as key-frames
+
+    Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 weights unavailable,
+    5 out of memory, 6 output not writable, 130 interrupted.
+    """
 
 
 @cli.command()
@@ -26,11 +58,357 @@ def doctor(as_json: bool) -> None:
     click.echo(json.dumps(facts) if as_json else format_report(facts))
 
 
+# ----------------------------------------------------------------------------------------
+# the three propagation commands share these options
+# ----------------------------------------------------------------------------------------
+def _common(f):
+    opts = [
+        click.option("-o", "--output", type=_PATH, default=None,
+                     help="Output path; its form decides the format (see above). "
+                          "Default: next to the input."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                     show_default=True, help="Where the network runs."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+                     help="Frames per network call (lower it if memory runs out)."),
+        click.option("--work-size", type=click.IntRange(min=0), default=480, show_default=True,
+                     help="Short side the network works at (never above the input's; 0 = full "
+                          "size). The output keeps the input's size."),
+        click.option("--weights", default=None, metavar="NAME|PATH",
+                     help="Model: a name from `tpn weights list` or a .pt file. Default: the "
+                          "bundled model of the task."),
+        click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="First frame to process (0-based)."),
+        click.option("--end", type=click.IntRange(min=1), default=None,
+                     help="Stop before this frame (0-based, exclusive). Default: the end."),
+        click.option("--index-base", type=click.Choice(["0", "1"]), default="0", show_default=True,
+                     help="1 if key-frame files are numbered from 1 (ffmpeg's default)."),
+        click.option("--dry-run", is_flag=True,
+                     help="Check everything and print the plan (which key feeds which frame, "
+                          "working size, device, memory estimate); process nothing."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print one JSON summary object on stdout (errors too)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only."),
+        click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _video_options(f):
+    for o in reversed([
+        click.option("--crf", type=click.IntRange(0, 51), default=None,
+                     help="Video quality (x264/x265 CRF; lower is better). Default 18."),
+        click.option("--preset", default=None, help="Encoder preset (x264/x265), default medium."),
+        click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams."),
+    ]):
+        f = o(f)
+    return f
+
+
+def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
+    """Build the options, check and plan, then dry-run or execute."""
+    from .runs import Options, prepare
+
+    ctx = click.get_current_context()
+    as_json, dry = kw.pop("as_json"), kw.pop("dry_run")
+    ctx.meta["tpn.json"] = as_json
+    kw["index_base"] = int(kw["index_base"])
+    opts = Options(task=task, input=input_path, keys=keys, **kw)
+    run = prepare(opts)
+    if not opts.quiet and not as_json:
+        for note in run.notes:
+            click.echo(f"note: {note}", err=True)
+    if dry:
+        plan = run.describe()
+        if as_json:
+            click.echo(json.dumps(plan))
+        else:
+            click.echo(_format_plan(plan))
+        return
+    printed = len(run.notes)
+    summary = run.execute()
+    if as_json:
+        click.echo(json.dumps(summary))
+    elif not opts.quiet:
+        for w in summary["warnings"] + summary["notes"][printed:]:
+            click.echo(f"warning: {w}", err=True)
+        click.echo(f"{summary['output']}: {summary['frames']} frames in {summary['seconds']:.1f} s "
+                   f"({summary['fps']:.1f} frames/s, {summary['device']}, peak "
+                   f"{summary['peak_memory_mb']:.0f} MB)", err=True)
+
+
+def _format_plan(p: dict) -> str:
+    lines = [
+        f"input     {p['input']}: {p['video_frames']} frames, {p['size'][0]}x{p['size'][1]}, "
+        f"{p['video_fps']:.3f} fps",
+        f"frames    {p['frame_range'][0]}-{p['frame_range'][1]} ({p['frames']} frames)",
+        f"keys      {len(p['keyframes'])}: " + ", ".join(str(k["index"]) for k in p["keyframes"][:20])
+        + (" ..." if len(p["keyframes"]) > 20 else ""),
+        f"mode      {p['mode']}",
+        *(f"          {line}" for line in p["plan"]),
+        f"work size {p['work_size'][0]}x{p['work_size'][1]}",
+        f"device    {p['device']}, batch {p['batch_size']}, ~{p['estimated_memory_mb']} MB peak (estimate)",
+        f"weights   {p['weights'] or 'NOT AVAILABLE: ' + (p['weights_error'] or '').splitlines()[0]}",
+        f"output    {p['output']} ({p['output_kind']})",
+    ]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=_PATH)
+@click.option("--keyframes", "keys", type=_PATH, required=True,
+              help="Folder of colour key-frames named by frame index (00120.png, frame_120.jpg: "
+                   "the last number in the name), or one file.")
+@click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="online",
+              show_default=True, help="online: the key-frame at or before each frame; nearest: "
+                                      "the closest on either side; blend: both neighbours, weighted.")
+@click.option("--no-snap-check", "snap_check", is_flag=True, flag_value=False, default=True,
+              help="Skip the check that each key-frame's lightness matches its video frame "
+                   "(it catches off-by-one names).")
+@_video_options
+@_common
+def colorize(input_path: Path, keys: Path, **kw) -> None:
+    """Colour a video (or a frame folder) from a few colour key-frames.
+
+    Only the colour (CIE-Lab ab) is propagated; every output frame keeps the input's own
+    lightness at full resolution, size, frame rate and timestamps, and audio and
+    subtitles are copied untouched. Key-frames are checked against the video before
+    anything runs (index past the end, size/aspect, grayscale, off-by-one names).
+
+    Output: a video file (container from the extension; default INPUT_color.EXT), or a
+    folder / path without extension for PNG frames named by frame index.
+
+    \b
+    Example:
+      tpn extract film.mp4 -o keys/ --every 30     # paint some of these, delete the rest
+      tpn colorize film.mp4 --keyframes keys/ --mode blend -o film_color.mp4
+    """
+    kw["codec"] = None
+    _start("colour", input_path, keys, kw)
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=_PATH)
+@click.option("--hdr-keys", "keys", type=_PATH, required=True,
+              help="Folder of radiance key-frames (.exr/.hdr, linear, 1.0 = the LDR clip level) "
+                   "named by frame index.")
+@click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="online",
+              show_default=True, help="Key-frame schedule (see tpn colorize --help).")
+@click.option("--transfer", type=click.Choice(["pq", "hlg"]), default="pq", show_default=True,
+              help="Video output: HDR10 (PQ, with mastering metadata and measured "
+                   "MaxCLL/MaxFALL) or HLG.")
+@click.option("--paper-white", type=click.FloatRange(min=1.0), default=203.0, show_default=True,
+              help="Nits of radiance 1.0 (BT.2408 reference white).")
+@click.option("--sdr-preview", type=_PATH, default=None,
+              help="Also write a tone-mapped SDR preview video here.")
+@click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams.")
+@_common
+def hdr(input_path: Path, keys: Path, **kw) -> None:
+    """Turn an LDR video into HDR from a few radiance key-frames.
+
+    The propagated radiance replaces the video only where it is bright (above the
+    key-frame's 95th percentile); elsewhere the inverted LDR frame is kept, so detail
+    comes from the video and highlights from the key-frames.
+
+    Output: a folder (default INPUT_hdr/) of half-float EXR frames named by frame index,
+    or a .mp4/.mkv/.mov file: 10-bit HEVC, BT.2020, PQ (HDR10) or HLG, audio copied.
+
+    \b
+    Example:
+      tpn hdr clip.mp4 --hdr-keys exr/ -o clip_hdr10.mp4 --sdr-preview clip_preview.mp4
+    """
+    _start("hdr", input_path, keys, kw)
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=_PATH)
+@click.option("--mask", "keys", type=_PATH, required=True,
+              help="The first annotated frame's mask (palette, grayscale-id, binary or RGB "
+                   "PNG; the number in its name is its frame index, else 0).")
+@click.option("--masks", type=_PATH, default=None,
+              help="Folder of further masks named by frame index (objects that appear later, "
+                   "corrections).")
+@click.option("--mask-format", type=click.Choice(["palette", "gray", "binary"]), default="palette",
+              show_default=True, help="palette: the input mask's colours and ids; gray: ids as "
+                                      "grey levels; binary: 0/255 any object.")
+@click.option("--overlay", type=_PATH, default=None,
+              help="Also write a preview video with the masks drawn over the frames.")
+@_common
+def segment(input_path: Path, keys: Path, **kw) -> None:
+    """Carry object masks from annotated frames to every frame of a video.
+
+    Each frame takes the latest annotated mask at or before it. Output masks keep the
+    input's object ids and palette, at the input's size, one PNG per frame named by
+    frame index (default folder INPUT_masks/), ready for --masks or any DAVIS tool.
+
+    \b
+    Example:
+      tpn segment clip.mp4 --mask clip_masks_in/00000.png --overlay clip_overlay.mp4
+    """
+    _start("segment", input_path, keys, kw)
+
+
+# ----------------------------------------------------------------------------------------
+# extract
+# ----------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=_PATH)
+@click.option("-o", "--output", type=_PATH, required=True, help="Folder to create.")
+@click.option("--every", type=click.IntRange(min=1), default=None,
+              help="Every K-th frame (0, K, 2K, ...).")
+@click.option("--frames", "frame_list", default=None, metavar="I,J,...",
+              help="These frame indices (0-based), comma-separated.")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing folder.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing.")
+def extract(input_path: Path, output: Path, every: int | None, frame_list: str | None, fmt: str,
+            overwrite: bool, quiet: bool) -> None:
+    """Export frames named by their 0-based index, ready to paint as key-frames.
+
+    Files are named 00000.png, 00030.png, ... so that a painted frame dropped into the
+    --keyframes folder is matched to the right frame without renaming.
+
+    \b
+    Example:
+      tpn extract film.mp4 -o keys/ --every 30
+      tpn extract film.mp4 -o keys/ --frames 0,120,300
+    """
+    from .errors import BadInputError, UsageError
+    from .media import FrameFolderWriter, open_input
+
+    if (every is None) == (frame_list is None):
+        raise UsageError("give exactly one of --every K or --frames I,J,...")
+    wanted: set[int] | None = None
+    if frame_list is not None:
+        try:
+            wanted = {int(x) for x in frame_list.split(",") if x.strip()}
+        except ValueError as exc:
+            raise UsageError(f"--frames must be comma-separated integers, not {frame_list!r}") from exc
+    reader = open_input(input_path)
+    n = reader.frame_count
+    last = n - 1 if wanted is None else max(wanted)
+    if wanted is not None and last >= n:
+        raise BadInputError(f"frame {last} is past the end ({n} frames, 0-based)", path=input_path,
+                            code="FRAME_OUT_OF_RANGE", hint=f"use indices 0..{n - 1}")
+    written = []
+    with FrameFolderWriter(output, ext="." + fmt, overwrite=overwrite) as w:
+        for f in reader.frames(0, last + 1):
+            if (wanted is None and f.index % every == 0) or (wanted is not None and f.index in wanted):
+                img = f.image if fmt == "png" or f.image.dtype.name == "uint8" else (f.image // 257).astype("uint8")
+                w.write(f.index, img)
+                written.append(f.index)
+    if not quiet:
+        click.echo(f"{output}: {len(written)} frames ({', '.join(map(str, written[:10]))}"
+                   f"{' ...' if len(written) > 10 else ''})", err=True)
+
+
+# ----------------------------------------------------------------------------------------
+# weights
+# ----------------------------------------------------------------------------------------
+@cli.group(name="weights")
+def weights_group() -> None:
+    """List, locate, verify and download model weights.
+
+    Bundled weights live in weights/ (with manifest.json: sha256, size, task, training
+    data, licence, scores); downloads go to $TPN_CACHE_DIR, else $XDG_CACHE_HOME/tpn,
+    else ~/.cache/tpn. Everything works offline with the bundled files.
+    """
+
+
+@weights_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def weights_list(as_json: bool) -> None:
+    """Show every known model: name, task, size, where it is (bundled/cache/missing).
+
+    \b
+    Example:
+      tpn weights list
+    """
+    from . import weights
+
+    rows = weights.list_entries()
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo(f"no weights listed in {weights.bundled_dir() / weights.MANIFEST}")
+        return
+    for r in rows:
+        size = f"{r['bytes'] / 1e6:.1f} MB" if r.get("bytes") else "?"
+        default = " (default)" if r.get("default") else ""
+        click.echo(f"{r['name']:<24} {r['task']:<8} {size:>9}  {r['where']}{default}")
+        for k in ("training_data", "licence", "scores"):
+            if r.get(k):
+                click.echo(f"    {k}: {r[k] if not isinstance(r[k], (dict, list)) else json.dumps(r[k])}")
+
+
+@weights_group.command("path")
+@click.argument("name")
+def weights_path(name: str) -> None:
+    """Print the file of weights NAME (exit 4 when it is not available).
+
+    \b
+    Example:
+      tpn weights path colour-v1
+    """
+    from . import weights
+
+    found = weights.find(name)
+    if found is None:
+        raise weights._missing(name)
+    click.echo(str(found))
+
+
+@weights_group.command("verify")
+@click.argument("name", required=False)
+def weights_verify(name: str | None) -> None:
+    """Check the sha256 of the present weights files against the manifest (exit 4 on a
+    mismatch, or when NAME is missing).
+
+    \b
+    Example:
+      tpn weights verify
+    """
+    from . import weights
+    from .errors import WeightsUnavailableError
+
+    rows = weights.verify(name)
+    for r in rows:
+        click.echo(f"{r['name']:<24} {r['status']:<9} {r['path'] or ''}")
+    bad = [r for r in rows if r["status"] == "mismatch" or (name and r["status"] == "missing")]
+    if bad:
+        raise WeightsUnavailableError(f"{len(bad)} weights file(s) failed the check: "
+                                      + ", ".join(r["name"] for r in bad),
+                                      hint="re-download them: tpn weights download NAME --overwrite",
+                                      code="WEIGHTS_CHECKSUM")
+
+
+@weights_group.command("download")
+@click.argument("name")
+@click.option("--url", default=None, help="Address to fetch (default: the manifest's).")
+@click.option("--sha256", default=None, help="Expected checksum (default: the manifest's).")
+@click.option("--overwrite", is_flag=True, help="Download again even if present.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def weights_download(name: str, url: str | None, sha256: str | None, overwrite: bool, quiet: bool) -> None:
+    """Download weights NAME into the cache, verify its checksum, print its path.
+
+    \b
+    Example:
+      tpn weights download colour-v1
+      tpn weights download my-model --url https://example.org/my-model.pt --sha256 HEX
+    """
+    from . import weights
+
+    click.echo(str(weights.download(name, url, sha256, progress=not quiet, overwrite=overwrite)))
+
+
 def main() -> None:
     """Entry point: run the CLI and map errors to the documented exit codes."""
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+        rc = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:  # click's wrapper of KeyboardInterrupt
+        click.echo("tpn: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as err:
         err.show()
@@ -46,4 +424,4 @@ def main() -> None:
     except Exception as err:  # internal error: say so plainly, exit 1
         click.echo(f"tpn: internal error: {type(err).__name__}: {err}", err=True)
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)

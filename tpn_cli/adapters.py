@@ -1,0 +1,182 @@
+"""Per-task conversions between pixels and the model's tensors, for the engine.
+
+Each adapter answers three questions for its task (DESIGN.md §1, table "Per task"):
+
+* ``guide(rgb)``: the guidance image V of a frame at the working size;
+* ``prepare_key(...)``: a key-frame's property U and guidance V at the working size,
+  plus what is needed to output the key-frame itself exactly (its own full-resolution
+  property: a key-frame's output is the key, not a prediction of it);
+* ``finish(...)``: the (blended) working-size property → the full-resolution output of
+  one frame (an RGB image, a radiance image or an id map).
+
+Tensors are float32 ``(C, h, w)`` on the run's device; images are numpy arrays as
+:mod:`tpn_cli.media` reads and writes them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import colour
+from .models import tasks as mt
+
+__all__ = ["ColourAdapter", "HdrAdapter", "PreparedKey", "SegmentAdapter", "to_float", "resize"]
+
+
+def to_float(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W, 3) uint8/uint16/float image → (3, H, W) float32 tensor (integers → [0, 1])."""
+    image = np.ascontiguousarray(image)
+    if not image.flags.writeable:  # decoded frames can be read-only views; torch wants to own
+        image = image.copy()
+    t = torch.from_numpy(image).to(device)
+    if image.dtype == np.uint8:
+        t = t.float() / 255.0
+    elif image.dtype == np.uint16:
+        t = t.float() / 65535.0
+    else:
+        t = t.float()
+    return t.permute(2, 0, 1) if t.ndim == 3 else t[None]
+
+
+def resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(C, H, W) → (C, h, w) bilinear (antialiased when shrinking); no-op at equal size."""
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    shrink = size[0] < t.shape[-2] or size[1] < t.shape[-1]
+    return F.interpolate(t[None], size=size, mode="bilinear", align_corners=False,
+                         antialias=shrink)[0]
+
+
+def _to_dtype(rgb: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    """(3, H, W) float in [0, 1] → (H, W, 3) uint8/uint16 image (rounded)."""
+    peak = 65535.0 if dtype == np.uint16 else 255.0
+    out = (rgb.clamp(0, 1) * peak).round().permute(1, 2, 0).cpu().numpy()
+    return out.astype(np.uint16 if dtype == np.uint16 else np.uint8)
+
+
+@dataclass
+class PreparedKey:
+    """A key-frame ready for the model: ``u``/``v`` at the working size, ``exact`` the
+    full-resolution property output for the key's own frame, ``extra`` task data."""
+
+    index: int
+    u: torch.Tensor
+    v: torch.Tensor
+    exact: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ColourAdapter:
+    """Colour: U = ab / AB_SCALE, V = L / 100; output L (frame, full res) + ab (up-sampled)."""
+
+    task = "colour"
+    needs_key_video_frame = False  # the key image carries its own L
+
+    def __init__(self, work: tuple[int, int], device: torch.device | str) -> None:
+        self.work, self.device = work, device  # work = (h, w)
+
+    def guide(self, rgb: np.ndarray) -> torch.Tensor:
+        small = resize(to_float(rgb, self.device), self.work)
+        return mt.colour_guide(colour.rgb_to_lab(small)[:1])
+
+    def prepare_key(self, index: int, key_image: np.ndarray,
+                    video_rgb: np.ndarray | None = None) -> PreparedKey:
+        full = to_float(key_image, self.device)
+        lab_small = colour.rgb_to_lab(resize(full, self.work))
+        ab_full = colour.rgb_to_lab(full)[1:]
+        return PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]),
+                           exact=ab_full)
+
+    def blend(self, parts: Sequence[tuple[torch.Tensor, float]]) -> torch.Tensor:
+        return sum(w * u for u, w in parts)
+
+    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
+               weights: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
+        full = to_float(rgb, self.device)
+        L = colour.rgb_to_lab(full)[:1]
+        if key is not None:  # the frame is a key-frame: its own colour, at full resolution
+            ab = key.exact
+        else:
+            ab = resize(mt.colour_unprop(u), tuple(full.shape[-2:]))
+        out = colour.lab_to_rgb(torch.cat([L, ab], dim=0))
+        return _to_dtype(out, rgb.dtype)
+
+
+class HdrAdapter:
+    """HDR: U = log(H + 0.01), V = LDR RGB; output exp(U) − 0.01 blended with f⁻¹(LDR)
+    below the key-frame's 95th-percentile threshold (DESIGN.md §1)."""
+
+    task = "hdr"
+    needs_key_video_frame = True  # guidance of a key = the LDR video frame at its index
+
+    def __init__(self, work: tuple[int, int], device: torch.device | str,
+                 percentile: float = 0.95) -> None:
+        self.work, self.device, self.percentile = work, device, percentile
+
+    def guide(self, rgb: np.ndarray) -> torch.Tensor:
+        return resize(to_float(rgb, self.device), self.work)
+
+    def prepare_key(self, index: int, key_image: np.ndarray,
+                    video_rgb: np.ndarray | None = None) -> PreparedKey:
+        rad = to_float(key_image.astype(np.float32), self.device).clamp(min=0)
+        u = mt.hdr_prop(resize(rad, self.work))
+        thr = float(colour.percentile_threshold(resize(rad, self.work), self.percentile))
+        return PreparedKey(index, u, self.guide(video_rgb), exact=rad, extra={"threshold": thr})
+
+    def blend(self, parts: Sequence[tuple[torch.Tensor, float]]) -> torch.Tensor:
+        return sum(w * u for u, w in parts)  # in the log domain, like the property
+
+    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
+               weights: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
+        if key is not None:
+            out = key.exact
+        else:
+            ldr = to_float(rgb, self.device)
+            # up-sample in the log domain (radiance spans decades), then decode
+            pred = mt.hdr_unprop(resize(u, tuple(ldr.shape[-2:])))
+            thr = sum(k.extra["threshold"] * w for k, w in weights)
+            out = colour.hdr_blend(pred, ldr, thr)
+        return np.ascontiguousarray(out.permute(1, 2, 0).cpu().numpy().astype(np.float32))
+
+
+class SegmentAdapter:
+    """Segment: U = one-hot object probabilities, V = RGB; output = arg-max id map at full
+    resolution, with the input's ids (``object_ids`` maps channel c ≥ 1 to an id)."""
+
+    task = "segment"
+    needs_key_video_frame = True  # guidance of a key = the video frame the mask belongs to
+
+    def __init__(self, work: tuple[int, int], device: torch.device | str,
+                 object_ids: Sequence[int]) -> None:
+        self.work, self.device = work, device
+        self.ids = np.array([0, *object_ids], dtype=np.int64)  # channel → id
+        self.lut = np.zeros(int(self.ids.max()) + 1, dtype=np.int64)  # id → channel
+        self.lut[self.ids] = np.arange(len(self.ids))
+
+    def guide(self, rgb: np.ndarray) -> torch.Tensor:
+        return resize(to_float(rgb, self.device), self.work)
+
+    def prepare_key(self, index: int, key_image: np.ndarray,
+                    video_rgb: np.ndarray | None = None) -> PreparedKey:
+        ids = np.asarray(key_image)
+        known = np.isin(ids, self.ids)
+        channels = self.lut[np.where(known, ids, 0)]  # void / unknown ids count as background
+        onehot = mt.segment_prop(torch.from_numpy(channels)[None], len(self.ids) - 1)[0]
+        u = resize(onehot.to(self.device), self.work)
+        return PreparedKey(index, u, self.guide(video_rgb), exact=ids)
+
+    def blend(self, parts: Sequence[tuple[torch.Tensor, float]]) -> torch.Tensor:
+        return sum(w * u for u, w in parts)
+
+    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
+               weights: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
+        if key is not None:
+            return key.exact
+        probs = resize(u, rgb.shape[:2])
+        channel = mt.segment_unprop(probs[None])[0].cpu().numpy()
+        ids = self.ids[channel]
+        return ids.astype(np.uint8 if self.ids.max() <= 255 else np.uint16)

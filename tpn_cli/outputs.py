@@ -1,0 +1,149 @@
+"""Output sinks for the engine: each takes ``write(frame, result)`` in frame order and is
+a context manager that commits on success and deletes its temporary on failure or
+Ctrl-C (the writers of :mod:`tpn_cli.media` are atomic; these are thin adapters).
+
+Frame files are named by the frame's number: its index for a video input, the number in
+the file name for a frame-folder input (so outputs line up with inputs and masks can be
+fed back with ``--masks``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .media import FrameFolderWriter, VideoReader, VideoWriter
+from .media.atomic import AtomicPath
+from .media.hdr import HdrVideoWriter, sdr_preview
+from .media.masks import overlay, write_mask
+from .media.video import Frame
+
+__all__ = ["FramesSink", "HdrVideoSink", "MaskFolderSink", "OverlaySink", "SdrPreviewSink",
+           "VideoSink", "frame_name_number"]
+
+
+def frame_name_number(reader: Any, index: int) -> int:
+    """The number a frame's output file is named by (see module doc)."""
+    numbers = getattr(reader, "numbers", None)
+    return numbers[index] if numbers is not None else index
+
+
+class _Sink:
+    writer: Any
+
+    def close(self) -> Path:
+        return self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(getattr(self.writer, "warnings", []))
+
+
+def _video_writer(reader: Any, path: Path, *, overwrite: bool, copy_streams: bool,
+                  crf: int | None, preset: str | None, codec: str | None) -> VideoWriter:
+    kw: dict[str, Any] = {"overwrite": overwrite}
+    if crf is not None:
+        kw["crf"] = crf
+    if preset is not None:
+        kw["preset"] = preset
+    if codec is not None:
+        kw["codec"] = codec
+    if isinstance(reader, VideoReader):
+        if not copy_streams:
+            kw["copy_streams_from"] = None
+        return VideoWriter.like(reader, path, **kw)
+    return VideoWriter(path, width=reader.width, height=reader.height, fps=reader.fps,
+                       time_base=reader.time_base, **kw)
+
+
+class VideoSink(_Sink):
+    """RGB frames → a video with the input's size, fps, timestamps, tags, audio, subtitles."""
+
+    def __init__(self, reader: Any, path: Path, *, overwrite: bool = False,
+                 copy_streams: bool = True, crf: int | None = None, preset: str | None = None,
+                 codec: str | None = None) -> None:
+        self.writer = _video_writer(reader, path, overwrite=overwrite, copy_streams=copy_streams,
+                                    crf=crf, preset=preset, codec=codec)
+
+    def write(self, frame: Frame, result: np.ndarray) -> None:
+        self.writer.write(result, pts=frame.pts)
+
+
+class FramesSink(_Sink):
+    """Images → a folder (PNG for RGB, half-float EXR for radiance), named by frame number."""
+
+    def __init__(self, reader: Any, path: Path, *, ext: str = ".png", overwrite: bool = False) -> None:
+        self.reader = reader
+        self.writer = FrameFolderWriter(path, ext=ext, overwrite=overwrite)
+
+    def write(self, frame: Frame, result: np.ndarray) -> None:
+        self.writer.write(frame_name_number(self.reader, frame.index), result)
+
+
+class HdrVideoSink(_Sink):
+    """Radiance → HDR10 (PQ, MaxCLL/MaxFALL measured) or HLG HEVC, audio copied."""
+
+    def __init__(self, reader: Any, path: Path, *, transfer: Literal["pq", "hlg"] = "pq",
+                 paper_white: float = 203.0, overwrite: bool = False, copy_streams: bool = True) -> None:
+        copy = reader.path if isinstance(reader, VideoReader) and copy_streams else None
+        self.writer = HdrVideoWriter(path, width=reader.width, height=reader.height, fps=reader.fps,
+                                     time_base=reader.time_base, transfer=transfer,
+                                     paper_white=paper_white, copy_streams_from=copy,
+                                     overwrite=overwrite)
+
+    def write(self, frame: Frame, result: np.ndarray) -> None:
+        self.writer.write(result, pts=frame.pts)
+
+
+class SdrPreviewSink(VideoSink):
+    """Radiance → a tone-mapped 8-bit preview video (camera curve), same timing and audio."""
+
+    def __init__(self, reader: Any, path: Path, *, overwrite: bool = False, copy_streams: bool = True) -> None:
+        super().__init__(reader, path, overwrite=overwrite, copy_streams=copy_streams)
+
+    def write(self, frame: Frame, result: np.ndarray) -> None:
+        self.writer.write(sdr_preview(result), pts=frame.pts)
+
+
+class MaskFolderSink(_Sink):
+    """Id maps → PNG masks (palette with the input's colours, grayscale ids, or binary)."""
+
+    def __init__(self, reader: Any, path: Path, *, palette: np.ndarray | None,
+                 fmt: Literal["palette", "gray", "binary"] = "palette", digits: int = 5,
+                 overwrite: bool = False) -> None:
+        self.reader, self.palette, self.fmt, self.digits = reader, palette, fmt, digits
+        self.writer = AtomicPath(path, overwrite=overwrite, is_dir=True)
+
+    def write(self, frame: Frame, result: np.ndarray) -> None:
+        n = frame_name_number(self.reader, frame.index)
+        write_mask(self.writer.path / f"{n:0{self.digits}d}.png", result, palette=self.palette,
+                   fmt=self.fmt, overwrite=True)
+
+    def close(self) -> Path:
+        return self.writer.commit()
+
+
+class OverlaySink(VideoSink):
+    """Id maps drawn over the frames in the mask colours → a preview video."""
+
+    def __init__(self, reader: Any, path: Path, *, palette: np.ndarray | None,
+                 overwrite: bool = False) -> None:
+        super().__init__(reader, path, overwrite=overwrite)
+        self.palette = palette
+
+    def write(self, frame: Frame, result: np.ndarray) -> None:
+        self.writer.write(overlay(frame.image, result, self.palette), pts=frame.pts)
+

@@ -1,0 +1,387 @@
+"""One `tpn colorize | hdr | segment` run: check everything, plan, then stream.
+
+:func:`prepare` does every check that can fail *before* the model runs (input readable,
+key-frames found, indices in range, sizes and content, outputs writable, weights
+present) and returns a :class:`Run`; :meth:`Run.describe` is the ``--dry-run`` report;
+:meth:`Run.execute` streams through :func:`tpn_cli.engine.run` with the output sinks.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from . import __version__, engine, keyframes, weights
+from .adapters import ColourAdapter, HdrAdapter, SegmentAdapter
+from .errors import BadInputError, UsageError
+from .media import check_output_path, open_input, output_kind, read_image
+from .media.frames import resize_image
+from .media.hdr import HDR_EXTENSIONS, read_hdr_image
+from .media.masks import Mask, read_mask
+from . import outputs
+
+Task = Literal["colour", "hdr", "segment"]
+SUFFIX = {"colour": "_color", "hdr": "_hdr", "segment": "_masks"}
+
+
+@dataclass
+class Options:
+    """Everything the user chose (the CLI fills it; defaults are the CLI's)."""
+
+    task: Task
+    input: Path
+    keys: Path                      # key-frame folder/file, HDR key folder, or first mask
+    output: Path | None = None
+    masks: Path | None = None       # segment: more masks (objects appearing later)
+    mode: str = "online"
+    device: str = "auto"
+    batch_size: int = 4
+    work_size: int = 480
+    weights: str | None = None
+    start: int = 0
+    end: int | None = None
+    index_base: int = 0
+    overwrite: bool = False
+    quiet: bool = False
+    snap_check: bool = True
+    crf: int | None = None
+    preset: str | None = None
+    codec: str | None = None
+    no_audio: bool = False
+    transfer: str = "pq"
+    paper_white: float = 203.0
+    sdr_preview: Path | None = None
+    mask_format: str = "palette"
+    overlay: Path | None = None
+
+
+def default_output(task: Task, input_path: Path) -> Path:
+    """``movie.mp4`` → ``movie_color.mp4``; a folder → ``clip_color/``; HDR → an EXR
+    folder ``movie_hdr/``; segment → a mask folder ``clip_masks/``."""
+    stem = input_path.stem if input_path.is_file() else input_path.name
+    suffix = SUFFIX[task]
+    if task == "colour" and input_path.is_file():
+        return input_path.with_name(stem + suffix + input_path.suffix)
+    return input_path.with_name(stem + suffix)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but torch sees no CUDA device",
+                         hint="use --device cpu (or auto); `tpn doctor` shows what torch sees")
+    return torch.device(name)
+
+
+def _resize_ids(ids: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-neighbour resize of an id map (ids must never be interpolated)."""
+    ys = (np.arange(height) * ids.shape[0] / height).astype(np.int64)
+    xs = (np.arange(width) * ids.shape[1] / width).astype(np.int64)
+    return ids[ys][:, xs]
+
+
+@dataclass
+class Run:
+    """A checked, planned run (see module doc)."""
+
+    opts: Options
+    reader: Any
+    frame_count: int
+    keys: list[keyframes.KeyFrame]
+    output: Path
+    kind: str
+    device: torch.device
+    work: tuple[int, int]
+    weights_path: Path | None
+    weights_error: str | None
+    notes: list[str] = field(default_factory=list)
+    masks: dict[int, Mask] = field(default_factory=dict)
+    end: int = 0
+
+    # -- plan -----------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return "online" if self.opts.task == "segment" else self.opts.mode
+
+    def assignments(self):
+        return keyframes.iter_plan(self.frame_count, [k.index for k in self.keys], self.mode,
+                                   self.opts.start, self.end)
+
+    def _config(self) -> tuple[int, int]:
+        """(property channels, guidance channels) of the task, for the memory estimate."""
+        if self.opts.task == "colour":
+            return 2, 1
+        if self.opts.task == "hdr":
+            return 3, 3
+        objects = len({i for m in self.masks.values() for i in m.object_ids})
+        return objects + 1, 3
+
+    def describe(self) -> dict[str, Any]:
+        """The plan as a JSON-ready dict (``--dry-run``)."""
+        r = self.reader
+        prop, guide = self._config()
+        est = engine.estimate_memory_mb(r.width, r.height, self.work, self.opts.batch_size, prop, guide)
+        return {
+            "command": {"colour": "colorize", "hdr": "hdr", "segment": "segment"}[self.opts.task],
+            "input": str(self.opts.input), "frames": self.end - self.opts.start,
+            "frame_range": [self.opts.start, self.end - 1], "video_frames": self.frame_count,
+            "size": [r.width, r.height], "video_fps": float(r.fps),
+            "keyframes": [{"index": k.index, "file": str(k.path)} for k in self.keys],
+            "mode": self.mode, "plan": keyframes.describe_plan(self.assignments(), self.mode),
+            "work_size": [self.work[1], self.work[0]], "device": str(self.device),
+            "batch_size": self.opts.batch_size, "estimated_memory_mb": round(est),
+            "output": str(self.output), "output_kind": self.kind,
+            "weights": str(self.weights_path) if self.weights_path else None,
+            "weights_error": self.weights_error, "notes": self.notes,
+        }
+
+    # -- keys -----------------------------------------------------------------------------
+    def load_key(self, index: int) -> np.ndarray:
+        """The property image of key ``index`` at the video's size (checked in prepare)."""
+        k = next(k for k in self.keys if k.index == index)
+        w, h = self.reader.width, self.reader.height
+        if self.opts.task == "segment":
+            ids = self.masks[index].ids
+            return ids if ids.shape == (h, w) else _resize_ids(ids, w, h)
+        img = read_hdr_image(k.path) if self.opts.task == "hdr" else read_image(k.path, depth=8)
+        return resize_image(img, w, h)
+
+    # -- run ------------------------------------------------------------------------------
+    def _adapter(self):
+        if self.opts.task == "colour":
+            return ColourAdapter(self.work, self.device)
+        if self.opts.task == "hdr":
+            return HdrAdapter(self.work, self.device)
+        ids = sorted({i for m in self.masks.values() for i in m.object_ids})
+        return SegmentAdapter(self.work, self.device, ids)
+
+    def _sinks(self, stack: contextlib.ExitStack) -> list:
+        o, r = self.opts, self.reader
+        full = o.start == 0 and self.end == self.frame_count
+        copy = full and not o.no_audio
+        if not full and getattr(r, "has_audio", False) and not o.no_audio:
+            self.notes.append("a frame range was given: audio/subtitles are not copied "
+                              "(they would not line up)")
+        sinks = []
+        if o.task == "colour":
+            if self.kind == "video":
+                sinks.append(outputs.VideoSink(r, self.output, overwrite=o.overwrite, copy_streams=copy,
+                                               crf=o.crf, preset=o.preset, codec=o.codec))
+            else:
+                sinks.append(outputs.FramesSink(r, self.output, ext=".png", overwrite=o.overwrite))
+        elif o.task == "hdr":
+            if self.kind == "video":
+                sinks.append(outputs.HdrVideoSink(r, self.output, transfer=o.transfer,
+                                                  paper_white=o.paper_white, overwrite=o.overwrite,
+                                                  copy_streams=copy))
+            else:
+                sinks.append(outputs.FramesSink(r, self.output, ext=".exr", overwrite=o.overwrite))
+            if o.sdr_preview:
+                sinks.append(outputs.SdrPreviewSink(r, o.sdr_preview, overwrite=o.overwrite,
+                                                    copy_streams=copy))
+        else:
+            palette = self.masks[self.keys[0].index].palette
+            sinks.append(outputs.MaskFolderSink(r, self.output, palette=palette, fmt=o.mask_format,
+                                                overwrite=o.overwrite))
+            if o.overlay:
+                sinks.append(outputs.OverlaySink(r, o.overlay, palette=palette, overwrite=o.overwrite))
+        for s in sinks:
+            stack.enter_context(s)
+        return sinks
+
+    def execute(self) -> dict[str, Any]:
+        """Stream the run; returns the ``--json`` summary. Outputs appear only when complete."""
+        o = self.opts
+        if self.weights_path is None:
+            weights.resolve(o.weights, o.task)  # raises the helpful exit-4 error
+        model, _ = weights.load(o.weights, o.task, device=str(self.device))
+        adapter = self._adapter()
+        feed = None
+        if adapter.needs_key_video_frame:
+            feed = engine.KeyFrameFeed(lambda: self.reader.frames(0, max(k.index for k in self.keys) + 1))
+        with contextlib.ExitStack() as stack:
+            sinks = self._sinks(stack)
+            stats = engine.run(frames=self.reader.frames(o.start, self.end),
+                               assignments=self.assignments(), adapter=adapter,
+                               load_key=self.load_key, model=model, sinks=sinks,
+                               batch_size=o.batch_size, key_feed=feed,
+                               total=self.end - o.start, quiet=o.quiet)
+            warnings = [w for s in sinks for w in s.warnings]
+        from .ops import backend
+        return {
+            "tpn": __version__, "command": self.describe()["command"], "input": str(o.input),
+            "output": str(self.output), "extra_outputs": [str(p) for p in (o.sdr_preview, o.overlay) if p],
+            "frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 2),
+            "video_fps": float(self.reader.fps), "size": [self.reader.width, self.reader.height],
+            "work_size": [self.work[1], self.work[0]], "device": str(self.device),
+            "backend": backend(), "batch_size": o.batch_size, "mode": self.mode,
+            "keyframes": len(self.keys), "weights": str(self.weights_path),
+            "peak_memory_mb": round(stats.peak_memory_mb, 1), "notes": self.notes,
+            "warnings": warnings,
+        }
+
+
+# ----------------------------------------------------------------------------------------
+# checks
+# ----------------------------------------------------------------------------------------
+def _check_outputs(opts: Options, output: Path, kind: str) -> None:
+    if opts.task == "colour" and kind == "image":
+        raise UsageError("the output must be a video file or a folder, not one image",
+                         path=output, hint="e.g. -o out.mp4 or -o out_frames/")
+    if opts.task == "hdr" and kind == "video" and output.suffix.lower() not in (".mp4", ".mkv", ".mov"):
+        raise UsageError(f"HDR video output must be .mp4, .mkv or .mov, not {output.suffix}",
+                         path=output, hint="or give a folder for an EXR sequence")
+    if opts.task == "hdr" and kind == "image":
+        raise UsageError("the HDR output must be a folder (EXR sequence) or a .mp4/.mkv video",
+                         path=output, hint="e.g. -o out_exr/ or -o out_hdr10.mp4")
+    if opts.task == "segment" and kind != "frames":
+        raise UsageError("the mask output is a folder of PNGs", path=output,
+                         hint="give a folder (e.g. -o clip_masks/); use --overlay OUT.mp4 for a "
+                              "preview video")
+    extras = [p for p in (opts.sdr_preview, opts.overlay) if p]
+    for p in [output, *extras]:
+        if Path(p).resolve() == opts.input.resolve():
+            raise UsageError("the output would replace the input", path=p,
+                             hint="choose another output path (inputs are never modified)")
+        check_output_path(p, overwrite=opts.overwrite)
+    for p in extras:
+        if output_kind(p) != "video":
+            raise UsageError("preview outputs are videos", path=p, hint="e.g. preview.mp4")
+
+
+def _check_colour_keys(run: Run) -> None:
+    from .keyframes import check_colour_keyframe, check_size
+
+    for k in run.keys:
+        img = read_image(k.path, depth=8)
+        check_colour_keyframe(img, k.path)
+        sc = check_size((img.shape[1], img.shape[0]), run.reader.size, path=k.path)
+        if sc.note:
+            run.notes.append(sc.note)
+    if run.opts.snap_check:
+        _snap_checks(run)
+
+
+def _snap_checks(run: Run, radius: int = 2) -> None:
+    """Off-by-one check: compare each colour key's lightness with frames index±radius, in
+    one forward decoding pass holding 2·radius+1 frames."""
+    want = {k.index: k for k in run.keys}
+    last = max(want)
+    window: deque = deque(maxlen=2 * radius + 1)
+
+    def check(k: keyframes.KeyFrame) -> None:
+        cands = {f.index: f.image for f in window if abs(f.index - k.index) <= radius}
+        key = resize_image(read_image(k.path, depth=8), run.reader.width, run.reader.height)
+        res = keyframes.snap_check(key, {i: (im if im.dtype == np.uint8 else (im // 257).astype(np.uint8))
+                                         for i, im in cands.items()}, k.index, path=k.path)
+        if not res.ok:
+            raise BadInputError(res.note, path=k.path, frame=k.index,
+                                hint=f"rename it to index {res.best}, or pass --no-snap-check "
+                                     "if it really belongs to frame " + str(k.index),
+                                code="KEYFRAME_MISMATCH")
+
+    pending = sorted(want)
+    for f in run.reader.frames(0, min(run.frame_count, last + radius + 1)):
+        window.append(f)
+        while pending and f.index >= min(pending[0] + radius, run.frame_count - 1):
+            check(want[pending.pop(0)])
+    for i in pending:
+        check(want[i])
+
+
+def _check_hdr_keys(run: Run) -> None:
+    from .keyframes import check_size
+
+    for k in run.keys:
+        if k.path.suffix.lower() not in HDR_EXTENSIONS:
+            raise BadInputError(f"{k.path.suffix} is not a radiance image", path=k.path,
+                                hint="HDR key-frames are .exr or .hdr files (linear, 1.0 = LDR white)")
+        img = read_hdr_image(k.path)  # refuses NaN/Inf with the pixel position
+        sc = check_size((img.shape[1], img.shape[0]), run.reader.size, path=k.path)
+        if sc.note:
+            run.notes.append(sc.note)
+
+
+def _load_masks(run: Run) -> None:
+    from .keyframes import check_size
+
+    for k in run.keys:
+        m = read_mask(k.path)
+        sc = check_size(m.size, run.reader.size, path=k.path)
+        if sc.note:
+            run.notes.append(sc.note + " (nearest neighbour)")
+        run.masks[k.index] = m
+    if not any(m.object_ids for m in run.masks.values()):
+        first = run.keys[0].path
+        raise BadInputError("the mask has no objects (every pixel is background, id 0)",
+                            path=first, hint="paint at least one object with a non-zero id")
+
+
+def _find_keys(opts: Options, frame_count: int) -> list[keyframes.KeyFrame]:
+    if opts.task == "hdr":
+        keys = keyframes.find_keyframes(opts.keys, index_base=opts.index_base,
+                                        extensions=HDR_EXTENSIONS, what="HDR key-frame")
+    elif opts.task == "segment":
+        if not opts.keys.is_file():
+            raise BadInputError("mask file not found", path=opts.keys,
+                                hint="pass the first frame's mask PNG (use --masks DIR for a folder)",
+                                code="INPUT_MISSING")
+        keys = keyframes.find_keyframes(opts.keys, index_base=opts.index_base)
+        if opts.masks is not None:
+            more = keyframes.find_keyframes(opts.masks, index_base=opts.index_base, what="mask")
+            seen = {k.index for k in keys}
+            keys = sorted(keys + [k for k in more if k.index not in seen], key=lambda k: k.index)
+    else:
+        keys = keyframes.find_keyframes(opts.keys, index_base=opts.index_base)
+    keyframes.check_indices(keys, frame_count, source=opts.input, index_base=opts.index_base)
+    return keys
+
+
+def prepare(opts: Options) -> Run:
+    """Check inputs, outputs and weights; build the plan (no model is run).
+
+    Raises:
+        TpnError subclasses with the documented exit codes (see :mod:`tpn_cli.errors`).
+    """
+    if opts.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if opts.mode not in keyframes.MODES:
+        raise UsageError(f"unknown --mode {opts.mode!r}", hint="use online, nearest or blend")
+    reader = open_input(opts.input)
+    if opts.task == "hdr" and getattr(reader, "is_hdr", False):
+        raise BadInputError("the input is already radiance (EXR/HDR frames)", path=opts.input,
+                            hint="tpn hdr takes an LDR video or a folder of PNG/JPEG frames")
+    frame_count = reader.frame_count
+    end = frame_count if opts.end is None else min(opts.end, frame_count)
+    if opts.start < 0 or opts.start >= end:
+        raise UsageError(f"empty frame range --start {opts.start} --end {opts.end}",
+                         path=opts.input, hint=f"the input has {frame_count} frames (0-based)")
+    keys = _find_keys(opts, frame_count)
+    output = opts.output or default_output(opts.task, opts.input)
+    kind = output_kind(output)
+    _check_outputs(opts, output, kind)
+    device = pick_device(opts.device)
+    wpath, werr = None, None
+    try:
+        wpath = weights.resolve(opts.weights, opts.task)
+    except weights.WeightsUnavailableError as exc:
+        werr = str(exc)
+    run = Run(opts=opts, reader=reader, frame_count=frame_count, keys=keys, output=output,
+              kind=kind, device=device, work=engine.work_size(reader.width, reader.height, opts.work_size),
+              weights_path=wpath, weights_error=werr, end=end)
+    hint = keyframes.index_base_hint(keys, frame_count, opts.index_base)
+    if hint:
+        run.notes.append(hint)
+    if opts.task == "colour":
+        _check_colour_keys(run)
+    elif opts.task == "hdr":
+        _check_hdr_keys(run)
+    else:
+        _load_masks(run)
+    return run
