@@ -1,0 +1,124 @@
+"""`tpn colorize` and `tpn extract` end to end on the real clips of tests/data."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _cli_util import (DOG, SUBS, VFR, extract_keys, models, one_thread, packets, psnr,  # noqa: F401
+                       run_cli)
+from tpn_cli.media import FrameFolderReader, VideoReader, read_image
+
+
+def _colorize(models, video, keys, out, *extra):
+    return run_cli("colorize", video, "--keyframes", keys, "--weights", models["colour"],
+                   "-o", out, "-q", *extra)
+
+
+def test_video_keeps_size_fps_timestamps_audio(tmp_path, models):
+    keys = extract_keys(DOG, tmp_path / "keys", [0, 6])
+    out = tmp_path / "dog_color.mp4"
+    code, stdout, stderr = _colorize(models, DOG, keys, out, "--json", "--batch-size", "3")
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["frames"] == 12 and summary["output"] == str(out)
+    assert {"fps", "seconds", "device", "backend", "peak_memory_mb"} <= set(summary)
+    a, b = VideoReader(DOG), VideoReader(out)
+    assert (b.size, b.fps, b.color) == (a.size, a.fps, a.color)
+    fa, fb = list(a.frames()), list(b.frames())
+    assert len(fb) == len(fa) == 12
+    assert [f.time for f in fb] == [f.time for f in fa]  # 29.97: exact pts kept
+    # the source is in colour, so "perfect" key-frames give back nearly the source
+    assert min(psnr(x.image, y.image) for x, y in zip(fa, fb)) > 30
+    assert packets(out, "audio") == packets(DOG, "audio")  # audio bit-exact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dog_color.mp4", "keys"]
+
+
+def test_vfr_and_subtitles_kept(tmp_path, models):
+    keys = extract_keys(VFR, tmp_path / "k", [0])
+    out = tmp_path / "vfr.mkv"
+    assert _colorize(models, VFR, keys, out)[0] == 0
+    times = [round(f.time * 1000) for f in VideoReader(out).frames()]
+    assert times == [0, 33, 66, 140, 180, 400, 433, 500, 620, 700]
+
+    keys = extract_keys(SUBS, tmp_path / "k2", [0])
+    out = tmp_path / "subs.mkv"
+    assert _colorize(models, SUBS, keys, out, "--mode", "blend")[0] == 0
+    assert packets(out, "subtitles") == packets(SUBS, "subtitles")
+    assert packets(out, "audio") == packets(SUBS, "audio")
+
+
+def test_frames_output_agrees_with_video_output(tmp_path, models):
+    keys = extract_keys(DOG, tmp_path / "keys", [0, 5, 10])
+    assert _colorize(models, DOG, keys, tmp_path / "frames", "--mode", "nearest")[0] == 0
+    assert _colorize(models, DOG, keys, tmp_path / "v.mkv", "--mode", "nearest", "--crf", "0")[0] == 0
+    names = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert names == [f"{i:05d}.png" for i in range(12)]
+    video = list(VideoReader(tmp_path / "v.mkv").frames())
+    for f in video:
+        png = read_image(tmp_path / "frames" / f"{f.index:05d}.png")
+        assert png.shape == (90, 160, 3)
+        assert psnr(png, f.image) > 38  # same run; only 4:2:0 chroma of the video differs
+
+
+def test_key_frames_get_their_own_colour_and_range(tmp_path, models):
+    keys = extract_keys(DOG, tmp_path / "keys", [4])
+    out = tmp_path / "part"
+    code, _, err = _colorize(models, DOG, keys, out, "--start", "3", "--end", "8", "--mode", "blend")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:05d}.png" for i in range(3, 8)]
+    key = read_image(keys / "00004.png")
+    assert psnr(read_image(out / "00004.png"), key) > 45  # L of the frame + ab of the key
+
+
+def test_dry_run_prints_plan_and_writes_nothing(tmp_path, models):
+    keys = extract_keys(DOG, tmp_path / "keys", [0, 5, 10])
+    code, out, err = run_cli("colorize", DOG, "--keyframes", keys, "--weights", models["colour"],
+                             "--mode", "blend", "--dry-run", "-o", tmp_path / "x.mp4")
+    assert code == 0, err
+    assert "frames 1-4 <- keys 0+5" in out and "frames 11" not in out.split("frame 10 <- key 10")[0]
+    assert "work size 160x90" in out and "device    cpu" in out and "MB peak" in out
+    code, out, _ = run_cli("colorize", DOG, "--keyframes", keys, "--dry-run", "--json",
+                           "--work-size", "45", "--weights", "no-such-model")
+    plan = json.loads(out)
+    assert code == 0 and plan["work_size"] == [80, 45] and plan["weights"] is None
+    assert "tpn weights download no-such-model" in plan["weights_error"]
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_extract_names_frames_by_index(tmp_path):
+    code, _, err = run_cli("extract", DOG, "-o", tmp_path / "k", "--every", "5")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "k").iterdir()) == ["00000.png", "00005.png", "00010.png"]
+    frames = {f.index: f.image for f in VideoReader(DOG).frames()}
+    assert np.array_equal(read_image(tmp_path / "k" / "00005.png"), frames[5])
+    assert run_cli("extract", DOG, "-o", tmp_path / "k2", "--frames", "3,11", "--format", "jpg")[0] == 0
+    assert FrameFolderReader(tmp_path / "k2").numbers == [3, 11]
+    code, _, err = run_cli("extract", DOG, "-o", tmp_path / "k3", "--frames", "12")
+    assert code == 3 and "past the end" in err
+
+
+def test_folder_input_and_default_output_name(tmp_path, models):
+    run_cli("extract", DOG, "-o", tmp_path / "clip", "--every", "1")
+    keys = extract_keys(DOG, tmp_path / "keys", [0])
+    code, _, err = run_cli("colorize", tmp_path / "clip", "--keyframes", keys,
+                           "--weights", models["colour"], "-q")
+    assert code == 0, err
+    assert len(list((tmp_path / "clip_color").iterdir())) == 12
+    # the video default is NAME_color.EXT next to the input
+    src = tmp_path / "dog.mp4"
+    src.write_bytes(DOG.read_bytes())
+    assert run_cli("colorize", src, "--keyframes", keys, "--weights", models["colour"], "-q")[0] == 0
+    assert VideoReader(tmp_path / "dog_color.mp4").count_frames() == 12
+
+
+@pytest.mark.parametrize("batch", ["1", "5"])
+def test_batch_size_does_not_change_the_result(tmp_path, models, batch):
+    keys = extract_keys(DOG, tmp_path / "keys", [0, 6])
+    out = tmp_path / "f"
+    assert _colorize(models, DOG, keys, out, "--mode", "blend", "--batch-size", batch)[0] == 0
+    ref = tmp_path / "ref"
+    assert _colorize(models, DOG, keys, ref, "--mode", "blend", "--batch-size", "4")[0] == 0
+    for p in sorted(ref.iterdir()):
+        assert np.abs(read_image(p).astype(int) - read_image(out / p.name)).max() <= 1

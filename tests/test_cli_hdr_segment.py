@@ -1,0 +1,85 @@
+"""`tpn hdr` and `tpn segment` end to end on the real clips of tests/data."""
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+from PIL import Image
+
+from _cli_util import (CAPS, CAPS_MASKS, DOG, hdr_keys, models, one_thread, packets,  # noqa: F401
+                       run_cli)
+from tpn_cli.media import VideoReader
+from tpn_cli.media.hdr import read_exr
+
+
+def test_hdr_exr_sequence(tmp_path, models):
+    keys = hdr_keys(DOG, tmp_path / "exr", [0, 6])
+    out = tmp_path / "hdr"
+    code, stdout, err = run_cli("hdr", DOG, "--hdr-keys", keys, "--weights", models["hdr"],
+                                "-o", out, "--mode", "blend", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["frames"] == 12
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"{i:05d}.exr" for i in range(12)]
+    key = read_exr(keys / "00006.exr")
+    assert np.allclose(read_exr(out / "00006.exr"), key, rtol=1e-3, atol=1e-3)  # the key itself
+    for n in names:
+        img = read_exr(out / n)
+        assert img.shape == (90, 160, 3) and np.isfinite(img).all() and img.min() >= 0
+    # dark areas come from the inverted LDR frame, highlights from the propagation
+    assert read_exr(out / "00003.exr").max() > 1.5
+
+
+def test_hdr10_video_with_preview_and_audio(tmp_path, models):
+    keys = hdr_keys(DOG, tmp_path / "exr", [0])
+    out, prev = tmp_path / "hdr10.mp4", tmp_path / "preview.mp4"
+    code, _, err = run_cli("hdr", DOG, "--hdr-keys", keys, "--weights", models["hdr"], "-o", out,
+                           "--sdr-preview", prev, "-q")
+    assert code == 0, err
+    r = VideoReader(out)
+    assert (r.color.primaries, r.color.trc, r.color.space) == (9, 16, 9)  # BT.2020, PQ
+    assert r.count_frames() == 12 and r.size == (160, 90) and r.fps == VideoReader(DOG).fps
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "hevc"
+        side = [str(sd.type) for f in c.decode(video=0) for sd in f.side_data][:4]
+    assert any("MASTERING" in s.upper() for s in side) and any("LIGHT" in s.upper() for s in side)
+    assert packets(out, "audio") == packets(DOG, "audio")
+    assert VideoReader(prev).count_frames() == 12
+    code, _, err = run_cli("hdr", DOG, "--hdr-keys", keys, "--weights", models["hdr"], "-q",
+                           "-o", tmp_path / "hlg.mkv", "--transfer", "hlg")
+    assert code == 0, err
+    assert VideoReader(tmp_path / "hlg.mkv").color.trc == 18
+
+
+def test_segment_keeps_palette_and_ids(tmp_path, models):
+    out, overlay = tmp_path / "masks", tmp_path / "overlay.mp4"
+    code, _, err = run_cli("segment", CAPS, "--mask", CAPS_MASKS / "00000.png", "--masks", CAPS_MASKS,
+                           "--weights", models["segment"], "-o", out, "--overlay", overlay, "-q")
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"{i:05d}.png" for i in range(16)]
+    with Image.open(CAPS_MASKS / "00000.png") as im:
+        palette = im.getpalette()
+        first = np.asarray(im)
+    for n in names:
+        with Image.open(out / n) as im:
+            assert im.mode == "P" and im.size == (90, 160)
+            assert im.getpalette()[:6] == palette[:6]
+            assert set(np.unique(np.asarray(im))) <= {0, 1}
+    # frames take the latest mask at or before them (untrained model: unchanged)
+    with Image.open(out / "00007.png") as im:
+        assert np.array_equal(np.asarray(im), first)
+    with Image.open(out / "00014.png") as a, Image.open(CAPS_MASKS / "00014.png") as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert VideoReader(overlay).count_frames() == 16
+
+
+def test_segment_binary_and_gray_formats(tmp_path, models):
+    for fmt, values in (("binary", {0, 255}), ("gray", {0, 1})):
+        out = tmp_path / fmt
+        code, _, err = run_cli("segment", CAPS, "--mask", CAPS_MASKS / "00000.png", "--end", "3",
+                               "--weights", models["segment"], "-o", out, "--mask-format", fmt, "-q")
+        assert code == 0, err
+        with Image.open(out / "00002.png") as im:
+            assert im.mode == "L" and set(np.unique(np.asarray(im))) == values
