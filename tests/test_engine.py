@@ -1,0 +1,193 @@
+"""The streaming engine: plan-following, blending, batching, the key cache, the key feed,
+flat memory (slow), and examples/batch.sh."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from _cli_util import (DOG, ROOT, extract_keys, hdr_keys, models, one_thread,  # noqa: F401
+                       run_tpn_process)
+from tpn_cli import engine, keyframes
+from tpn_cli.adapters import PreparedKey
+from tpn_cli.media import VideoReader, VideoWriter
+from tpn_cli.media.video import Frame
+
+
+def test_work_size():
+    assert engine.work_size(160, 90, 480) == (90, 160)        # never up-scaled
+    assert engine.work_size(1920, 1080, 480) == (480, 853)
+    assert engine.work_size(1080, 1920, 480) == (853, 480)    # portrait: short side is width
+    assert engine.work_size(1920, 1080, 0) == (1080, 1920)
+
+
+class FakeAdapter:
+    """Property of key k = the constant k; the 'model' is the identity, so a frame's
+    result is the weighted mean of its keys' indices: the plan made visible."""
+
+    needs_key_video_frame = True
+
+    def __init__(self):
+        self.prepared = []
+
+    def guide(self, rgb):
+        return torch.zeros(1, 2, 2)
+
+    def prepare_key(self, index, image, video):
+        assert video is not None and video[0, 0, 0] == index  # the feed gave frame `index`
+        self.prepared.append(index)
+        return PreparedKey(index, torch.full((1, 2, 2), float(index)), torch.zeros(1, 2, 2), exact=-1.0)
+
+    def blend(self, parts):
+        return sum(w * u for u, w in parts)
+
+    def finish(self, rgb, u, key, weights=()):
+        return key.exact if key is not None else float(u.mean())
+
+
+def _frames(n):
+    return (Frame(i, np.full((2, 2, 3), i, np.uint8), i, i / 25) for i in range(n))
+
+
+class Collect:
+    def __init__(self):
+        self.got = []
+
+    def write(self, frame, result):
+        self.got.append((frame.index, result))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 64])
+@pytest.mark.parametrize("mode", ["online", "nearest", "blend"])
+def test_run_follows_the_plan(batch, mode):
+    n, keys = 23, [2, 10, 17]
+    adapter, sink, calls = FakeAdapter(), Collect(), []
+
+    def predict(model, u, vk, vt):
+        calls.append(len(u))
+        return u.clone()
+
+    opened = []
+
+    def frames():
+        opened.append(1)
+        return _frames(n)
+
+    stats = engine.run(frames=_frames(n), assignments=keyframes.iter_plan(n, keys, mode),
+                       adapter=adapter, load_key=lambda k: None, model=None, sinks=[sink],
+                       batch_size=batch, key_feed=engine.KeyFrameFeed(frames), quiet=True,
+                       predict=predict)
+    assert [i for i, _ in sink.got] == list(range(n)) and stats.frames == n
+    for (i, got), a in zip(sink.got, keyframes.plan(n, keys, mode)):
+        if i in keys:
+            assert got == -1.0  # a key-frame is output from the key itself
+        else:
+            assert got == pytest.approx(sum(k * w for k, w in a.sources))
+    assert adapter.prepared == keys  # each key prepared once, in order
+    assert len(opened) == 1  # one forward pass of the key feed
+    assert max(calls) <= batch
+
+
+def test_key_cache_is_bounded():
+    """A plan with many keys never holds more than the two around the current frame."""
+    n = 200
+    keys = list(range(0, n, 5))
+    sizes = []
+
+    class Watch(FakeAdapter):
+        def finish(self, rgb, u, key, weights=()):
+            sizes.append(len(self.prepared) - len(dropped))
+            return super().finish(rgb, u, key, weights)
+
+    dropped: list[int] = []
+    adapter = Watch()
+    import gc
+    import weakref
+
+    real_prepare = adapter.prepare_key
+
+    def prepare(index, image, video):
+        k = real_prepare(index, image, video)
+        weakref.finalize(k, dropped.append, index)
+        return k
+
+    adapter.prepare_key = prepare
+    engine.run(frames=_frames(n), assignments=keyframes.iter_plan(n, keys, "blend"), adapter=adapter,
+               load_key=lambda k: None, model=None, sinks=[Collect()], batch_size=4,
+               key_feed=engine.KeyFrameFeed(lambda: _frames(n)), quiet=True,
+               predict=lambda m, u, vk, vt: u)
+    gc.collect()
+    assert max(sizes) <= 4  # keys of one batch (<= 4 frames) plus the next one
+
+
+def test_batch_script_skips_done_and_reports_failures(tmp_path, models):
+    videos, keys_root, out = tmp_path / "videos", tmp_path / "keys", tmp_path / "out"
+    videos.mkdir()
+    for name in ("a", "b"):
+        (videos / f"{name}.mp4").write_bytes(DOG.read_bytes())
+        extract_keys(DOG, keys_root / name, [0])
+    (videos / "broken.mp4").write_bytes(b"not a video")
+    (keys_root / "broken").mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               TPN=f"{sys.executable} -m tpn_cli")
+    cmd = ["bash", str(ROOT / "examples" / "batch.sh"), str(videos), str(keys_root), str(out),
+           "--weights", str(models["colour"]), "-q"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 1, r.stderr
+    assert "failed: broken.mp4" in r.stderr and "done: 2" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["a_color.mp4", "b_color.mp4"]
+    (videos / "broken.mp4").unlink()  # fixed by the user; run again: finished ones are skipped
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert "skip  a.mp4" in r.stdout and "skip  b.mp4" in r.stdout
+    assert r.returncode == 0 and "failed: 0" in r.stdout
+
+
+# ----------------------------------------------------------------------------------------
+# slow: peak memory does not grow with the clip's length
+# ----------------------------------------------------------------------------------------
+def _long_clip(path, n):
+    frames = [f.image for f in VideoReader(DOG).frames()]
+    with VideoWriter(path, width=160, height=90, fps=Fraction(25), preset="ultrafast",
+                     copy_streams_from=None) as w:
+        for i in range(n):
+            w.write(frames[(i // 3) % 12])
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["colour", "hdr", "segment"])
+def test_peak_memory_flat_from_100_to_1000_frames(tmp_path, models, task):
+    from PIL import Image
+
+    from tpn_cli.media.masks import write_mask
+    peaks = {}
+    for n in (100, 1000):
+        clip = _long_clip(tmp_path / f"c{n}.mp4", n)
+        out = tmp_path / f"out{n}"
+        keys_at = list(range(0, n, 10))
+        if task == "colour":
+            args = ["colorize", clip, "--keyframes", extract_keys(clip, tmp_path / f"k{n}", keys_at),
+                    "--mode", "blend"]
+        elif task == "hdr":
+            args = ["hdr", clip, "--hdr-keys", hdr_keys(clip, tmp_path / f"k{n}", keys_at), "--mode", "blend"]
+        else:
+            ids = np.zeros((90, 160), np.uint8)
+            ids[20:60, 40:100] = 1
+            ids[10:30, 110:150] = 2
+            write_mask(tmp_path / f"m{n}_00000.png", ids)
+            args = ["segment", clip, "--mask", tmp_path / f"m{n}_00000.png"]
+        r = run_tpn_process(*args, "--weights", models[task], "-o", out, "--json", "--no-audio"
+                            if task != "segment" else "--quiet")
+        assert r.returncode == 0, r.stderr
+        summary = json.loads(r.stdout)
+        assert summary["frames"] == n
+        assert len(os.listdir(out)) == n
+        peaks[n] = summary["peak_memory_mb"]
+    print(f"{task}: peak memory 100 frames {peaks[100]:.0f} MB, 1000 frames {peaks[1000]:.0f} MB")
+    assert peaks[1000] < peaks[100] + 40
