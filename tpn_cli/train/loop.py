@@ -113,7 +113,7 @@ def run(task: str, config: dict | TrainConfig | None = None) -> Path:
 
     torch.manual_seed(cfg.seed)
     model_cfg = task_config(task, **cfg.model)
-    model_cfg.extra.update({"align": cfg.align, "data": cfg.data})
+    model_cfg.extra.update({"align": cfg.align})
     model = TPN(model_cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     it, best = 0, None
@@ -126,6 +126,7 @@ def run(task: str, config: dict | TrainConfig | None = None) -> Path:
         log.line(f"model: {json.dumps(model_cfg.to_dict())}")
 
     data: TaskData = task_data(task, cfg)
+    model.config.extra["data"] = data.describe()  # stored with the weights (licences!)
     val_set = data.val_batches()
     log.line(f"data: {data.describe()}; validation pairs: {sum(len(b['u1']) for b in val_set)}")
 
