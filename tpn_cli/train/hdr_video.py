@@ -65,7 +65,7 @@ def virtual_camera_pair(rng: np.random.Generator, img: np.ndarray, size: int,
     """Two views of ``img`` as a camera pans (≤ max_motion output px), zooms and rolls a little."""
     h, w = img.shape[:2]
     zoom = math.exp(rng.uniform(math.log(0.6), math.log(1.6)))
-    zoom = min(zoom, 0.9 * min(h, w) / size)
+    zoom = min(zoom, 0.6 * min(h, w) / size)  # the (rotated) window must fit: r ≤ min side / 2
     r = zoom * size * 0.75
     c1 = np.array([rng.uniform(r, w - r), rng.uniform(r, h - r)])
     a1 = math.radians(rng.uniform(-5, 5))
