@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
+import tpn_cli  # noqa: F401  (first: sets tpn's allocator settings before torch loads)
 import tpn_cli.ops as ops
 from tpn_cli.ops import compiled, reference
+
+import torch
 
 CASES = [  # (label, N, C, H, W, shared gates)
     ("training shape", 8, 32, 64, 64, True),

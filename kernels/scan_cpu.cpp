@@ -98,17 +98,26 @@ __attribute__((always_inline)) inline void forward_line(
 }
 
 // Forward scan in line form (lines t of L contiguous elements) of `nc` planes that
-// share one set of gates. Channels are the inner loop so each gate line is read
-// from memory once and reused from L1 for every channel. Reversed scans run t from the end.
+// share one set of gates. Lines go in blocks of kLineBlock: within a block each
+// channel runs through all its lines, so the block's gate lines are read from
+// memory once and reused from cache for every channel, while each channel still
+// streams through its own plane (channel planes are often a power-of-two bytes
+// apart, so interleaving them line by line would thrash cache sets).
+constexpr int64_t kLineBlock = 16;
+
 template <typename T>
 void line_forward(const T* const* x, T* const* y, int64_t nc, const T* p0, const T* p1, const T* p2,
                   int64_t lines, int64_t L, bool reverse) {
   const int64_t first = reverse ? lines - 1 : 0;
   const int64_t step = reverse ? -1 : 1;
   for (int64_t c = 0; c < nc; ++c) std::copy(x[c] + first * L, x[c] + first * L + L, y[c] + first * L);
-  for (int64_t i = 1; i < lines; ++i) {
-    const int64_t o = (first + i * step) * L;
-    for (int64_t c = 0; c < nc; ++c) forward_line(x[c] + o, p0 + o, p1 + o, p2 + o, y[c] + o - step * L, y[c] + o, L);
+  for (int64_t i0 = 1; i0 < lines; i0 += kLineBlock) {
+    const int64_t i1 = std::min(i0 + kLineBlock, lines);
+    for (int64_t c = 0; c < nc; ++c)
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t o = (first + i * step) * L;
+        forward_line(x[c] + o, p0 + o, p1 + o, p2 + o, y[c] + o - step * L, y[c] + o, L);
+      }
   }
 }
 
