@@ -46,6 +46,9 @@ def test_hdr_virtual_camera_clips_5_to_15_percent():
         assert 0.0 <= clipped <= 0.4
         ldr = p["v1"] * 255
         torch.testing.assert_close(ldr, ldr.round())  # 8-bit quantised
+    # large views with flow alignment still fit inside a 1024×512 panorama
+    p = hdr_video.hdr_pair(rng, {"x": img}, crop=256, align=True)
+    assert p["u1"].shape == (3, 256, 256) and torch.isfinite(p["u1"]).all()
 
 
 @needs_data
