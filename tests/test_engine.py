@@ -191,3 +191,25 @@ def test_peak_memory_flat_from_100_to_1000_frames(tmp_path, models, task):
         peaks[n] = summary["peak_memory_mb"]
     print(f"{task}: peak memory 100 frames {peaks[100]:.0f} MB, 1000 frames {peaks[1000]:.0f} MB")
     assert peaks[1000] < peaks[100] + 40
+
+
+def test_out_of_memory_maps_to_exit_5():
+    from tpn_cli.errors import OutOfMemoryError
+
+    def predict(model, u, vk, vt):
+        raise MemoryError
+
+    with pytest.raises(OutOfMemoryError) as info:
+        engine.run(frames=_frames(5), assignments=keyframes.iter_plan(5, [0], "online"),
+                   adapter=FakeAdapter(), load_key=lambda k: None, model=None, sinks=[Collect()],
+                   key_feed=engine.KeyFrameFeed(lambda: _frames(5)), quiet=True, predict=predict)
+    assert info.value.exit_code == 5 and "--batch-size" in info.value.hint
+
+
+def test_every_command_has_help_with_an_example():
+    from _cli_util import run_cli
+
+    for cmd in (["colorize"], ["hdr"], ["segment"], ["extract"], ["weights", "download"],
+                ["weights", "list"], ["weights", "path"], ["weights", "verify"]):
+        code, out, _ = run_cli(*cmd, "--help")
+        assert code == 0 and "Example" in out, cmd
