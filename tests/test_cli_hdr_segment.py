@@ -83,3 +83,18 @@ def test_segment_binary_and_gray_formats(tmp_path, models):
         assert code == 0, err
         with Image.open(out / "00002.png") as im:
             assert im.mode == "L" and set(np.unique(np.asarray(im))) == values
+
+
+def test_segment_void_id_is_not_an_object(tmp_path, models):
+    from tpn_cli.media.masks import read_mask, write_mask
+
+    m = read_mask(CAPS_MASKS / "00000.png")
+    ids = m.ids.copy()
+    ids[:4] = 255  # a "don't care" band, DAVIS style
+    write_mask(tmp_path / "00000.png", ids, palette=m.palette)
+    out = tmp_path / "out"
+    code, _, err = run_cli("segment", CAPS, "--mask", tmp_path / "00000.png", "--void", "255",
+                           "--end", "3", "--weights", models["segment"], "-o", out, "-q")
+    assert code == 0, err
+    assert 255 in np.unique(np.asarray(Image.open(out / "00000.png")))  # the key as given
+    assert set(np.unique(np.asarray(Image.open(out / "00002.png")))) == {0, 1}

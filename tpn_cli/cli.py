@@ -234,6 +234,9 @@ def hdr(input_path: Path, keys: Path, **kw) -> None:
                                       "grey levels; binary: 0/255 any object.")
 @click.option("--overlay", type=_PATH, default=None,
               help="Also write a preview video with the masks drawn over the frames.")
+@click.option("--void", type=click.IntRange(0, 65535), default=None,
+              help="An id that means \"don't care\" (DAVIS uses 255): not propagated as an "
+                   "object.")
 @_common
 def segment(input_path: Path, keys: Path, **kw) -> None:
     """Carry object masks from annotated frames to every frame of a video.

@@ -57,6 +57,7 @@ class Options:
     paper_white: float = 203.0
     sdr_preview: Path | None = None
     mask_format: str = "palette"
+    void: int | None = None         # segment: a "don't care" id (DAVIS: 255)
     overlay: Path | None = None
 
 
@@ -312,7 +313,7 @@ def _load_masks(run: Run) -> None:
     from .keyframes import check_size
 
     for k in run.keys:
-        m = read_mask(k.path)
+        m = read_mask(k.path, void=run.opts.void)
         sc = check_size(m.size, run.reader.size, path=k.path)
         if sc.note:
             run.notes.append(sc.note + " (nearest neighbour)")
