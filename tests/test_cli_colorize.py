@@ -122,3 +122,27 @@ def test_batch_size_does_not_change_the_result(tmp_path, models, batch):
     assert _colorize(models, DOG, keys, ref, "--mode", "blend", "--batch-size", "4")[0] == 0
     for p in sorted(ref.iterdir()):
         assert np.abs(read_image(p).astype(int) - read_image(out / p.name)).max() <= 1
+
+
+def test_black_and_white_film_gets_colour(tmp_path, models):
+    """The real use case: a grayscale video, key-frames painted in colour."""
+    from fractions import Fraction
+
+    from tpn_cli.keyframes import is_grayscale
+    from tpn_cli.media import VideoWriter
+
+    src = list(VideoReader(DOG).frames())
+    bw = tmp_path / "bw.mp4"
+    with VideoWriter(bw, width=160, height=90, fps=Fraction(30000, 1001), crf=10,
+                     time_base=Fraction(1, 30000)) as w:
+        for f in src:
+            y = f.image.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+            w.write(np.repeat(np.clip(y + 0.5, 0, 255).astype(np.uint8)[..., None], 3, 2), pts=f.pts)
+    keys = extract_keys(DOG, tmp_path / "keys", [0, 6])  # "painted": the true colours
+    code, _, err = _colorize(models, bw, keys, tmp_path / "c.mp4", "--mode", "nearest")
+    assert code == 0, err
+    out = list(VideoReader(tmp_path / "c.mp4").frames())
+    assert not any(is_grayscale(f.image) for f in out)
+    gray_psnr = np.mean([psnr(g.image, s.image) for g, s in zip(VideoReader(bw).frames(), src)])
+    col_psnr = np.mean([psnr(o.image, s.image) for o, s in zip(out, src)])
+    assert col_psnr > gray_psnr + 3, (col_psnr, gray_psnr)
