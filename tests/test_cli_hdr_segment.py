@@ -98,3 +98,29 @@ def test_segment_void_id_is_not_an_object(tmp_path, models):
     assert code == 0, err
     assert 255 in np.unique(np.asarray(Image.open(out / "00000.png")))  # the key as given
     assert set(np.unique(np.asarray(Image.open(out / "00002.png")))) == {0, 1}
+
+
+def test_folder_numbered_from_1_round_trips(tmp_path, models):
+    """Frames named frame_0001..: masks are matched and named by those numbers."""
+    import shutil
+
+    from tpn_cli.media import write_image
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for f in VideoReader(CAPS).frames(0, 6):
+        write_image(clip / f"frame_{f.index + 1:04d}.png", f.image)
+    shutil.copy(CAPS_MASKS / "00000.png", tmp_path / "m_0001.png")
+    code, _, err = run_cli("segment", clip, "--mask", tmp_path / "m_0001.png",
+                           "--weights", models["segment"], "-q")
+    assert code == 0, err
+    out = tmp_path / "clip_masks"
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:05d}.png" for i in range(1, 7)]
+    # the outputs go back in as masks and land on the same frames
+    code, stdout, err = run_cli("segment", clip, "--mask", tmp_path / "m_0001.png", "--masks", out,
+                                "--weights", models["segment"], "--dry-run", "--json", "-o", tmp_path / "x")
+    assert code == 0, err
+    assert [k["index"] for k in json.loads(stdout)["keyframes"]] == list(range(6))
+    code, _, err = run_cli("segment", clip, "--mask", CAPS_MASKS / "00000.png",
+                           "--weights", models["segment"], "-o", tmp_path / "y")
+    assert code == 3 and "no frame numbered 0" in err

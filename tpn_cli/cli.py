@@ -81,7 +81,8 @@ def _common(f):
         click.option("--end", type=click.IntRange(min=1), default=None,
                      help="Stop before this frame (0-based, exclusive). Default: the end."),
         click.option("--index-base", type=click.Choice(["0", "1"]), default="0", show_default=True,
-                     help="1 if key-frame files are numbered from 1 (ffmpeg's default)."),
+                     help="1 if key-frame files are numbered from 1 (ffmpeg's default). For a frame-folder "
+                          "input, key numbers are matched to the frames' own numbers instead."),
         click.option("--dry-run", is_flag=True,
                      help="Check everything and print the plan (which key feeds which frame, "
                           "working size, device, memory estimate); process nothing."),

@@ -20,7 +20,7 @@ from . import __version__, engine, keyframes, weights
 from .adapters import ColourAdapter, HdrAdapter, SegmentAdapter
 from .errors import BadInputError, UsageError
 from .media import check_output_path, open_input, output_kind, read_image
-from .media.frames import resize_image
+from .media.frames import frame_number, resize_image
 from .media.hdr import HDR_EXTENSIONS, read_hdr_image
 from .media.masks import Mask, read_mask
 from . import outputs
@@ -324,7 +324,26 @@ def _load_masks(run: Run) -> None:
                             path=first, hint="paint at least one object with a non-zero id")
 
 
-def _find_keys(opts: Options, frame_count: int) -> list[keyframes.KeyFrame]:
+def _match_folder_numbers(keys: list[keyframes.KeyFrame], reader: Any) -> list[keyframes.KeyFrame]:
+    """For a frame-folder input, a key-frame named N belongs to the frame *named* N (its
+    position in the folder may differ, e.g. folders numbered from 1), so outputs fed back
+    as key-frames or masks land on the same frames."""
+    position = {n: i for i, n in enumerate(reader.numbers)}
+    out = []
+    for k in keys:
+        if frame_number(k.path.name) is None:  # a lone mask without a number: the first frame
+            out.append(keyframes.KeyFrame(index=0, path=k.path, number=reader.numbers[0]))
+            continue
+        if k.number not in position:
+            raise BadInputError(f"no frame numbered {k.number} in the input folder {reader.path}",
+                                path=k.path, hint=f"its frames are numbered {reader.numbers[0]}.."
+                                                  f"{reader.numbers[-1]}; rename the key-frame",
+                                code="KEYFRAME_OUT_OF_RANGE")
+        out.append(keyframes.KeyFrame(index=position[k.number], path=k.path, number=k.number))
+    return out
+
+
+def _find_keys(opts: Options, frame_count: int, reader: Any = None) -> list[keyframes.KeyFrame]:
     if opts.task == "hdr":
         keys = keyframes.find_keyframes(opts.keys, index_base=opts.index_base,
                                         extensions=HDR_EXTENSIONS, what="HDR key-frame")
@@ -340,6 +359,8 @@ def _find_keys(opts: Options, frame_count: int) -> list[keyframes.KeyFrame]:
             keys = sorted(keys + [k for k in more if k.index not in seen], key=lambda k: k.index)
     else:
         keys = keyframes.find_keyframes(opts.keys, index_base=opts.index_base)
+    if getattr(reader, "numbers", None) is not None:
+        keys = _match_folder_numbers(keys, reader)
     keyframes.check_indices(keys, frame_count, source=opts.input, index_base=opts.index_base)
     return keys
 
@@ -363,7 +384,7 @@ def prepare(opts: Options) -> Run:
     if opts.start < 0 or opts.start >= end:
         raise UsageError(f"empty frame range --start {opts.start} --end {opts.end}",
                          path=opts.input, hint=f"the input has {frame_count} frames (0-based)")
-    keys = _find_keys(opts, frame_count)
+    keys = _find_keys(opts, frame_count, reader)
     output = opts.output or default_output(opts.task, opts.input)
     kind = output_kind(output)
     _check_outputs(opts, output, kind)
