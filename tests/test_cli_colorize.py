@@ -146,3 +146,15 @@ def test_black_and_white_film_gets_colour(tmp_path, models):
     gray_psnr = np.mean([psnr(g.image, s.image) for g, s in zip(VideoReader(bw).frames(), src)])
     col_psnr = np.mean([psnr(o.image, s.image) for o, s in zip(out, src)])
     assert col_psnr > gray_psnr + 3, (col_psnr, gray_psnr)
+
+
+def test_container_picks_a_fitting_encoder(tmp_path, models):
+    keys = extract_keys(DOG, tmp_path / "keys", [0])
+    code, _, err = run_cli("colorize", DOG, "--keyframes", keys, "--weights", models["colour"],
+                           "-o", tmp_path / "o.webm")
+    assert code == 0, err
+    assert "cannot be stored in .webm" in err  # AAC does not fit WebM: said, not silent
+    r = VideoReader(tmp_path / "o.webm")
+    assert r.codec == "vp9" and r.count_frames() == 12
+    assert _colorize(models, DOG, keys, tmp_path / "l.mkv", "--codec", "ffv1")[0] == 0
+    assert VideoReader(tmp_path / "l.mkv").codec == "ffv1"

@@ -101,6 +101,9 @@ def _video_options(f):
         click.option("--crf", type=click.IntRange(0, 51), default=None,
                      help="Video quality (x264/x265 CRF; lower is better). Default 18."),
         click.option("--preset", default=None, help="Encoder preset (x264/x265), default medium."),
+        click.option("--codec", default=None,
+                     help="Video encoder: libx264 (default), libx265, libsvtav1, libvpx-vp9 "
+                          "(default for .webm), ffv1 (lossless), prores_ks."),
         click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams."),
     ]):
         f = o(f)
@@ -185,7 +188,6 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
       tpn extract film.mp4 -o keys/ --every 30     # paint some of these, delete the rest
       tpn colorize film.mp4 --keyframes keys/ --mode blend -o film_color.mp4
     """
-    kw["codec"] = None
     _start("colour", input_path, keys, kw)
 
 

@@ -8,6 +8,7 @@ fed back with ``--masks``).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,13 +53,20 @@ class _Sink:
         return list(getattr(self.writer, "warnings", []))
 
 
+#: Encoder for containers that cannot hold H.264 (the writer's default).
+_CODEC_FOR = {".webm": "libvpx-vp9"}
+
+
 def _video_writer(reader: Any, path: Path, *, overwrite: bool, copy_streams: bool,
                   crf: int | None, preset: str | None, codec: str | None) -> VideoWriter:
     kw: dict[str, Any] = {"overwrite": overwrite}
+    codec = codec or _CODEC_FOR.get(path.suffix.lower())
+    if codec == "libsvtav1":
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole config to stderr otherwise
     if crf is not None:
         kw["crf"] = crf
-    if preset is not None:
-        kw["preset"] = preset
+    if preset is not None or (codec and codec not in ("libx264", "libx265")):
+        kw["preset"] = preset  # x264/x265 presets mean nothing to other encoders
     if codec is not None:
         kw["codec"] = codec
     if isinstance(reader, VideoReader):
