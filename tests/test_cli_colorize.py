@@ -158,3 +158,13 @@ def test_container_picks_a_fitting_encoder(tmp_path, models):
     assert r.codec == "vp9" and r.count_frames() == 12
     assert _colorize(models, DOG, keys, tmp_path / "l.mkv", "--codec", "ffv1")[0] == 0
     assert VideoReader(tmp_path / "l.mkv").codec == "ffv1"
+
+
+def test_start_end_as_times_use_real_timestamps(tmp_path, models):
+    keys = extract_keys(VFR, tmp_path / "keys", [0])
+    code, out, err = run_cli("colorize", VFR, "--keyframes", keys, "--weights", models["colour"],
+                             "--start", "0.1s", "--end", "0:00.45", "--dry-run", "--json")
+    assert code == 0, err
+    assert json.loads(out)["frame_range"] == [3, 6]  # frames at 140..433 ms of the VFR clip
+    code, _, err = run_cli("colorize", VFR, "--keyframes", keys, "--start", "soon", "--dry-run")
+    assert code == 2 and "soon" in err

@@ -76,10 +76,10 @@ def _common(f):
         click.option("--weights", default=None, metavar="NAME|PATH",
                      help="Model: a name from `tpn weights list` or a .pt file. Default: the "
                           "bundled model of the task."),
-        click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="First frame to process (0-based)."),
-        click.option("--end", type=click.IntRange(min=1), default=None,
-                     help="Stop before this frame (0-based, exclusive). Default: the end."),
+        click.option("--start", default="0", show_default=True, metavar="FRAME|TIME",
+                     help="First frame to process: an index (0-based) or a time (5s, 1:05.5)."),
+        click.option("--end", default=None, metavar="FRAME|TIME",
+                     help="Stop before this frame or time (exclusive). Default: the end."),
         click.option("--index-base", type=click.Choice(["0", "1"]), default="0", show_default=True,
                      help="1 if key-frame files are numbered from 1 (ffmpeg's default). For a frame-folder "
                           "input, key numbers are matched to the frames' own numbers instead."),

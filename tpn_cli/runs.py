@@ -7,19 +7,22 @@ present) and returns a :class:`Run`; :meth:`Run.describe` is the ``--dry-run`` r
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import av
 import numpy as np
 import torch
 
 from . import __version__, engine, keyframes, weights
 from .adapters import ColourAdapter, HdrAdapter, SegmentAdapter
 from .errors import BadInputError, UsageError
-from .media import check_output_path, open_input, output_kind, read_image
+from .media import VideoReader, check_output_path, open_input, output_kind, read_image
 from .media.frames import frame_number, resize_image
 from .media.hdr import HDR_EXTENSIONS, read_hdr_image
 from .media.masks import Mask, read_mask
@@ -43,8 +46,8 @@ class Options:
     batch_size: int = 4
     work_size: int = 480
     weights: str | None = None
-    start: int = 0
-    end: int | None = None
+    start: int | str = 0            # a frame index, or a time ("5s", "1:02.5") until prepare()
+    end: int | str | None = None
     index_base: int = 0
     overwrite: bool = False
     quiet: bool = False
@@ -69,6 +72,42 @@ def default_output(task: Task, input_path: Path) -> Path:
     if task == "colour" and input_path.is_file():
         return input_path.with_name(stem + suffix + input_path.suffix)
     return input_path.with_name(stem + suffix)
+
+
+def parse_position(text: str | int | None) -> int | float | None:
+    """``--start/--end`` values: ``120`` is a frame index (int); ``5s``, ``2.5s``,
+    ``1:05``, ``00:01:05.250`` are times in seconds from the first frame (float)."""
+    if text is None or isinstance(text, int):
+        return text
+    t = str(text).strip()
+    try:
+        if t.isdigit():
+            return int(t)
+        if t.endswith("s") and ":" not in t:
+            return float(t[:-1])
+        if ":" in t:
+            seconds = 0.0
+            for part in t.split(":"):
+                seconds = seconds * 60 + float(part)
+            return seconds
+    except ValueError:
+        pass
+    raise UsageError(f"cannot read {text!r} as a frame or a time",
+                     hint="use a frame index (120) or a time (5s, 2.5s, 1:05, 00:01:05.250)")
+
+
+def frame_at_time(reader: Any, seconds: float) -> int:
+    """Index of the first frame shown at or after ``seconds`` from the first frame, from
+    the real timestamps (VFR-safe); reads packets only, decodes nothing."""
+    if not isinstance(reader, VideoReader):
+        return int(math.ceil(seconds * float(reader.fps) - 1e-9))
+    with av.open(str(reader.path)) as c:
+        s = c.streams.video[0]
+        times = sorted(float(p.pts * s.time_base) for p in c.demux(s) if p.pts is not None and p.size)
+    if not times:
+        return 0
+    rel = [t - times[0] for t in times]
+    return bisect.bisect_left(rel, seconds - 1e-6)
 
 
 def pick_device(name: str) -> torch.device:
@@ -380,6 +419,9 @@ def prepare(opts: Options) -> Run:
         raise BadInputError("the input is already radiance (EXR/HDR frames)", path=opts.input,
                             hint="tpn hdr takes an LDR video or a folder of PNG/JPEG frames")
     frame_count = reader.frame_count
+    for name in ("start", "end"):  # times become frame indices, from the real timestamps
+        pos = parse_position(getattr(opts, name))
+        setattr(opts, name, frame_at_time(reader, pos) if isinstance(pos, float) else pos)
     end = frame_count if opts.end is None else min(opts.end, frame_count)
     if opts.start < 0 or opts.start >= end:
         raise UsageError(f"empty frame range --start {opts.start} --end {opts.end}",
