@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import math
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from . import outputs
 
 Task = Literal["colour", "hdr", "segment"]
 SUFFIX = {"colour": "_color", "hdr": "_hdr", "segment": "_masks"}
+COMMAND = {"colour": "colorize", "hdr": "hdr", "segment": "segment"}
 
 
 @dataclass
@@ -168,7 +170,7 @@ class Run:
         prop, guide = self._config()
         est = engine.estimate_memory_mb(r.width, r.height, self.work, self.opts.batch_size, prop, guide)
         return {
-            "command": {"colour": "colorize", "hdr": "hdr", "segment": "segment"}[self.opts.task],
+            "command": COMMAND[self.opts.task],
             "input": str(self.opts.input), "frames": self.end - self.opts.start,
             "frame_range": [self.opts.start, self.end - 1], "video_frames": self.frame_count,
             "size": [r.width, r.height], "video_fps": float(r.fps),
@@ -245,6 +247,7 @@ class Run:
         feed = None
         if adapter.needs_key_video_frame:
             feed = engine.KeyFrameFeed(lambda: self.reader.frames(0, max(k.index for k in self.keys) + 1))
+        t0 = time.perf_counter()  # wall time includes closing: HDR10's second pass, renames
         with contextlib.ExitStack() as stack:
             sinks = self._sinks(stack)
             stats = engine.run(frames=self.reader.frames(o.start, self.end),
@@ -252,12 +255,14 @@ class Run:
                                load_key=self.load_key, model=model, sinks=sinks,
                                batch_size=o.batch_size, key_feed=feed,
                                total=self.end - o.start, quiet=o.quiet)
-            warnings = [w for s in sinks for w in s.warnings]
+        warnings = [w for s in sinks for w in s.warnings]
+        seconds = time.perf_counter() - t0
         from .ops import backend
         return {
-            "tpn": __version__, "command": self.describe()["command"], "input": str(o.input),
+            "tpn": __version__, "command": COMMAND[o.task], "input": str(o.input),
             "output": str(self.output), "extra_outputs": [str(p) for p in (o.sdr_preview, o.overlay) if p],
-            "frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 2),
+            "frames": stats.frames, "seconds": round(seconds, 3),
+            "fps": round(stats.frames / seconds, 2) if seconds > 0 else 0.0,
             "video_fps": float(self.reader.fps), "size": [self.reader.width, self.reader.height],
             "work_size": [self.work[1], self.work[0]], "device": str(self.device),
             "backend": backend(), "batch_size": o.batch_size, "mode": self.mode,
