@@ -29,6 +29,12 @@ class TpnGroup(click.Group):
                 click.echo(json.dumps(err.to_json()))
             click.echo(f"tpn: {err}", err=True)
             ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            if ctx.meta.get("tpn.json"):  # keep the one-object-on-stdout promise
+                click.echo(json.dumps({"error": {"code": "INTERRUPTED", "exit_code": EXIT_INTERRUPTED,
+                                                 "message": "interrupted", "path": None,
+                                                 "frame": None, "hint": None}}))
+            raise
 
 
 @click.group(cls=TpnGroup, context_settings={"help_option_names": ["-h", "--help"],
