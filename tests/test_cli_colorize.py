@@ -168,3 +168,21 @@ def test_start_end_as_times_use_real_timestamps(tmp_path, models):
     assert json.loads(out)["frame_range"] == [3, 6]  # frames at 140..433 ms of the VFR clip
     code, _, err = run_cli("colorize", VFR, "--keyframes", keys, "--start", "soon", "--dry-run")
     assert code == 2 and "soon" in err
+
+
+def test_deep_and_444_sources_keep_their_format(tmp_path, models):
+    from _cli_util import DATA
+    from tpn_cli.media import VideoWriter
+
+    r = VideoReader(DOG, depth=16)
+    ten = tmp_path / "ten.mkv"
+    with VideoWriter.like(r, ten, pix_fmt="yuv420p10le", preset="ultrafast", copy_streams_from=None) as w:
+        for f in r.frames():
+            w.write(f.image, f.pts)
+    keys = extract_keys(DOG, tmp_path / "keys", [0])
+    assert _colorize(models, ten, keys, tmp_path / "o.mkv", "--no-snap-check")[0] == 0
+    assert VideoReader(tmp_path / "o.mkv").pix_fmt == "yuv420p10le"
+    bed = DATA / "bedroom_444.mkv"
+    keys = extract_keys(bed, tmp_path / "bkeys", [0])
+    assert _colorize(models, bed, keys, tmp_path / "b.mkv")[0] == 0
+    assert VideoReader(tmp_path / "b.mkv").pix_fmt == "yuv444p"

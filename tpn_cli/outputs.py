@@ -72,7 +72,12 @@ def _video_writer(reader: Any, path: Path, *, overwrite: bool, copy_streams: boo
     if isinstance(reader, VideoReader):
         if not copy_streams:
             kw["copy_streams_from"] = None
-        return VideoWriter.like(reader, path, **kw)
+        deep = reader.bit_depth > 8
+        sub = (reader.pix_fmt or "").startswith(("yuv444", "yuvj444", "yuv422", "yuvj422"))
+        if deep and not sub and (codec or "libx264") in ("libx264", "libx265", "ffv1"):
+            kw["pix_fmt"] = "yuv420p10le"  # a 10-bit source stays 10-bit
+        # keep_chroma: a 4:4:4 / 4:2:2 source keeps its chroma resolution (colour is the product)
+        return VideoWriter.like(reader, path, keep_chroma=True, **kw)
     return VideoWriter(path, width=reader.width, height=reader.height, fps=reader.fps,
                        time_base=reader.time_base, **kw)
 
