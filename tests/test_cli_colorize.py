@@ -186,3 +186,24 @@ def test_deep_and_444_sources_keep_their_format(tmp_path, models):
     keys = extract_keys(bed, tmp_path / "bkeys", [0])
     assert _colorize(models, bed, keys, tmp_path / "b.mkv")[0] == 0
     assert VideoReader(tmp_path / "b.mkv").pix_fmt == "yuv444p"
+
+
+def test_rotated_phone_video_works_in_display_orientation(tmp_path, models):
+    """A portrait phone clip is stored sideways with a rotation tag: key-frames are
+    extracted and painted upright, and the output is upright (no tag needed)."""
+    from fractions import Fraction
+
+    from tpn_cli.media import VideoWriter
+
+    rot = tmp_path / "rot.mp4"
+    with VideoWriter(rot, width=160, height=90, fps=Fraction(25), rotation=90, preset="ultrafast") as w:
+        for f in VideoReader(DOG).frames():
+            w.write(f.image)
+    assert run_cli("extract", rot, "-o", tmp_path / "keys", "--frames", "0")[0] == 0
+    assert read_image(tmp_path / "keys" / "00000.png").shape == (160, 90, 3)  # upright
+    code, _, err = _colorize(models, rot, tmp_path / "keys", tmp_path / "o.mp4")
+    assert code == 0, err
+    out = VideoReader(tmp_path / "o.mp4")
+    assert out.size == (90, 160) and out.rotation == 0 and out.count_frames() == 12
+    upright = VideoReader(rot, autorotate=True)
+    assert min(psnr(a.image, b.image) for a, b in zip(out.frames(), upright.frames())) > 30

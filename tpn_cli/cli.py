@@ -297,7 +297,7 @@ def extract(input_path: Path, output: Path, every: int | None, frame_list: str |
             wanted = {int(x) for x in frame_list.split(",") if x.strip()}
         except ValueError as exc:
             raise UsageError(f"--frames must be comma-separated integers, not {frame_list!r}") from exc
-    reader = open_input(input_path)
+    reader = open_input(input_path, autorotate=True)  # frames as players show them
     n = reader.frame_count
     last = n - 1 if wanted is None else max(wanted)
     if wanted is not None and last >= n:

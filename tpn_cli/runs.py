@@ -419,7 +419,8 @@ def prepare(opts: Options) -> Run:
         raise UsageError("--batch-size must be at least 1")
     if opts.mode not in keyframes.MODES:
         raise UsageError(f"unknown --mode {opts.mode!r}", hint="use online, nearest or blend")
-    reader = open_input(opts.input)
+    # display orientation: key-frames and masks are painted on frames as players show them
+    reader = open_input(opts.input, autorotate=True)
     if opts.task == "hdr" and getattr(reader, "is_hdr", False):
         raise BadInputError("the input is already radiance (EXR/HDR frames)", path=opts.input,
                             hint="tpn hdr takes an LDR video or a folder of PNG/JPEG frames")
