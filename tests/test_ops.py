@@ -172,3 +172,19 @@ def test_opcheck_and_compile():
 
 def test_backend_reports_compiled():
     assert ops.backend() == "compiled"
+
+
+def test_reference_fallback_is_reported(tmp_path):
+    # TPN_FORCE_REFERENCE=1 selects the reference, as a missing extension would; doctor says so.
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, torch, tpn_cli.ops as o; from tpn_cli.doctor import report;"
+        "x = torch.ones(1, 1, 3, 3); w = torch.zeros(1, 4, 3, 1, 3, 3);"
+        "print(json.dumps([o.backend(), o.propagate(x, w).sum().item(), report()['backend']]))"
+    )
+    env = {**__import__("os").environ, "TPN_FORCE_REFERENCE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == ["reference", 9.0, "reference"]

@@ -1,7 +1,6 @@
 """Choose between the compiled kernels and the pure-PyTorch reference."""
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from types import ModuleType
@@ -9,9 +8,19 @@ from types import ModuleType
 from . import reference
 
 
-@functools.lru_cache(maxsize=None)
+_UNSET = object()
+_loaded: object = _UNSET  # a plain global, not lru_cache: torch.compile traces through it
+
+
 def _compiled() -> ModuleType | None:
     """The compiled op module, or None (with a one-line warning) if the extension is missing."""
+    global _loaded
+    if _loaded is _UNSET:
+        _loaded = _load()
+    return _loaded
+
+
+def _load() -> ModuleType | None:
     if os.environ.get("TPN_FORCE_REFERENCE") == "1":
         return None
     try:
