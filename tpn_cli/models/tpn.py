@@ -47,6 +47,7 @@ class TPNConfig:
     units: int = 2               # cascaded propagation units sharing the gates
     mode: str = "switch"         # reverse term in training: basic | switch | transpose
     reverse_weight: float = 0.1  # λ
+    loss: str = "l2"             # 'l2' (paper) or 'bce' (probabilities: segment)
     extra: dict = field(default_factory=dict)  # free-form notes (data, align, ...)
 
     def to_dict(self) -> dict:
@@ -206,15 +207,35 @@ class TPN(nn.Module):
         pads = [pad_to_multiple(t, m)[0] for t in (u1, v1, u2, v2)]
         g = self.gates(pads[1], pads[3])
         pred2 = self.propagate_padded(pads[0], g)[..., :h, :w_]
-        fwd = _wmse(pred2, u2, weight)
+        fwd = self._loss(pred2, u2, weight)
         parts = {"fwd": fwd.detach()}
         loss = fwd
         if self.config.mode != "basic":
             pred1 = self.propagate_padded(pads[2], g, reverse=True)[..., :h, :w_]
-            rev = _wmse(pred1, u1, weight)
+            rev = self._loss(pred1, u1, weight)
             parts["rev"] = rev.detach()
             loss = loss + self.config.reverse_weight * rev
         return loss, parts, pred2
+
+
+    def _loss(self, pred: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        if self.config.loss == "l2":
+            return _wmse(pred, truth, weight)
+        if self.config.loss == "bce":
+            return _wbce(pred, truth, weight)
+        raise ValueError(f"unknown loss {self.config.loss!r}")
+
+
+def _wbce(p: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Binary cross-entropy of probabilities ``p`` against ``t``, plus a squared penalty on
+    the part of ``p`` outside [0, 1]. ``p`` is squeezed into [ε, 1 − ε] before the log, so a
+    one-hot prediction (an untrained model's copy of a one-hot key mask) still has gradient."""
+    eps = 1e-3
+    pc = (eps + (1 - 2 * eps) * p).clamp(1e-6, 1 - 1e-6)
+    err = -(t * pc.log() + (1 - t) * (1 - pc).log()) + (p - p.clamp(0, 1)) ** 2
+    if weight is None:
+        return err.mean()
+    return (err * weight).sum() / (weight.sum() * p.shape[1]).clamp(min=1e-8)
 
 
 def _wmse(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:

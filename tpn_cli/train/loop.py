@@ -45,6 +45,7 @@ class TrainConfig:
     align: bool = False          # flow-align the key-frame to the target before the TPN
     still_prob: float = 0.1      # share of similarity-transformed still pairs (colour)
     data: str = "permissive"     # colour: 'permissive' clips only, or 'all' (+ DAVIS train)
+    degrade: float = 0.0         # segment: spoil the key mask like a chained prediction
     val_pairs: int = 24
     val_crop: int = 256
     model: dict = field(default_factory=dict)  # overrides of the task's TPNConfig

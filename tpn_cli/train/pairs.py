@@ -109,11 +109,42 @@ def colour_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dist
     }
 
 
+def degrade_mask(rng: np.random.Generator, fg: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """A (H, W) object probability spoilt like a prediction carried frame to frame.
+
+    Smooth random displacement (boundary drift, up to ~6·strength px), erosion or dilation,
+    a blur (soft edges) and sometimes a spurious or missing blob. Returns float32 in [0, 1].
+    """
+    import cv2
+    h, w = fg.shape
+    out = fg.astype(np.float32)
+    amp = 6.0 * strength * rng.random()
+    if amp > 0.5:
+        grid = rng.normal(0.0, amp, size=(2, 5, 5)).astype(np.float32)
+        fx = cv2.resize(grid[0], (w, h), interpolation=cv2.INTER_CUBIC)
+        fy = cv2.resize(grid[1], (w, h), interpolation=cv2.INTER_CUBIC)
+        out = warp(out, np.stack([fx, fy], axis=-1))
+    r = int(rng.integers(0, int(1 + 4 * strength)))
+    if r > 0:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        out = cv2.dilate(out, k) if rng.random() < 0.5 else cv2.erode(out, k)
+    if rng.random() < 0.3 * strength:  # a spurious blob or a hole
+        cy, cx = rng.integers(0, h), rng.integers(0, w)
+        rad = int(rng.integers(3, max(4, min(h, w) // 8)))
+        cv2.circle(out, (int(cx), int(cy)), rad, float(rng.random() < 0.5), -1)
+    sigma = 2.0 * strength * rng.random()
+    if sigma > 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), sigma)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
 def segment_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dist: int,
-                 align: bool = False) -> dict:
+                 align: bool = False, degrade: float = 0.0) -> dict:
     """One segmentation pair: masks as (background, object) probabilities, RGB guidance.
 
-    The crop is placed near the key-frame's object so most pairs contain it.
+    The crop is placed near the key-frame's object so most pairs contain it. ``degrade``
+    > 0 spoils the (aligned) key mask with :func:`degrade_mask` at that strength, so the
+    model learns to correct a chained prediction (tpn_cli.models.segment).
     """
     size = crop + 2 * FLOW_MARGIN if align else crop
     clip = _pick_clip(rng, clips)
@@ -134,6 +165,9 @@ def segment_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dis
         p1, img1 = warp(p1, flow), warp(img1, flow)
         mg = FLOW_MARGIN
         p1, p2, img1, img2 = (a[mg:mg + crop, mg:mg + crop] for a in (p1, p2, img1, img2))
+    if degrade > 0:
+        fg = degrade_mask(rng, p1[..., 1], degrade)
+        p1 = np.stack([1.0 - fg, fg], axis=-1).astype(np.float32)
     return {"u1": _chw(p1), "v1": _chw(img1) / 255.0, "u2": _chw(p2), "v2": _chw(img2) / 255.0,
             "rgb2": _chw(img2).to(torch.uint8)}
 
@@ -149,4 +183,4 @@ def fixed_pairs(make, n: int, seed: int) -> list[dict]:
     return [make(rng) for _ in range(n)]
 
 
-__all__ = ["colour_pair", "segment_pair", "similarity_transform", "collate", "fixed_pairs"]
+__all__ = ["colour_pair", "degrade_mask", "segment_pair", "similarity_transform", "collate", "fixed_pairs"]

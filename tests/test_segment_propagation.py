@@ -1,0 +1,98 @@
+"""Frame-to-frame mask propagation (tpn_cli.models.segment), chained-prediction training
+pairs (degrade_mask) and the probability loss."""
+import numpy as np
+import pytest
+import torch
+
+from tpn_cli.models import TPN, task_config
+from tpn_cli.models.segment import MaskPropagator, normalise_probs, propagate_masks
+from tpn_cli.train.pairs import degrade_mask
+
+torch.set_num_threads(1)
+
+
+def _moving_square(n=4, h=48, w=64, step=3):
+    """Frames with a textured bright square moving right by ``step`` px per frame."""
+    rng = np.random.default_rng(0)
+    bg = (rng.random((h, w, 3)) * 0.3).astype(np.float32)
+    frames, masks = [], []
+    for t in range(n):
+        img, m = bg.copy(), np.zeros((h, w), np.uint8)
+        x0 = 10 + step * t
+        img[14:34, x0:x0 + 20] = 0.7 + 0.3 * rng.random((20, 20, 3)).astype(np.float32)
+        m[14:34, x0:x0 + 20] = 1
+        frames.append(torch.from_numpy(img).permute(2, 0, 1))
+        masks.append(m)
+    return frames, masks
+
+
+def _probs(m):
+    return torch.from_numpy(np.stack([m == 0, m > 0]).astype(np.float32))
+
+
+def test_normalise_probs_clamps_and_sums_to_one():
+    u = torch.tensor([[[1.4, -0.2]], [[0.2, 0.3]]])  # (2, 1, 2)
+    p = normalise_probs(u)
+    assert (p >= 0).all() and (p <= 1).all()
+    torch.testing.assert_close(p.sum(0), torch.ones(1, 2))
+
+
+@pytest.mark.parametrize("with_model", [False, True])
+def test_chain_follows_a_moving_object(with_model):
+    frames, masks = _moving_square()
+    # an untrained TPN copies its input: chaining equals flow chaining of probabilities
+    model = TPN(task_config("segment", encoder="signed", scale=2)).eval() if with_model else None
+    out = propagate_masks(model, frames, _probs(masks[0]))
+    assert len(out) == len(frames)
+    for p, m in zip(out, masks):
+        assert p.shape == (2, *m.shape)
+        torch.testing.assert_close(p.sum(0), torch.ones(m.shape))
+        pred = p.argmax(0).numpy() > 0
+        iou = (pred & (m > 0)).sum() / (pred | (m > 0)).sum()
+        assert iou > 0.8
+
+
+def test_untrained_model_equals_flow_chaining():
+    frames, masks = _moving_square(n=3)
+    model = TPN(task_config("segment", encoder="signed", scale=2)).eval()
+    a = propagate_masks(model, frames, _probs(masks[0]))
+    b = propagate_masks(None, frames, _probs(masks[0]))
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=0)
+
+
+def test_step_before_start_and_size_mismatch_raise():
+    prop = MaskPropagator(None)
+    with pytest.raises(RuntimeError):
+        prop.step(torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError):
+        prop.start(torch.zeros(3, 8, 8), torch.zeros(2, 8, 9))
+
+
+def test_degrade_mask_spoils_but_keeps_the_object():
+    m = np.zeros((96, 96), np.float32)
+    m[30:70, 25:75] = 1
+    ious = []
+    for seed in range(8):
+        d = degrade_mask(np.random.default_rng(seed), m, 1.0)
+        assert d.shape == m.shape and d.dtype == np.float32
+        assert d.min() >= 0 and d.max() <= 1
+        a, b = d > 0.5, m > 0.5
+        ious.append((a & b).sum() / max(1, (a | b).sum()))
+    assert min(ious) > 0.3 and np.mean(ious) < 0.999  # spoilt, not destroyed
+    np.testing.assert_array_equal(degrade_mask(np.random.default_rng(3), m, 1.0),
+                                  degrade_mask(np.random.default_rng(3), m, 1.0))
+
+
+def test_bce_loss_trains_gates():
+    cfg = task_config("segment", encoder="signed", scale=2, loss="bce")
+    model = TPN(cfg)
+    frames, masks = _moving_square(n=2)
+    u1, u2 = _probs(masks[0])[None], _probs(masks[1])[None]
+    v1, v2 = frames[0][None], frames[1][None]
+    loss, parts, pred = model.pair_loss(u1, v1, u2, v2)
+    assert torch.isfinite(loss) and set(parts) == {"fwd", "rev"}
+    loss.backward()
+    assert model.guidance.head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        TPN(task_config("segment", loss="nope")).pair_loss(u1, v1, u2, v2)
