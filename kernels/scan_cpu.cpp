@@ -82,9 +82,10 @@ void transpose_plane(const T* src, T* dst, int64_t rows, int64_t cols) {
   transpose_rect(src, cols, dst, rows, rows, cols);
 }
 
-// Task order within a plane group: direction fastest, alternating horizontal and
-// vertical, because at::parallel_for hands each thread a contiguous task range and
-// horizontal scans (with their transposes) cost about twice as much as vertical ones.
+// Direction order of tasks: alternating horizontal and vertical, because
+// at::parallel_for hands each thread a contiguous task range and horizontal scans
+// (with their transposes) cost about twice as much as vertical ones. Channels vary
+// fastest so a thread loads (and for horizontal scans transposes) each gate set once.
 constexpr int kTaskDirection[4] = {kLeftToRight, kTopToBottom, kRightToLeft, kBottomToTop};
 
 bool is_horizontal(int d) { return d == kLeftToRight || d == kRightToLeft; }
@@ -284,8 +285,8 @@ void scan_forward_impl(const at::Tensor& x, const at::Tensor& w, at::Tensor& ys,
     Gates<T> gates;
     int64_t loaded = -1;  // (n, d, gate channel) whose gates are in `gates`
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / (4 * chunks), c0 = (task / 4 % chunks) * chunk;
-      const int d = kTaskDirection[task % 4];
+      const int64_t n = task / (4 * chunks), c0 = (task % chunks) * chunk;
+      const int d = kTaskDirection[(task / chunks) % 4];
       const int64_t nc = std::min(chunk, s.c - c0);
       const int64_t key = (n * 4 + d) * s.cw + (s.cw == 1 ? 0 : c0);
       if (key != loaded) { gates.load(wp, lay, n, d, c0); loaded = key; }
@@ -317,8 +318,8 @@ void scan_backward_impl(const T* gp, const T* xp, const T* wp, const T* yp, T* d
     for (int64_t task = begin; task < end; ++task) {
       const int64_t groups = s.c / per_task_c;
       const int64_t n = task / (4 * groups);
-      const int d = kTaskDirection[task % 4];
-      const int64_t c0 = (task / 4 % groups) * per_task_c;
+      const int d = kTaskDirection[(task / groups) % 4];
+      const int64_t c0 = (task % groups) * per_task_c;
       const int64_t lines = num_lines(s, d), L = line_len(s, d);
       const bool hz = is_horizontal(d);
       T* dw_lines[3] = {nullptr, nullptr, nullptr};
