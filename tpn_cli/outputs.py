@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .media import FrameFolderWriter, VideoReader, VideoWriter
-from .media.atomic import AtomicPath
+from .media.atomic import AtomicPath, Transactional
 from .media.hdr import HdrVideoWriter, sdr_preview
 from .media.masks import overlay, write_mask
 from .media.video import Frame
@@ -30,7 +30,7 @@ def frame_name_number(reader: Any, index: int) -> int:
     return numbers[index] if numbers is not None else index
 
 
-class _Sink:
+class _Sink(Transactional):
     writer: Any
 
     def close(self) -> Path:
@@ -38,15 +38,6 @@ class _Sink:
 
     def abort(self) -> None:
         self.writer.abort()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     @property
     def warnings(self) -> list[str]:

@@ -143,3 +143,22 @@ class AtomicPath:
             self.commit()
         else:
             self.abort()
+
+
+class Transactional:
+    """Writers used as context managers: ``close()`` (commit) on success, ``abort()`` on error."""
+
+    def close(self):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def abort(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

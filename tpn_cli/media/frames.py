@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import BadInputError, OutputNotWritableError, UsageError
-from .atomic import AtomicPath
+from .atomic import AtomicPath, Transactional
 from .video import ColorTags, Frame
 
 __all__ = [
@@ -305,7 +305,7 @@ class FrameFolderReader:
         return f"FrameFolderReader({str(self.path)!r}, {len(self.files)} frames, {self.width}x{self.height})"
 
 
-class FrameFolderWriter:
+class FrameFolderWriter(Transactional):
     """Write frames named by index (``00012.png``) into a folder, atomically per folder.
 
     Args:
@@ -349,14 +349,6 @@ class FrameFolderWriter:
         """Delete the temporary folder; the target is left untouched."""
         self._atomic.abort()
 
-    def __enter__(self) -> "FrameFolderWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def is_frame_sequence_path(path: str | os.PathLike[str]) -> bool:

@@ -35,7 +35,7 @@ import torch
 
 from .. import colour
 from ..errors import BadInputError, OutputNotWritableError, UsageError
-from .atomic import AtomicPath, check_output_path
+from .atomic import AtomicPath, Transactional, check_output_path
 from .video import HDR10, HLG, VideoWriter
 
 __all__ = [
@@ -295,7 +295,7 @@ def rgb_to_yuv420p10(signal: np.ndarray) -> np.ndarray:
     return np.concatenate([dy.reshape(-1), du.reshape(-1), dv.reshape(-1)]).reshape(h * 3 // 2, w)
 
 
-class HdrVideoWriter:
+class HdrVideoWriter(Transactional):
     """Write relative linear radiance frames as HDR10 (PQ) or HLG HEVC video.
 
     Args:
@@ -460,11 +460,3 @@ class HdrVideoWriter:
         if self._tmp is not None:
             self._tmp.abort()
 
-    def __enter__(self) -> "HdrVideoWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

@@ -30,7 +30,7 @@ import av
 import numpy as np
 
 from ..errors import BadInputError, OutputNotWritableError, UsageError
-from .atomic import AtomicPath
+from .atomic import AtomicPath, Transactional
 
 __all__ = [
     "ColorTags",
@@ -312,7 +312,7 @@ def _container_accepts(fmt_name: str, codec: str) -> bool:
     return True
 
 
-class VideoWriter:
+class VideoWriter(Transactional):
     """Encode RGB frames to a video file, keeping timing, colour tags and other streams.
 
     The frame rate, time base and pts should come from the source (see :meth:`like`), so
@@ -600,11 +600,3 @@ class VideoWriter:
         self._out = self._src = None
         self._atomic.abort()
 
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
