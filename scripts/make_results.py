@@ -1,0 +1,540 @@
+"""Regenerate docs/RESULTS.md: colour, segmentation and HDR on held-out data against
+baselines computed in the same run, from the weights in weights/manifest.json.
+
+    python scripts/make_results.py                       # full run, writes docs/RESULTS.md
+    python scripts/make_results.py --quick               # smoke run, writes /tmp/RESULTS.quick.md
+    python scripts/make_results.py --weights colour=/work/runs/x/best.tpn \
+        --compare basic=A.tpn switch=B.tpn transpose=C.tpn
+
+Each task uses the manifest's default model (``--weights task=PATH`` overrides it, for
+development; the models section then says the file is not the shipped one). A task
+without a model gets its baselines and "not available" for the TPN. The evaluation
+itself lives in tpn_cli/evaluate.py (see its docstring for every method and metric).
+One thread by default; about 15–25 minutes on a busy 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tpn_cli import evaluate as ev  # noqa: E402
+from tpn_cli import metrics, weights  # noqa: E402
+from tpn_cli.errors import WeightsUnavailableError  # noqa: E402
+from tpn_cli.models import load_model  # noqa: E402
+
+TASKS = ("colour", "segment", "hdr")
+NA = "n/a"
+
+
+# ----------------------------------------------------------------------------------------
+# models
+# ----------------------------------------------------------------------------------------
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def find_model(task: str, override: str | None) -> dict:
+    """Which weights file a task uses: {'task', 'path', 'entry', 'sha256', 'source', 'error'}."""
+    info = {"task": task, "path": None, "entry": None, "sha256": None, "source": None, "error": None}
+    entries = weights.load_manifest()
+    try:
+        if override:
+            path = Path(override)
+            if not path.is_file():
+                raise WeightsUnavailableError(f"{override} not found")
+            info["source"] = "--weights (development override)"
+        else:
+            path = weights.resolve(None, task)
+            info["source"] = "weights/manifest.json default"
+    except WeightsUnavailableError as exc:
+        info["error"] = str(exc)
+        return info
+    info["path"] = str(path)
+    info["sha256"] = weights.sha256_file(path)
+    for e in entries:
+        if e.sha256 and e.sha256.lower() == info["sha256"]:
+            info["entry"] = e
+            break
+    else:
+        if not override:  # the manifest's file, but its checksum does not match
+            name = weights.default_name(task)
+            info["entry"] = next((e for e in entries if e.name == name), None)
+    return info
+
+
+def load(info: dict):
+    if info["path"] is None:
+        return None
+    try:
+        model = load_model(info["path"]).eval()
+    except Exception as exc:  # a foreign or corrupt file: report it, keep the baselines
+        info["error"] = f"cannot load: {type(exc).__name__}: {exc}"
+        return None
+    if model.config.task != info["task"]:
+        info["error"] = f"file is a {model.config.task!r} model, not {info['task']!r}"
+        return None
+    info["config"] = model.config
+    return model
+
+
+def model_row(label: str, info: dict) -> list:
+    e = info.get("entry")
+    if info["path"] is None:
+        return [label, info["task"], NA, NA, NA, info["error"] or "not available", NA]
+    if e is None:
+        check = "not in the manifest"
+    elif e.sha256 and e.sha256.lower() == info["sha256"]:
+        check = f"matches manifest entry `{e.name}`"
+    else:
+        check = f"**MISMATCH** with manifest entry `{e.name}`"
+    data = licence = NA
+    if e is not None:
+        td = e.extra.get("training_data")
+        data = "; ".join(td) if isinstance(td, (list, tuple)) else (str(td) if td else NA)
+        licence = str(e.extra.get("licence") or e.extra.get("license") or NA)
+    cfg = info.get("config")
+    desc = NA
+    if cfg is not None:
+        desc = (f"{cfg.encoder} 1/{cfg.scale}×{cfg.hidden_channels}, mode {cfg.mode}, "
+                f"residual {cfg.residual}, align {bool(cfg.extra.get('align', False))}")
+    where = os.path.relpath(info["path"], REPO) if info["path"].startswith(str(REPO)) else info["path"]
+    return [label, info["task"], f"`{where}`", f"`{info['sha256']}`", check, desc, f"{data} ({licence})"]
+
+
+# ----------------------------------------------------------------------------------------
+# colour
+# ----------------------------------------------------------------------------------------
+COLOUR_METHODS = [  # (column, method, schedule)
+    ("copy, preceding key", "copy", "online"),
+    ("copy, nearest key", "copy", "nearest"),
+    ("flow, preceding key", "flow", "online"),
+    ("flow, nearest key", "flow", "nearest"),
+    ("TPN online", "tpn", "online"),
+    ("TPN nearest", "tpn", "nearest"),
+]
+
+
+def run_colour(a, model, compare: dict, log) -> dict:
+    models = {"tpn": model} if model is not None else {}
+    extra = {k: m for k, m in compare.items() if m is not None and m is not model}
+    res = []
+    for name in a.seqs:
+        t0 = time.time()
+        r = ev.evaluate_colour_sequence(name, models, a.Ks, ev.SCHEDULES, a.stride,
+                                        extra_models=extra, extra_pairs=(max(a.Ks), "online"))
+        res.append(r)
+        log(f"colour {name}: {r['n']} frames, {len(r['pairs'])} pairs, {time.time() - t0:.0f} s")
+    return {"seqs": res}
+
+
+def colour_section(a, col: dict, model, compare: dict, compare_missing: dict) -> tuple[str, list]:
+    model_ok = model is not None
+    res = col["seqs"]
+    out, targets = [], []
+    s = lambda K, sch, m: ev.colour_summary(res, K, sch, m)  # noqa: E731
+    heads = ["K"] + [c for c, _, _ in COLOUR_METHODS] + ["best TPN − best flow", "TPN online − copy preceding"]
+    rows = []
+    for K in a.Ks:
+        vals = [s(K, sch, m)["all"] for _, m, sch in COLOUR_METHODS]
+        best_flow = max(vals[2], vals[3])
+        best_tpn = max(vals[4], vals[5]) if model_ok else float("nan")
+        gain_flow = best_tpn - best_flow
+        gain_copy = vals[4] - vals[0] if model_ok else float("nan")
+        rows.append([K, *vals, ev.fmt(gain_flow, signed=True), ev.fmt(gain_copy, signed=True)])
+        targets.append(("colour", f"K={K}: best TPN schedule ≥ best flow + 1.0 dB",
+                        f"{ev.fmt(gain_flow, signed=True)} dB", model_ok and gain_flow >= 1.0))
+        targets.append(("colour", f"K={K}: TPN online ≥ copy preceding key + 3 dB",
+                        f"{ev.fmt(gain_copy, signed=True)} dB", model_ok and gain_copy >= 3.0))
+    n_frames = {K: sum(len(r["assign"][(K, "online")]) for r in res) for K in a.Ks}
+    out.append("### PSNR (dB) by key-frame interval K, all sequences\n")
+    out.append(f"Mean over the evaluated non-key frames of {', '.join(a.seqs)} (every {a.stride}. frame; "
+               + ", ".join(f"K={K}: {n} frames" for K, n in n_frames.items()) + "). "
+               "\"Best flow\" is the better of the two flow schedules.\n")
+    out.append(ev.markdown_table(heads, rows))
+    # per sequence
+    out.append("\n### PSNR (dB) per sequence\n")
+    rows = []
+    for K in a.Ks:
+        for r in res:
+            rows.append([r["name"], K] + [s(K, sch, m)[r["name"]] for _, m, sch in COLOUR_METHODS])
+    out.append(ev.markdown_table(["sequence", "K"] + [c for c, _, _ in COLOUR_METHODS], rows))
+    # by distance
+    pairs = [p for r in res for p in r["pairs"].values()]
+    methods = ["copy", "flow"] + (["tpn"] if model_ok else [])
+    out.append("\n### PSNR and style energy by distance to the key-frame\n")
+    out.append(f"Every distinct (frame, key-frame) pair used by any K and schedule above, counted once "
+               f"({len(pairs)} pairs). Style energy = Σ variance of the predicted ab / Σ variance of the "
+               "true ab per frame (tpn_cli.metrics.style_energy_ratio), averaged over frames: 1 keeps "
+               "the colour contrast, below 1 is washed out.\n")
+    rows = []
+    bins = {m: ev.bin_by_distance([(p.distance, p.psnr[m]) for p in pairs if m in p.psnr]) for m in methods}
+    ebins = {m: ev.bin_by_distance([(p.distance, p.energy[m]) for p in pairs if m in p.energy]) for m in methods}
+    for b, (_, n) in bins["copy"].items():
+        rows.append([b, n] + [bins[m].get(b, (float("nan"),))[0] for m in methods]
+                    + [ebins[m].get(b, (float("nan"),))[0] for m in methods])
+    heads = (["distance", "pairs"] + [f"PSNR {m}" for m in methods] + [f"energy {m}" for m in methods])
+    out.append(ev.markdown_table(heads, rows))
+    # speed
+    out.append("\n### Speed (measured in this run, 854×480, one thread)\n")
+    secs = defaultdict(float)
+    cnt = defaultdict(int)
+    for r in res:
+        for m, v in r["seconds"].items():
+            secs[m] += v
+        for m, c in r["count"].items():
+            cnt[m] += c
+            if m + "+flow" in r["seconds"]:
+                cnt[m + "+flow"] += c
+    rows = [["DIS flow (preset MEDIUM) + warp", cnt["flow"] / max(secs["flow"], 1e-9),
+             1000 * secs["flow"] / max(cnt["flow"], 1)]]
+    if model_ok:
+        rows.append(["TPN network only", cnt["tpn"] / max(secs["tpn"], 1e-9), 1000 * secs["tpn"] / max(cnt["tpn"], 1)])
+        rows.append(["TPN end to end (flow alignment + network)", cnt["tpn+flow"] / max(secs["tpn+flow"], 1e-9),
+                     1000 * secs["tpn+flow"] / max(cnt["tpn+flow"], 1)])
+    else:
+        rows.append(["TPN", NA, NA])
+    out.append(ev.markdown_table(["step", "frames/s", "ms/frame"], rows, digits=1))
+    out.append("\nCopy costs nothing. Times include only the step itself (no decoding, no metrics); "
+               "other jobs shared the machine, so absolute numbers are pessimistic, the ratio is fair.")
+    # comparison
+    if compare or compare_missing:
+        K = max(a.Ks)
+        out.append(f"\n### Training modes compared (K={K}, preceding key-frame)\n")
+        out.append(f"Each model on the same pairs (K={K}, online schedule, every {a.stride}. frame: one pair "
+                   "per frame, distances 1…K−1).\n")
+        sub = [(r, t, k) for r in res for t, k in r["assign"][(K, "online")].items()]
+        cbins = [b for b in ev.DISTANCE_BINS if b[0] < K]
+        labels = [ev.distance_bin(b[0]) for b in cbins]
+        items = [(r["pairs"][(t, k)], abs(t - k)) for r, t, k in sub]
+        for what, title in (("psnr", "PSNR (dB)"), ("energy", "style energy")):
+            heads = ["model", "all"] + labels
+            rows = []
+            for name in list(compare) + list(compare_missing):
+                if name in compare_missing:
+                    rows.append([f"{name} (not available: {compare_missing[name]})"] + [NA] * (len(heads) - 1))
+                    continue
+                key = "tpn" if compare[name] is model else name
+                vals = [(d, getattr(p, what)[key]) for p, d in items if key in getattr(p, what)]
+                b = ev.bin_by_distance(vals, cbins)
+                rows.append([name, ev.mean(v for _, v in vals)] + [b.get(x, (float("nan"),))[0] for x in labels])
+            for m in ("flow", "copy"):
+                vals = [(d, getattr(p, what)[m]) for p, d in items]
+                b = ev.bin_by_distance(vals, cbins)
+                rows.append([f"({m})", ev.mean(v for _, v in vals)] + [b.get(x, (float("nan"),))[0] for x in labels])
+            out.append(f"\n{title} by distance to the key-frame:\n")
+            out.append(ev.markdown_table(heads, rows))
+    return "\n".join(out), targets
+
+
+# ----------------------------------------------------------------------------------------
+# segmentation
+# ----------------------------------------------------------------------------------------
+def run_segment(a, model, log) -> dict:
+    from tpn_cli.models.segment import MaskPropagator
+    res = {}
+    for name in a.seg_seqs:
+        methods = {}
+        if model is not None:
+            if "first" in a.seg_modes:
+                methods["TPN from the first frame"] = model
+            if "chain" in a.seg_modes:
+                methods["TPN chained"] = MaskPropagator(model)
+        t0 = time.time()
+        res[name] = ev.evaluate_segment_sequence(name, methods, a.seg_stride)
+        log(f"segment {name}: {res[name]['frames']} frames, {time.time() - t0:.0f} s")
+    return res
+
+
+def segment_section(a, seg: dict, model_ok: bool) -> tuple[str, list]:
+    names = {"copy": "copy first mask", "flow_first": "flow from first frame", "flow_chain": "flow chained"}
+    methods = list(next(iter(seg.values()))["scores"])
+    if not model_ok:
+        methods.append("TPN")
+    out = []
+    stride = f"every {a.seg_stride}. frame, " if a.seg_stride > 1 else "all frames, "
+    out.append(f"DAVIS-2016 protocol on {', '.join(seg)} ({stride}first mask given, first and last "
+               "frame excluded, boundary tolerance 0.008 of the diagonal).\n")
+    heads = ["sequence"] + [f"{names.get(m, m)} {x}" for m in methods for x in ("J", "F", "J&F")]
+    rows = []
+    for name, r in seg.items():
+        row = [name]
+        for m in methods:
+            sc = r["scores"].get(m)
+            row += [sc.J, sc.F, sc.JF] if sc is not None else [NA, NA, NA]
+        rows.append(row)
+    summ = {m: metrics.davis_summary([r["scores"][m] for r in seg.values()]) for m in methods
+            if all(m in r["scores"] for r in seg.values())}
+    row = ["**mean**"]
+    for m in methods:
+        sm = summ.get(m)
+        row += [sm["J-Mean"], sm["F-Mean"], sm["J&F-Mean"]] if sm else [NA, NA, NA]
+    rows.append(row)
+    out.append(ev.markdown_table(heads, rows, digits=3))
+    frames = sum(r["frames"] - 1 for r in seg.values())
+    rows = []
+    for m in methods:
+        if m == "copy" or m not in summ:
+            continue
+        ms = sum(r["ms"][m] * (r["frames"] - 1) for r in seg.values()) / max(frames, 1)
+        rows.append([names.get(m, m), 1000.0 / ms if ms > 0 else NA, ms])
+    out.append("\nSpeed (854×480, one thread, including the flow each method computes):\n")
+    out.append(ev.markdown_table(["method", "frames/s", "ms/frame"], rows, digits=1))
+    flow = summ["flow_chain"]["J&F-Mean"]
+    tpn = [summ[m]["J&F-Mean"] for m in summ if m.startswith("TPN")]
+    best = max(tpn) if tpn else float("nan")
+    targets = [("segment", "J&F ≥ flow chained + 0.10", f"{ev.fmt(best - flow, 3, signed=True)}", bool(tpn) and best - flow >= 0.10),
+               ("segment", "J&F ≥ 0.65", ev.fmt(best, 3), bool(tpn) and best >= 0.65)]
+    strongest = max(flow, summ["flow_first"]["J&F-Mean"])
+    targets.append(("segment", "(not in issue 5) J&F ≥ the better flow baseline + 0.10 (incl. flow from first frame)",
+                    f"{ev.fmt(best - strongest, 3, signed=True)}", bool(tpn) and best - strongest >= 0.10))
+    return "\n".join(out), targets
+
+
+# ----------------------------------------------------------------------------------------
+# HDR
+# ----------------------------------------------------------------------------------------
+HDR_METHODS = [("icc", "inverse camera curve"), ("copy_sat", "key copied into saturated"),
+               ("flow_sat", "key warped by flow into saturated"), ("tpn", "TPN (blended, as the CLI)"),
+               ("tpn_sat", "TPN into saturated")]
+
+
+def run_hdr(a, model, log) -> dict:
+    from tpn_cli.train.hdr_video import hdr_images
+    images = hdr_images("val")
+    out = []
+    times: dict[str, float] = defaultdict(float)
+    count = 0
+    for img_name in sorted(images):
+        for seed in range(a.hdr_seeds):
+            rng = np.random.default_rng([20261122, seed, sum(map(ord, img_name))])
+            hdr, ldr = ev.hdr_sequence(rng, images[img_name], a.hdr_frames, a.hdr_size)
+            frames = range(len(hdr))
+            assign = {K: ev.assign_keys(len(hdr), K, "nearest", frames) for K in a.hdr_Ks}
+            pairs = sorted({p for d in assign.values() for p in d.items()})
+            sat = float(np.mean([(x.max(-1) >= ev.HDR_SAT_LEVEL).mean() for x in ldr]))
+            t0 = time.time()
+            res = ev.evaluate_hdr_sequence(hdr, ldr, pairs, model, times)
+            count += len(pairs)
+            out.append({"image": img_name, "seed": seed, "assign": assign, "pairs": res, "sat": sat})
+            log(f"hdr {img_name} seed {seed}: {len(pairs)} pairs, saturated {100 * sat:.1f} %, "
+                f"{time.time() - t0:.0f} s")
+    return {"seqs": out, "seconds": dict(times), "count": count}
+
+
+def hdr_section(a, hd: dict, model_ok: bool) -> tuple[str, list]:
+    methods = [(m, lab) for m, lab in HDR_METHODS if model_ok or not m.startswith("tpn")]
+    out = [f"Virtual-camera pseudo-video over the held-out stills StillLife and venice_sunset_1k: "
+           f"{a.hdr_seeds} clip(s) per image (fixed seeds), {a.hdr_frames} frames of {a.hdr_size}×{a.hdr_size}, "
+           f"nearest key-frame; saturated pixels = LDR channel max ≥ {ev.HDR_SAT_LEVEL} "
+           f"({100 * np.mean([s['sat'] for s in hd['seqs']]):.1f} % of pixels on average). Radiance is "
+           "relative (1.0 = the LDR clip level; PU21 at 1.0 = 203 cd/m²). log-RMSE is of log(H + 0.01) "
+           "over the whole frame, and over the saturated pixels only (the only pixels where the methods "
+           "other than the inverse curve differ).\n"]
+    if not model_ok:
+        out.append("TPN: not available (no HDR model).\n")
+    targets = []
+    for K in a.hdr_Ks:
+        nfr = sum(len(s["assign"][K]) for s in hd["seqs"])
+        out.append(f"\n#### K = {K} ({nfr} non-key frames)\n")
+        rows = []
+        per = {}
+        for m, lab in methods:
+            vals = defaultdict(list)
+            for s in hd["seqs"]:
+                for t, k in s["assign"][K].items():
+                    for q, v in s["pairs"][(t, k)][m].items():
+                        vals[q].append(v)
+            per[m] = {q: ev.mean(v) for q, v in vals.items()}
+            rows.append([lab, per[m]["log_rmse"], per[m]["log_rmse_sat"], per[m]["pu21"]])
+        out.append(ev.markdown_table(["method", "log-RMSE", "log-RMSE saturated", "PU21-PSNR (dB)"], rows, digits=3))
+        base = ["icc", "copy_sat", "flow_sat"]
+        best_l = min(per[m]["log_rmse"] for m in base)
+        best_p = max(per[m]["pu21"] for m in base)
+        if model_ok:
+            ratio = per["tpn"]["log_rmse"] / best_l
+            dp = per["tpn"]["pu21"] - best_p
+        else:
+            ratio = dp = float("nan")
+        targets.append(("hdr", f"K={K}: log-RMSE ≤ 0.8 × best baseline", f"× {ev.fmt(ratio, 3)}",
+                        model_ok and ratio <= 0.8))
+        targets.append(("hdr", f"K={K}: PU21-PSNR ≥ best baseline + 2 dB", f"{ev.fmt(dp, 2, signed=True)} dB",
+                        model_ok and dp >= 2.0))
+    secs, n = hd["seconds"], max(hd["count"], 1)
+    rows = [["DIS flow + warp", n / max(secs.get("flow", 0), 1e-9), 1000 * secs.get("flow", 0) / n]]
+    if model_ok:
+        rows += [["TPN network only", n / max(secs["tpn"], 1e-9), 1000 * secs["tpn"] / n],
+                 ["TPN end to end", n / max(secs["tpn+flow"], 1e-9), 1000 * secs["tpn+flow"] / n]]
+    out.append(f"\nSpeed ({a.hdr_size}×{a.hdr_size}, one thread):\n")
+    out.append(ev.markdown_table(["step", "frames/s", "ms/frame"], rows, digits=1))
+    return "\n".join(out), targets
+
+
+# ----------------------------------------------------------------------------------------
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", action="append", default=[], metavar="TASK=PATH",
+                   help="use this model file for TASK (colour, segment, hdr) instead of the manifest's")
+    p.add_argument("--compare", nargs="*", default=[], metavar="NAME=PATH",
+                   help="colour models to compare (e.g. basic=A.tpn switch=B.tpn transpose=C.tpn)")
+    p.add_argument("--quick", action="store_true", help="smoke run: one short sequence per task, coarse stride")
+    p.add_argument("--out", help="markdown output (default docs/RESULTS.md; /tmp/RESULTS.quick.md with --quick)")
+    p.add_argument("--json", help="also write the raw numbers here")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--stride", type=int, default=3, help="colour: evaluate every n-th frame")
+    p.add_argument("--Ks", default="10,20,30,40")
+    p.add_argument("--seqs", default=",".join(("bmx-trees", "drift-chicane", "goat", "libby")))
+    p.add_argument("--seg-stride", type=int, default=1, help="segmentation: use every n-th frame")
+    p.add_argument("--seg-modes", default="first,chain", help="TPN segmentation modes: first, chain")
+    p.add_argument("--hdr-seeds", type=int, default=3, help="pseudo-videos per held-out HDR image")
+    p.add_argument("--hdr-frames", type=int, default=41)
+    p.add_argument("--hdr-size", type=int, default=256)
+    p.add_argument("--hdr-Ks", default="10,20")
+    p.add_argument("--only", default="colour,segment,hdr", help="sections to run")
+    p.add_argument("--what-we-tried", default=str(REPO / "docs" / "what-we-tried.md"))
+    a = p.parse_args(argv)
+    a.Ks = [int(k) for k in a.Ks.split(",")]
+    a.hdr_Ks = [int(k) for k in a.hdr_Ks.split(",")]
+    a.seqs = a.seqs.split(",")
+    a.seg_seqs = list(a.seqs)
+    a.seg_modes = a.seg_modes.split(",")
+    a.only = a.only.split(",")
+    if a.quick:
+        a.seqs, a.seg_seqs, a.stride, a.seg_stride = ["libby"], ["libby"], 6, 3
+        a.hdr_seeds, a.hdr_frames, a.hdr_size = 1, 21, 128
+    a.out = a.out or ("/tmp/RESULTS.quick.md" if a.quick else str(REPO / "docs" / "RESULTS.md"))
+    a.overrides = {}
+    for item in a.weights:
+        task, sep, path = item.partition("=")
+        task = {"color": "colour", "segmentation": "segment"}.get(task, task)
+        if not sep or task not in TASKS:
+            p.error(f"--weights wants TASK=PATH with TASK in {TASKS}, got {item!r}")
+        a.overrides[task] = path
+    a.compare_specs = {}
+    for item in a.compare:
+        name, sep, path = item.partition("=")
+        if not sep:
+            p.error(f"--compare wants NAME=PATH, got {item!r}")
+        a.compare_specs[name] = path
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    torch.set_num_threads(a.threads)
+    try:
+        import cv2
+        cv2.setNumThreads(a.threads)
+    except ImportError:
+        pass
+    start = time.time()
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    started = _dt.datetime.now(_dt.timezone.utc)
+
+    def log(msg):
+        print(f"[{time.time() - start:6.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    infos = {t: find_model(t, a.overrides.get(t)) for t in TASKS}
+    models = {t: load(infos[t]) for t in TASKS}
+    for t in TASKS:
+        log(f"{t}: {infos[t]['path'] or 'no model'}" + (f" ({infos[t]['error']})" if infos[t]["error"] else ""))
+    compare, compare_missing, compare_infos = {}, {}, {}
+    for name, path in a.compare_specs.items():
+        info = find_model("colour", path)
+        m = load(info) if info["path"] else None
+        if m is None:
+            compare_missing[name] = info["error"] or "cannot load"
+            continue
+        if infos["colour"]["sha256"] == info["sha256"] and models["colour"] is not None:
+            m = models["colour"]  # the same file: reuse the main results
+        compare[name], compare_infos[name] = m, info
+
+    sections, targets, raw = [], [], {}
+    if "colour" in a.only:
+        col = run_colour(a, models["colour"], compare, log)
+        text, tg = colour_section(a, col, models["colour"], compare, compare_missing)
+        sections.append("## Colour\n\n" + text)
+        targets += tg
+        raw["colour"] = {r["name"]: {"pairs": [{"t": p.t, "k": p.k, "psnr": p.psnr, "energy": p.energy}
+                                               for p in r["pairs"].values()],
+                                     "seconds": r["seconds"]} for r in col["seqs"]}
+    if "segment" in a.only:
+        seg = run_segment(a, models["segment"], log)
+        text, tg = segment_section(a, seg, models["segment"] is not None)
+        sections.append("## Segmentation from the first-frame mask\n\n" + text)
+        targets += tg
+        raw["segment"] = {n: {m: {"J": s.J, "F": s.F} for m, s in r["scores"].items()} for n, r in seg.items()}
+    if "hdr" in a.only:
+        hd = run_hdr(a, models["hdr"], log)
+        text, tg = hdr_section(a, hd, models["hdr"] is not None)
+        sections.append("## HDR on held-out pseudo-video\n\n" + text)
+        targets += tg
+        raw["hdr"] = [{"image": s["image"], "seed": s["seed"],
+                       "pairs": [{"t": t, "k": k, **v} for (t, k), v in s["pairs"].items()]} for s in hd["seqs"]]
+    elapsed = time.time() - start
+
+    # header, summary, models
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    cmd = "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    head = ["# Results" + (" (QUICK SMOKE RUN — not results)" if a.quick else ""), "",
+            "Generated by `scripts/make_results.py`; do not edit by hand.", "",
+            f"- Command: `{cmd}`",
+            f"- Commit: `{commit}`" + (" (the working tree had uncommitted changes)" if dirty and dirty != "?" else ""),
+            f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}; run time {elapsed / 60:.1f} min",
+            f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+            f"load average {load0:.1f} when the run started (training jobs shared the CPUs, so "
+            "frames/s are pessimistic; all methods were timed in the same run)",
+            f"- Frames: colour every {a.stride}. frame of {', '.join(a.seqs)} (K = {', '.join(map(str, a.Ks))}); "
+            f"segmentation {'all frames' if a.seg_stride == 1 else f'every {a.seg_stride}. frame'} of "
+            f"{', '.join(a.seg_seqs)}; HDR {a.hdr_seeds} pseudo-video(s) per held-out image. None of these "
+            "sequences or images was used for training.", ""]
+    tg_rows = [[task, what, got, "yes" if ok else "**no**"] for task, what, got, ok in targets]
+    head += ["## Targets (issue 5)", "", ev.markdown_table(["task", "target", "measured", "met"], tg_rows,
+                                                           align="llrl"), ""]
+    rows = [model_row(t, infos[t]) for t in TASKS]
+    rows += [model_row(f"compare: {n}", i) for n, i in compare_infos.items()]
+    head += ["## Models", "",
+             ev.markdown_table(["used for", "task", "file", "sha256", "manifest", "model",
+                                "training data (licence)"], rows, align="lllllll"), ""]
+    body = "\n\n".join(sections)
+    tried = ""
+    wt = Path(a.what_we_tried)
+    if wt.is_file():
+        lines = wt.read_text().strip().splitlines()
+        if lines and lines[0].startswith("# "):
+            lines = lines[1:]
+        tried = ("\n\n## What we tried\n\n_(from `" + os.path.relpath(wt, REPO) + "`, written by hand)_\n\n"
+                 + "\n".join(lines).strip() + "\n")
+    notes = ("\n\n## How the numbers are made\n\n" + "\n".join(
+        "    " + ln if ln else "" for ln in (ev.__doc__ or "").strip().splitlines()) + "\n")
+    text = "\n".join(head) + "\n" + body + tried + notes
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(text)
+    if a.json:
+        Path(a.json).write_text(json.dumps(raw, default=float))
+    log(f"wrote {a.out} in {elapsed / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

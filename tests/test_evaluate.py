@@ -1,0 +1,151 @@
+"""tpn_cli.evaluate: the pure parts (schedules, pair sets, distance bins, tables) and the
+HDR pseudo-video on a synthetic still. Fast: no DAVIS, no model."""
+import math
+
+import numpy as np
+import pytest
+
+from tpn_cli import evaluate as ev
+
+
+def test_key_frames():
+    assert ev.key_frames(25, 10) == [0, 10, 20]
+    assert ev.key_frames(1, 10) == [0]
+    with pytest.raises(ValueError):
+        ev.key_frames(10, 0)
+
+
+def test_assign_online_takes_the_preceding_key():
+    a = ev.assign_keys(25, 10, "online")
+    assert 0 not in a and 10 not in a and 20 not in a  # key-frames are not evaluated
+    assert a[1] == 0 and a[9] == 0 and a[11] == 10 and a[19] == 10 and a[24] == 20
+    assert len(a) == 25 - 3
+
+
+def test_assign_nearest_ties_to_the_earlier_and_stays_inside_the_clip():
+    a = ev.assign_keys(25, 10, "nearest")
+    assert a[4] == 0 and a[5] == 0 and a[6] == 10  # tie at 5 goes to the earlier key
+    assert a[14] == 10 and a[16] == 20
+    assert a[24] == 20  # no key-frame 30 in a 25-frame clip
+
+
+def test_assign_subset_and_bad_schedule():
+    a = ev.assign_keys(40, 20, "nearest", frames=range(0, 40, 3))
+    assert sorted(a) == [t for t in range(0, 40, 3) if t % 20]
+    assert a[12] == 20 and a[9] == 0
+    assert ev.assign_keys(10, 5, "online", frames=[-1, 3, 99]) == {3: 0}
+    with pytest.raises(ValueError):
+        ev.assign_keys(10, 5, "blend")
+
+
+def test_colour_pairs_are_shared_across_K_and_schedules():
+    per, pairs = ev.colour_pairs(41, (10, 20, 40), ev.SCHEDULES, stride=1)
+    assert set(per) == {(K, s) for K in (10, 20, 40) for s in ev.SCHEDULES}
+    assert pairs == sorted(set(pairs))
+    needed = {(t, k) for a in per.values() for t, k in a.items()}
+    assert set(pairs) == needed
+    # frame 15: K=10 online 10, nearest 10 (tie), K=20 online 0 / nearest 20, K=40 online 0, nearest 0
+    assert {k for t, k in pairs if t == 15} == {0, 10, 20}
+    # distinct pairs are fewer than the sum of the schedule sizes
+    assert len(pairs) < sum(len(a) for a in per.values())
+
+
+def test_colour_pairs_stride():
+    per, pairs = ev.colour_pairs(30, (10,), ("online",), stride=3)
+    assert sorted(per[(10, "online")]) == [3, 6, 9, 12, 15, 18, 21, 24, 27]
+    assert pairs[0] == (3, 0) and pairs[-1] == (27, 20)
+
+
+def test_distance_bin():
+    assert ev.distance_bin(1) == "1"
+    assert ev.distance_bin(3) == "3–4" and ev.distance_bin(4) == "3–4"
+    assert ev.distance_bin(40) == "31–40"
+    assert ev.distance_bin(0) is None and ev.distance_bin(41) is None
+    assert ev.distance_bin(7, bins=((1, 5), (6, 9))) == "6–9"
+    # the default bins cover 1..40 without gaps or overlaps
+    labels = [ev.distance_bin(d) for d in range(1, 41)]
+    assert None not in labels
+    bins = ev.DISTANCE_BINS
+    assert all(bins[i][1] + 1 == bins[i + 1][0] for i in range(len(bins) - 1))
+
+
+def test_bin_by_distance_means_counts_and_order():
+    items = [(1, 10.0), (1, 20.0), (4, 1.0), (3, 3.0), (12, 7.0), (50, 99.0), (2, float("nan"))]
+    b = ev.bin_by_distance(items)
+    assert list(b) == ["1", "2", "3–4", "11–15"]  # bin order, empty bins left out, 50 dropped
+    assert b["1"] == (15.0, 2)
+    assert b["3–4"] == (2.0, 2)
+    assert math.isnan(b["2"][0]) and b["2"][1] == 1  # counted, but no finite value
+
+
+def test_mean_ignores_non_finite():
+    assert ev.mean([1.0, 3.0, float("nan"), float("inf")]) == 2.0
+    assert math.isnan(ev.mean([]))
+
+
+def test_fmt():
+    assert ev.fmt(1.234) == "1.23"
+    assert ev.fmt(1.2, signed=True) == "+1.20" and ev.fmt(-0.5, signed=True) == "-0.50"
+    assert ev.fmt(0.12345, 3) == "0.123"
+    assert ev.fmt(None) == "n/a" and ev.fmt(float("nan")) == "n/a"
+    assert ev.fmt(7) == "7" and ev.fmt(np.int64(7)) == "7"
+    assert ev.fmt("text") == "text" and ev.fmt(True) == "yes"
+    assert ev.fmt(float("inf")) == "inf"
+
+
+def test_markdown_table():
+    t = ev.markdown_table(["K", "copy", "flow"], [[10, 29.8, None], [20, 28.841, float("nan")]])
+    assert t.splitlines() == ["| K | copy | flow |", "|---|---:|---:|",
+                              "| 10 | 29.80 | n/a |", "| 20 | 28.84 | n/a |"]
+    t = ev.markdown_table(["a", "b"], [["x", 0.5]], digits=3, align="ll")
+    assert t.splitlines()[1] == "|---|---|" and t.splitlines()[2] == "| x | 0.500 |"
+    with pytest.raises(ValueError):
+        ev.markdown_table(["a", "b"], [[1]])
+
+
+def _still(h=160, w=240, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 0.2 + 0.1 * np.sin(x / 9.0)[..., None] * np.cos(y / 13.0)[..., None] + 0.05 * rng.random((h, w, 3))
+    img = np.repeat(base, 3, axis=2)[..., :3].astype(np.float32)
+    img[40:70, 100:160] *= 40.0  # a bright window that will clip
+    return np.clip(img, 1e-4, None)
+
+
+def test_hdr_sequence_is_deterministic_and_clips_like_training():
+    img = _still()
+    hdr1, ldr1 = ev.hdr_sequence(np.random.default_rng(3), img, n_frames=5, size=64)
+    hdr2, ldr2 = ev.hdr_sequence(np.random.default_rng(3), img, n_frames=5, size=64)
+    assert len(hdr1) == len(ldr1) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(ldr1, ldr2))
+    assert all(np.array_equal(a, b) for a, b in zip(hdr1, hdr2))
+    assert hdr1[0].shape == (64, 64, 3) and ldr1[0].dtype == np.float32
+    assert all(0.0 <= x.min() and x.max() <= 1.0 for x in ldr1)
+    # 8-bit quantised; 5–15 % of the first frame's radiance values are above the clip level
+    assert np.allclose(ldr1[0] * 255.0, np.round(ldr1[0] * 255.0), atol=1e-3)
+    frac = float((hdr1[0] > 1.0).mean())
+    assert 0.03 <= frac <= 0.17
+
+
+def test_hdr_baselines_on_a_static_clip():
+    import torch
+
+    from tpn_cli import colour
+    y, x = np.mgrid[0:48, 0:64].astype(np.float32)
+    H = np.repeat((0.3 + 0.2 * np.sin(x / 5.0) * np.cos(y / 7.0))[..., None], 3, axis=2)
+    H[10:20, 20:40] = 20.0  # far above the clip level
+    D = np.clip(colour.camera_curve(torch.from_numpy(H)).numpy(), 0.0, 1.0)
+    D = (np.round(D * 255.0) / 255.0).astype(np.float32)
+    hdr, ldr = [H.astype(np.float32)] * 3, [D] * 3
+    res = ev.evaluate_hdr_sequence(hdr, ldr, [(1, 0), (2, 0)], model=None)
+    assert set(res) == {(1, 0), (2, 0)}
+    r = res[(1, 0)]
+    assert set(r) == {"icc", "copy_sat", "flow_sat"}
+    # nothing moves: the key's radiance is exact in the saturated pixels, where the inverse
+    # camera curve cannot go above the clip level
+    assert r["copy_sat"]["log_rmse_sat"] < 1e-6
+    assert r["flow_sat"]["log_rmse_sat"] < 1e-3
+    assert r["icc"]["log_rmse_sat"] > 2.0
+    assert r["copy_sat"]["pu21"] > r["icc"]["pu21"] + 5.0
+    # outside the saturated pixels every method is the inverse camera curve
+    assert r["copy_sat"]["log_rmse"] < r["icc"]["log_rmse"]
