@@ -96,3 +96,41 @@ def test_bce_loss_trains_gates():
     assert model.guidance.head.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError):
         TPN(task_config("segment", loss="nope")).pair_loss(u1, v1, u2, v2)
+
+
+def test_colour_histograms_are_normalised_per_channel():
+    from tpn_cli.models.segment import colour_histograms
+    rgb = torch.rand(3, 10, 12)
+    probs = normalise_probs(torch.rand(3, 10, 12))
+    h = colour_histograms(rgb, probs, bins=8)
+    assert h.shape == (3, 512)
+    torch.testing.assert_close(h.sum(1), torch.ones(3))
+
+
+def test_appearance_fuse_relabels_by_colour_near_the_object_only():
+    from tpn_cli.models.segment import appearance_fuse, colour_histograms
+    rgb = torch.zeros(3, 20, 40)
+    rgb[0, 5:15, 5:15] = 1.0          # a red object on black
+    m = np.zeros((20, 40), np.uint8)
+    m[5:15, 5:15] = 1
+    hist = colour_histograms(rgb, _probs(m), bins=8)
+    # next frame: the object grew by two columns, the prediction did not follow; and a red
+    # patch far away that must stay background (outside the band)
+    rgb2 = rgb.clone()
+    rgb2[0, 5:15, 15:17] = 1.0
+    rgb2[0, 5:15, 35:38] = 1.0
+    soft = _probs(m) * 0.8 + 0.1      # a chained prediction is not fully confident
+    out = appearance_fuse(soft, rgb2, hist, alpha=1.0, band=4)
+    ids = out.argmax(0)
+    assert (ids[5:15, 15:17] == 1).all()       # recovered by colour
+    assert (ids[5:15, 35:38] == 0).all()       # too far from the object
+    assert (ids[5:15, 5:15] == 1).all() and (ids[0] == 0).all()
+    torch.testing.assert_close(out.sum(0), torch.ones(20, 40))
+
+
+def test_chain_with_appearance_follows_a_moving_object():
+    frames, masks = _moving_square()
+    out = propagate_masks(None, frames, _probs(masks[0]), appearance=1.0, band=6)
+    for p, m in zip(out, masks):
+        pred = p.argmax(0).numpy() > 0
+        assert (pred & (m > 0)).sum() / (pred | (m > 0)).sum() > 0.8

@@ -46,6 +46,8 @@ class TrainConfig:
     still_prob: float = 0.1      # share of similarity-transformed still pairs (colour)
     data: str = "permissive"     # colour: 'permissive' clips only, or 'all' (+ DAVIS train)
     degrade: float = 0.0         # segment: spoil the key mask like a chained prediction
+    mask_guide: bool = False     # segment: the key mask is a 4th guidance channel (set
+                                 # model.guide_channels=4)
     val_pairs: int = 24
     val_crop: int = 256
     model: dict = field(default_factory=dict)  # overrides of the task's TPNConfig
@@ -115,6 +117,8 @@ def run(task: str, config: dict | TrainConfig | None = None) -> Path:
     torch.manual_seed(cfg.seed)
     model_cfg = task_config(task, **cfg.model)
     model_cfg.extra.update({"align": cfg.align})
+    if cfg.mask_guide:
+        model_cfg.extra["mask_guide"] = True
     model = TPN(model_cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     it, best = 0, None

@@ -139,12 +139,14 @@ def degrade_mask(rng: np.random.Generator, fg: np.ndarray, strength: float = 1.0
 
 
 def segment_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dist: int,
-                 align: bool = False, degrade: float = 0.0) -> dict:
+                 align: bool = False, degrade: float = 0.0, mask_guide: bool = False) -> dict:
     """One segmentation pair: masks as (background, object) probabilities, RGB guidance.
 
     The crop is placed near the key-frame's object so most pairs contain it. ``degrade``
     > 0 spoils the (aligned) key mask with :func:`degrade_mask` at that strength, so the
-    model learns to correct a chained prediction (tpn_cli.models.segment).
+    model learns to correct a chained prediction (tpn_cli.models.segment). ``mask_guide``
+    appends the key mask's object probability to both guidance images (4 channels), so
+    the gates can depend on where the object is believed to be.
     """
     size = crop + 2 * FLOW_MARGIN if align else crop
     clip = _pick_clip(rng, clips)
@@ -168,7 +170,11 @@ def segment_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dis
     if degrade > 0:
         fg = degrade_mask(rng, p1[..., 1], degrade)
         p1 = np.stack([1.0 - fg, fg], axis=-1).astype(np.float32)
-    return {"u1": _chw(p1), "v1": _chw(img1) / 255.0, "u2": _chw(p2), "v2": _chw(img2) / 255.0,
+    v1, v2 = _chw(img1) / 255.0, _chw(img2) / 255.0
+    if mask_guide:
+        fg = _chw(1.0 - p1[..., 0])  # object(s) probability of the key
+        v1, v2 = torch.cat([v1, fg]), torch.cat([v2, fg])
+    return {"u1": _chw(p1), "v1": v1, "u2": _chw(p2), "v2": v2,
             "rgb2": _chw(img2).to(torch.uint8)}
 
 

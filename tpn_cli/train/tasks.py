@@ -48,8 +48,10 @@ def task_data(task: str, cfg) -> TaskData:
     if task == "segment":
         train, val = sources.segment_clips("train"), sources.segment_clips("val")
         return TaskData(
-            lambda r: pairs.segment_pair(r, train, cfg.crop, cfg.max_dist, cfg.align, cfg.degrade),
-            lambda r: pairs.segment_pair(r, val, cfg.val_crop, cfg.max_dist, cfg.align, cfg.degrade),
+            lambda r: pairs.segment_pair(r, train, cfg.crop, cfg.max_dist, cfg.align, cfg.degrade,
+                                           cfg.mask_guide),
+            lambda r: pairs.segment_pair(r, val, cfg.val_crop, cfg.max_dist, cfg.align, cfg.degrade,
+                                           cfg.mask_guide),
             cfg.batch, cfg.val_pairs,
             f"segment train DAVIS {list(sources.DAVIS_TRAIN)}, val DAVIS {list(sources.DAVIS_VAL)}")
     if task == "hdr":
