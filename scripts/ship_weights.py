@@ -1,0 +1,74 @@
+"""Copy a trained model into weights/ and record it in weights/manifest.json.
+
+    python scripts/ship_weights.py RUN/best.tpn NAME [--default] [--score key=value ...]
+
+The manifest entry gets the file's sha256 and size, the task and training data stored in
+the model file itself (so the licences travel with the weights), the training iteration,
+and the given validation scores. An entry of the same name is replaced.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from tpn_cli.weights import sha256_file
+
+ROOT = Path(__file__).resolve().parent.parent
+LICENCES = {  # training sources -> licence, from ../shared/data/README.md
+    "davis": "CC BY-NC 4.0 (DAVIS)",
+    "01_dog": "Apache-2.0", "02_cups": "Apache-2.0", "03_blocks": "Apache-2.0",
+    "04_coffee": "Apache-2.0", "05_default_juggle": "Apache-2.0", "bedroom": "Apache-2.0",
+    "ferris": "MIT", "v39": "MIT", "polyhaven": "CC0", "openexr": "BSD-3-Clause",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--default", action="store_true", help="make it the task's default model")
+    parser.add_argument("--score", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+
+    payload = torch.load(args.model, map_location="cpu", weights_only=True)
+    config, meta = payload["config"], payload.get("meta", {})
+    task = config["task"]
+    data = config.get("extra", {}).get("data", "")
+    trained_on = data.split(", val")[0].lower()  # validation sources are not training data
+    licences = sorted({lic for key, lic in LICENCES.items() if key in trained_on})
+
+    weights_dir = ROOT / "weights"
+    weights_dir.mkdir(exist_ok=True)
+    target = weights_dir / f"{args.name}.tpn"
+    shutil.copyfile(args.model, target)
+    manifest_path = weights_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"weights": []}
+    entries = [e for e in manifest["weights"] if e["name"] != args.name]
+    if args.default:
+        for e in entries:
+            if e.get("task") == task:
+                e["default"] = False
+    entries.append({
+        "name": args.name,
+        "file": target.name,
+        "task": task,
+        "sha256": sha256_file(target),
+        "bytes": target.stat().st_size,
+        "default": args.default,
+        "training_data": data,
+        "licences": licences,
+        "iteration": meta.get("iter"),
+        "model": {k: config[k] for k in ("encoder", "scale", "residual", "mode", "hidden_channels") if k in config},
+        "scores": {k: float(v) for k, v in (s.split("=", 1) for s in args.score)},
+    })
+    manifest["weights"] = sorted(entries, key=lambda e: (e["task"], e["name"]))
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"{target.relative_to(ROOT)}: {task}, {target.stat().st_size} bytes, licences {licences}")
+
+
+if __name__ == "__main__":
+    main()
