@@ -101,6 +101,8 @@ def test_markdown_table():
     assert t.splitlines()[1] == "|---|---|" and t.splitlines()[2] == "| x | 0.500 |"
     with pytest.raises(ValueError):
         ev.markdown_table(["a", "b"], [[1]])
+    t = ev.markdown_table(["a", "b"], [["no weights\n  fix: x | y", 1.0]])
+    assert t.splitlines()[2] == "| no weights fix: x \\| y | 1.00 |"
 
 
 def _still(h=160, w=240, seed=0):

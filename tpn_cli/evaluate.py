@@ -148,7 +148,8 @@ def fmt(v: Any, digits: int = 2, signed: bool = False) -> str:
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 2,
                    align: str | None = None) -> str:
-    """A GitHub markdown table; cells go through :func:`fmt`. ``align``: one character per
+    """A GitHub markdown table; cells go through :func:`fmt`, white space (new lines) is
+    collapsed and '|' escaped so a cell never breaks the table. ``align``: one character per
     column, 'l' or 'r' (default: first column left, the others right)."""
     headers = list(headers)
     rows = [list(r) for r in rows]
@@ -159,7 +160,8 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits
     rule = ["---:" if a == "r" else "---" for a in align]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(rule) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join(fmt(c, digits) for c in r) + " |")
+        cells = (" ".join(fmt(c, digits).split()).replace("|", "\\|") for c in r)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
