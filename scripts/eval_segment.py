@@ -4,9 +4,10 @@ TPN models. DAVIS J, F, J&F (first and last frame excluded).
 
 A model given as MODEL.tpn predicts each frame from the first frame (as the paper);
 ``chain:MODEL.tpn`` carries the mask frame to frame with the TPN refining each
-flow-warped prediction (tpn_cli.models.segment.MaskPropagator); ``chain:none`` is the
-same loop without a model (flow chaining through the propagator). Options after a
-second colon: ``chain:MODEL.tpn:sharpen=2``. The evaluation is tpn_cli.evaluate (shared
+flow-warped prediction (tpn_cli.models.segment.MaskPropagator, with its first-frame
+colour model on by default); ``chain:none`` is the same loop without a model. Options
+after a second colon: ``chain:none:appearance=0`` (plain flow chaining),
+``chain:MODEL.tpn:appearance=1,bins=32,band=15,sharpen=2``. The evaluation is tpn_cli.evaluate (shared
 with scripts/make_results.py, which writes docs/RESULTS.md).
 
     python scripts/eval_segment.py [MODEL.tpn | chain:MODEL.tpn ...] [--seqs a,b] [--stride 1]

@@ -42,7 +42,7 @@ def test_chain_follows_a_moving_object(with_model):
     frames, masks = _moving_square()
     # an untrained TPN copies its input: chaining equals flow chaining of probabilities
     model = TPN(task_config("segment", encoder="signed", scale=2)).eval() if with_model else None
-    out = propagate_masks(model, frames, _probs(masks[0]))
+    out = propagate_masks(model, frames, _probs(masks[0]), appearance=0)
     assert len(out) == len(frames)
     for p, m in zip(out, masks):
         assert p.shape == (2, *m.shape)
@@ -55,8 +55,8 @@ def test_chain_follows_a_moving_object(with_model):
 def test_untrained_model_equals_flow_chaining():
     frames, masks = _moving_square(n=3)
     model = TPN(task_config("segment", encoder="signed", scale=2)).eval()
-    a = propagate_masks(model, frames, _probs(masks[0]))
-    b = propagate_masks(None, frames, _probs(masks[0]))
+    a = propagate_masks(model, frames, _probs(masks[0]), appearance=0)
+    b = propagate_masks(None, frames, _probs(masks[0]), appearance=0)
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, atol=1e-5, rtol=0)
 
