@@ -134,3 +134,17 @@ def test_chain_with_appearance_follows_a_moving_object():
     for p, m in zip(out, masks):
         pred = p.argmax(0).numpy() > 0
         assert (pred & (m > 0)).sum() / (pred | (m > 0)).sum() > 0.8
+
+
+def test_local_background_histogram_ignores_far_background():
+    from tpn_cli.models.segment import colour_histograms
+    rgb = torch.zeros(3, 20, 60)
+    rgb[2, :, 40:] = 1.0               # blue far away from the object
+    m = np.zeros((20, 60), np.uint8)
+    m[5:15, 5:15] = 1
+    rgb[0, 5:15, 5:15] = 1.0
+    far = colour_histograms(rgb, _probs(m), bins=4)
+    near = colour_histograms(rgb, _probs(m), bins=4, local=5)
+    blue = 3  # bin of (0, 0, 1) with 4 bins: (0 * 4 + 0) * 4 + 3
+    assert far[0, blue] > 0.3 and near[0, blue] == 0
+    torch.testing.assert_close(near[1], far[1])
