@@ -75,10 +75,14 @@ def find_model(task: str, override: str | None) -> dict:
         if e.sha256 and e.sha256.lower() == info["sha256"]:
             info["entry"] = e
             break
-    else:
-        if not override:  # the manifest's file, but its checksum does not match
+    else:  # a manifest file whose checksum does not match: keep the entry, the table says so
+        if not override:
             name = weights.default_name(task)
             info["entry"] = next((e for e in entries if e.name == name), None)
+        else:
+            for e in entries:
+                if (weights.bundled_dir() / e.file).resolve() == path.resolve():
+                    info["entry"] = e
     return info
 
 
@@ -110,8 +114,11 @@ def model_row(label: str, info: dict) -> list:
     data = licence = NA
     if e is not None:
         td = e.extra.get("training_data")
-        data = "; ".join(td) if isinstance(td, (list, tuple)) else (str(td) if td else NA)
-        licence = str(e.extra.get("licence") or e.extra.get("license") or NA)
+        data = "; ".join(map(str, td)) if isinstance(td, (list, tuple)) else (str(td) if td else NA)
+        lic = e.extra.get("licences") or e.extra.get("licence") or e.extra.get("license")
+        licence = ", ".join(map(str, lic)) if isinstance(lic, (list, tuple)) else str(lic or NA)
+        if e.extra.get("iteration") is not None:
+            data += f"; iteration {e.extra['iteration']}"
     cfg = info.get("config")
     desc = NA
     if cfg is not None:
@@ -535,7 +542,8 @@ def main(argv=None) -> int:
     for info in [*infos.values(), *compare_infos.values()]:
         e = info.get("entry")
         td = e.extra.get("training_data") if e is not None else None
-        text = " ".join(td) if isinstance(td, (list, tuple)) else str(td or "")
+        text = " ".join(map(str, td)) if isinstance(td, (list, tuple)) else str(td or "")
+        text = text.split(", val")[0]  # "train ..., val ..." strings name the held-out data too
         leaks += [f"{e.name}: {n}" for n in held_out if n in text]
     if leaks:
         head += ["**Warning:** the manifest lists evaluation data as training data: "
