@@ -271,6 +271,8 @@ def run_segment(a, model, log) -> dict:
                 methods["TPN from the first frame"] = model
             if "chain" in a.seg_modes:
                 methods["TPN chained"] = MaskPropagator(model)
+        if "nonet" in a.seg_modes:  # the same chain without the TPN: what the network adds
+            methods["chained, no TPN"] = MaskPropagator(None)
         t0 = time.time()
         res[name] = ev.evaluate_segment_sequence(name, methods, a.seg_stride)
         log(f"segment {name}: {res[name]['frames']} frames, {time.time() - t0:.0f} s")
@@ -285,7 +287,10 @@ def segment_section(a, seg: dict, model_ok: bool) -> tuple[str, list]:
     out = []
     stride = f"every {a.seg_stride}. frame, " if a.seg_stride > 1 else "all frames, "
     out.append(f"DAVIS-2016 protocol on {', '.join(seg)} ({stride}first mask given, first and last "
-               "frame excluded, boundary tolerance 0.008 of the diagonal).\n")
+               "frame excluded, boundary tolerance 0.008 of the diagonal). \"TPN chained\" is "
+               "tpn_cli.models.segment.MaskPropagator with its default options (flow-warped previous "
+               "prediction, appearance model, TPN refinement); \"chained, no TPN\" is the same loop "
+               "without the network.\n")
     heads = ["sequence"] + [f"{names.get(m, m)} {x}" for m in methods for x in ("J", "F", "J&F")]
     rows = []
     for name, r in seg.items():
@@ -422,7 +427,9 @@ def parse_args(argv=None):
     p.add_argument("--Ks", default="10,20,30,40")
     p.add_argument("--seqs", default=",".join(("bmx-trees", "drift-chicane", "goat", "libby")))
     p.add_argument("--seg-stride", type=int, default=1, help="segmentation: use every n-th frame")
-    p.add_argument("--seg-modes", default="first,chain", help="TPN segmentation modes: first, chain")
+    p.add_argument("--seg-modes", default="first,chain,nonet",
+                   help="segmentation methods: first (TPN from the first frame), chain (MaskPropagator "
+                        "with the TPN), nonet (MaskPropagator without it: ~1 s/frame)")
     p.add_argument("--hdr-seeds", type=int, default=3, help="pseudo-videos per held-out HDR image")
     p.add_argument("--hdr-frames", type=int, default=41)
     p.add_argument("--hdr-size", type=int, default=256)
