@@ -59,7 +59,9 @@ def _near_objects(probs: torch.Tensor, radius: int) -> torch.Tensor:
     """(H, W) bool: within ``radius`` px (square) of a pixel where an object (channels 1…)
     is above 0.5."""
     objects = (probs[1:] > 0.5).any(0, keepdim=True).float()[None]
-    return torch.nn.functional.max_pool2d(objects, 2 * radius + 1, 1, radius)[0, 0] > 0
+    k = 2 * radius + 1  # separable: two 1-D max filters (a k×k one is k/2 times slower)
+    objects = torch.nn.functional.max_pool2d(objects, (k, 1), 1, (radius, 0))
+    return torch.nn.functional.max_pool2d(objects, (1, k), 1, (0, radius))[0, 0] > 0
 
 
 def colour_histograms(rgb: torch.Tensor, probs: torch.Tensor, bins: int = 16,
