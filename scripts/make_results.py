@@ -538,8 +538,8 @@ def main(argv=None) -> int:
             "frames/s are pessimistic; all methods were timed in the same run)",
             f"- Frames: colour every {a.stride}. frame of {', '.join(a.seqs)} (K = {', '.join(map(str, a.Ks))}); "
             f"segmentation {'all frames' if a.seg_stride == 1 else f'every {a.seg_stride}. frame'} of "
-            f"{', '.join(a.seg_seqs)}; HDR {a.hdr_seeds} pseudo-video(s) per held-out image. None of these "
-            "sequences or images was used for training.", ""]
+            f"{', '.join(a.seg_seqs)}; HDR {a.hdr_seeds} pseudo-video(s) per held-out image, all held "
+            "out of training by tpn_cli.train (sources.DAVIS_VAL, hdr_video.HDR_VAL).", ""]
     tg_rows = [[task, what, got, "no model" if ok is None else ("yes" if ok else "**no**")]
                for task, what, got, ok in targets]
     head += ["## Targets (issue 5)", "", ev.markdown_table(["task", "target", "measured", "met"], tg_rows,
@@ -555,6 +555,12 @@ def main(argv=None) -> int:
     if leaks:
         head += ["**Warning:** the manifest lists evaluation data as training data: "
                  + ", ".join(sorted(set(leaks))), ""]
+    changed = [t for t in TASKS if not a.overrides.get(t)
+               and find_model(t, None)["sha256"] != infos[t]["sha256"]]
+    if changed:  # weights/ was updated while we ran: these numbers are not the shipped weights'
+        log(f"WARNING: the manifest's {', '.join(changed)} weights changed during the run")
+        head += [f"**Warning:** the {', '.join(changed)} weights in weights/ changed during this run; "
+                 "the tables below are for the files listed here, not the ones now shipped.", ""]
     rows = [model_row(t, infos[t]) for t in TASKS]
     rows += [model_row(f"compare: {n}", i) for n, i in compare_infos.items()]
     head += ["## Models", "",
