@@ -12,8 +12,9 @@ whose key mask is degraded like a chained prediction) snaps it back to frame t's
 so errors do not pile up the way they do in plain flow chaining. The first frame anchors
 the chain through a colour model of each object and the background (``appearance``):
 where a step's prediction disagrees with the first frame's colours near the object, the
-probabilities are pulled back (measured without a TPN: flow-chain J&F 0.288 → 0.345 on
-the 4 held-out DAVIS sequences with 16 bins, goat 0.53 → 0.67). ``appearance=0`` turns it
+probabilities are pulled back (measured without a TPN, scripts/eval_segment.py
+chain:none: flow-chain J&F 0.288 → 0.368 on the 4 held-out DAVIS sequences, goat 0.53 →
+0.67, drift-chicane 0.32 → 0.43; a TPN trained so far did not add to it, docs/TRAINING.md). ``appearance=0`` turns it
 off (plain flow chaining of probabilities when ``model`` is None). Probabilities are kept
 soft between steps (clamped to [0, 1], renormalised over the channels). A model trained
 with ``mask_guide`` also gets the warped object probability as a 4th guidance channel of
