@@ -70,7 +70,26 @@ def _remove(path: str) -> None:
         pass
 
 
-class AtomicPath:
+class Transactional:
+    """Writers used as context managers: ``close()`` (commit) on success, ``abort()`` on error."""
+
+    def close(self):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def abort(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class AtomicPath(Transactional):
     """A temporary file or folder that becomes ``target`` on :meth:`commit`.
 
     Usage::
@@ -135,30 +154,4 @@ class AtomicPath:
             self._done = True
             self._finalizer()
 
-    def __enter__(self) -> "AtomicPath":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-
-
-class Transactional:
-    """Writers used as context managers: ``close()`` (commit) on success, ``abort()`` on error."""
-
-    def close(self):  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
-
-    def abort(self) -> None:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+    close = commit  # the Transactional protocol: commit on success, abort on error
