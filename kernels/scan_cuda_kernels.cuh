@@ -84,23 +84,40 @@ extern __shared__ __align__(16) unsigned char tpn_smem[];
 
 __host__ __device__ inline int64_t align16(int64_t bytes) { return (bytes + 15) / 16 * 16; }
 
+// What every scan kernel block starts from: its plane group, line geometry, the two
+// line buffers (shared memory, or global scratch when they do not fit) and the
+// staging area for tiles behind them.
+template <typename scalar_t, typename acc_t>
+struct BlockSetup {
+  BlockWork wk;
+  int d;
+  bool horizontal;
+  int64_t HW, T, L;
+  int tile;
+  int64_t step;
+  acc_t* line;
+  scalar_t* tiles;
+};
+
+template <typename scalar_t, typename acc_t>
+__device__ inline BlockSetup<scalar_t, acc_t> block_setup(const Geom& s, acc_t* line_scratch) {
+  const BlockWork wk = block_work(s);
+  const bool horizontal = s.group == 0;
+  const int64_t T = horizontal ? s.w : s.h, L = horizontal ? s.h : s.w;
+  acc_t* line = line_scratch ? line_scratch + static_cast<int64_t>(blockIdx.x) * 2 * L
+                             : reinterpret_cast<acc_t*>(tpn_smem);
+  scalar_t* tiles = reinterpret_cast<scalar_t*>(
+      tpn_smem + (line_scratch ? 0 : align16(2 * L * static_cast<int64_t>(sizeof(acc_t)))));
+  return {wk, wk.d, horizontal, s.h * s.w, T, L, s.tile, s.tile > 0 ? s.tile : T, line, tiles};
+}
+
 // ---------------------------------------------------------------------------
 // Forward: ys = the four directional scans of x.
 template <typename scalar_t, typename acc_t>
 __global__ void scan_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ w,
                                     scalar_t* __restrict__ ys, Geom s, acc_t* line_scratch) {
-  const BlockWork wk = block_work(s);
-  const int d = wk.d;
-  const bool horizontal = s.group == 0;
-  const int64_t HW = s.h * s.w;
-  const int64_t T = horizontal ? s.w : s.h, L = horizontal ? s.h : s.w;
-  const int tile = s.tile;
-  const int64_t step = tile > 0 ? tile : T;
-
-  acc_t* line = line_scratch ? line_scratch + static_cast<int64_t>(blockIdx.x) * 2 * L
-                             : reinterpret_cast<acc_t*>(tpn_smem);
-  scalar_t* tiles = reinterpret_cast<scalar_t*>(
-      tpn_smem + (line_scratch ? 0 : align16(2 * L * static_cast<int64_t>(sizeof(acc_t)))));
+  const auto [wk, d, horizontal, HW, T, L, tile, step, line, tiles] =
+      block_setup<scalar_t>(s, line_scratch);
   const int64_t slot = static_cast<int64_t>(tile) * L;  // scalars per staged array
 
   for (int64_t c = wk.c_begin; c < wk.c_end; ++c) {
@@ -162,18 +179,8 @@ __global__ void scan_reverse_kernel(const scalar_t* __restrict__ g,   // u or gr
                                     scalar_t* __restrict__ out,       // (N, 4, C, H, W)
                                     scalar_t* __restrict__ gw,        // kGrad only, see gw_plane
                                     Geom s, acc_t* line_scratch) {
-  const BlockWork wk = block_work(s);
-  const int d = wk.d;
-  const bool horizontal = s.group == 0;
-  const int64_t HW = s.h * s.w;
-  const int64_t T = horizontal ? s.w : s.h, L = horizontal ? s.h : s.w;
-  const int tile = s.tile;
-  const int64_t step = tile > 0 ? tile : T;
-
-  acc_t* line = line_scratch ? line_scratch + static_cast<int64_t>(blockIdx.x) * 2 * L
-                             : reinterpret_cast<acc_t*>(tpn_smem);
-  scalar_t* tiles = reinterpret_cast<scalar_t*>(
-      tpn_smem + (line_scratch ? 0 : align16(2 * L * static_cast<int64_t>(sizeof(acc_t)))));
+  const auto [wk, d, horizontal, HW, T, L, tile, step, line, tiles] =
+      block_setup<scalar_t>(s, line_scratch);
   // Staged arrays: g (tile lines), gates (tile + 1 lines: line t and the child
   // line t + 1), and for kGrad x (tile lines) and ys (the tile's previous lines).
   const int64_t gslot = static_cast<int64_t>(tile) * L, pslot = static_cast<int64_t>(tile + 1) * L;
