@@ -263,13 +263,13 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
 def evaluate_colour_sequence(name: str, models: Mapping[str, Any], Ks: Sequence[int] = (10,),
                              schedules: Sequence[str] = SCHEDULES, stride: int = 1,
                              extra_models: Mapping[str, Any] | None = None,
-                             extra_pairs: tuple[int, str] | None = None) -> dict:
+                             extra_pairs: Sequence[tuple[int, str]] = ()) -> dict:
     """All colour numbers of one DAVIS sequence.
 
     Returns {'n': frames, 'assign': {(K, schedule): {t: k}}, 'pairs': {(t, k):
     ColourPairResult}, 'seconds': {...}, 'count': pairs computed}. ``extra_models`` are
-    evaluated only on the pairs of ``extra_pairs`` = (K, schedule) (a cheaper comparison);
-    their results are merged into the same ColourPairResult objects.
+    evaluated only on the pairs of the plans ``extra_pairs`` = [(K, schedule), ...] (a
+    cheaper comparison); their results are merged into the same ColourPairResult objects.
     """
     from .train import sources
     clip = sources.davis_clip(name)
@@ -279,8 +279,7 @@ def evaluate_colour_sequence(name: str, models: Mapping[str, Any], Ks: Sequence[
     only, counts = {}, {m: len(pairs) for m in ["flow", *models]}
     all_models = dict(models)
     if extra_models:
-        K, s = extra_pairs
-        sub = set(assign_keys(n, K, s, range(0, n, stride)).items())
+        sub = {p for K, s in extra_pairs for p in assign_keys(n, K, s, range(0, n, stride)).items()}
         for m, model in extra_models.items():
             if m not in all_models:
                 all_models[m] = model
