@@ -67,9 +67,13 @@ def test_segment_keeps_palette_and_ids(tmp_path, models):
             assert im.mode == "P" and im.size == (90, 160)
             assert im.getpalette()[:6] == palette[:6]
             assert set(np.unique(np.asarray(im))) <= {0, 1}
-    # frames take the latest mask at or before them (untrained model: unchanged)
-    with Image.open(out / "00007.png") as im:
+    # a mask's frame is the mask; frames after it are chained from it (the object is
+    # carried, not copied: tests/test_cli_segment_chain.py checks it follows the motion)
+    with Image.open(out / "00000.png") as im:
         assert np.array_equal(np.asarray(im), first)
+    with Image.open(out / "00007.png") as im:
+        seven = np.asarray(im) == 1
+        assert seven.any() and (seven & (first == 1)).any()
     with Image.open(out / "00014.png") as a, Image.open(CAPS_MASKS / "00014.png") as b:
         assert np.array_equal(np.asarray(a), np.asarray(b))
     assert VideoReader(overlay).count_frames() == 16
