@@ -344,8 +344,8 @@ def segment_section(a, seg: dict, model_ok: bool) -> tuple[str, list]:
 # HDR
 # ----------------------------------------------------------------------------------------
 HDR_METHODS = [("icc", "inverse camera curve"), ("copy_sat", "key copied into saturated"),
-               ("flow_sat", "key warped by flow into saturated"), ("tpn", "TPN (blended, as the CLI)"),
-               ("tpn_sat", "TPN into saturated")]
+               ("flow_sat", "key warped by flow into saturated"), ("tpn", "TPN into saturated, soft edge (the CLI)"),
+               ("tpn_paper", "TPN, paper's 95th-percentile blend")]
 
 
 def run_hdr(a, model, log) -> dict:
@@ -400,9 +400,9 @@ def hdr_section(a, hd: dict, model_ok: bool) -> tuple[str, list]:
         base = ["icc", "copy_sat", "flow_sat"]
         best_l = min(per[m]["log_rmse"] for m in base)
         best_p = max(per[m]["pu21"] for m in base)
-        if model_ok:  # the better TPN output (blended as the CLI does, or into the saturated pixels)
-            tl = min(("tpn", "tpn_sat"), key=lambda m: per[m]["log_rmse"])
-            tp = max(("tpn", "tpn_sat"), key=lambda m: per[m]["pu21"])
+        if model_ok:  # the better TPN output (as the CLI does, or the paper's blend)
+            tl = min(("tpn", "tpn_paper"), key=lambda m: per[m]["log_rmse"])
+            tp = max(("tpn", "tpn_paper"), key=lambda m: per[m]["pu21"])
             ratio = per[tl]["log_rmse"] / best_l
             dp = per[tp]["pu21"] - best_p
         else:

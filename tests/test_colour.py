@@ -194,6 +194,20 @@ def test_hdr_blend_hard_and_smooth():
     close(out4, pred, 1e-12)
 
 
+def test_fill_saturated_takes_the_propagation_only_where_the_ldr_clips():
+    # Channel max 0.5 (kept), 0.925 (half way up the ramp 0.90 → 0.95), 0.95 and 1.0 (filled).
+    ldr = torch.tensor([[0.5, 0.1, 0.1], [0.2, 0.925, 0.3], [0.95, 0.0, 0.0], [1.0, 1.0, 1.0]],
+                       dtype=F64).T.reshape(1, 3, 1, 4)
+    pred = torch.full((1, 3, 1, 4), 7.0, dtype=F64)
+    inv = C.inverse_camera_curve(ldr)
+    a = torch.tensor([0.0, 0.5, 1.0, 1.0], dtype=F64)
+    close(C.fill_saturated(pred, ldr), (1 - a) * inv + a * pred, 1e-12)
+    hard = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=F64)
+    close(C.fill_saturated(pred, ldr, ramp=0.0), (1 - hard) * inv + hard * pred, 1e-12)
+    with pytest.raises(ValueError, match="ramp"):
+        C.fill_saturated(pred, ldr, ramp=-0.1)
+
+
 # --------------------------------------------------------------------------- PQ
 
 

@@ -107,15 +107,14 @@ class ColourAdapter:
 
 
 class HdrAdapter:
-    """HDR: U = log(H + 0.01), V = LDR RGB; output exp(U) − 0.01 blended with f⁻¹(LDR)
-    below the key-frame's 95th-percentile threshold (DESIGN.md §1)."""
+    """HDR: U = log(H + 0.01), V = LDR RGB; output exp(U) − 0.01 where the LDR frame clips,
+    f⁻¹(LDR) elsewhere (:func:`tpn_cli.colour.fill_saturated`)."""
 
     task = "hdr"
     needs_key_video_frame = True  # guidance of a key = the LDR video frame at its index
 
-    def __init__(self, work: tuple[int, int], device: torch.device | str,
-                 percentile: float = 0.95) -> None:
-        self.work, self.device, self.percentile = work, device, percentile
+    def __init__(self, work: tuple[int, int], device: torch.device | str) -> None:
+        self.work, self.device = work, device
 
     def guide(self, rgb: np.ndarray) -> torch.Tensor:
         return resize(to_float(rgb, self.device), self.work)
@@ -124,8 +123,7 @@ class HdrAdapter:
                     video_rgb: np.ndarray | None = None) -> PreparedKey:
         rad = to_float(key_image.astype(np.float32), self.device).clamp(min=0)
         u = mt.hdr_prop(resize(rad, self.work))
-        thr = float(colour.percentile_threshold(resize(rad, self.work), self.percentile))
-        return PreparedKey(index, u, self.guide(video_rgb), exact=rad, extra={"threshold": thr})
+        return PreparedKey(index, u, self.guide(video_rgb), exact=rad)
 
     def blend(self, parts: Sequence[tuple[torch.Tensor, float]]) -> torch.Tensor:
         return sum(w * u for u, w in parts)  # in the log domain, like the property
@@ -138,8 +136,7 @@ class HdrAdapter:
             ldr = to_float(rgb, self.device)
             # up-sample in the log domain (radiance spans decades), then decode
             pred = mt.hdr_unprop(resize(u, tuple(ldr.shape[-2:])))
-            thr = sum(k.extra["threshold"] * w for k, w in weights)
-            out = colour.hdr_blend(pred, ldr, thr)
+            out = colour.fill_saturated(pred, ldr)
         return np.ascontiguousarray(out.permute(1, 2, 0).cpu().numpy().astype(np.float32))
 
 

@@ -39,7 +39,7 @@ __all__ = [
     "log_encode",
     "log_decode",
     "percentile_threshold",
-    "hdr_blend",
+    "hdr_blend", "fill_saturated",
     "pq_inverse_eotf",
     "pq_eotf",
     "pq_encode",
@@ -276,6 +276,31 @@ def hdr_blend(pred_hdr: torch.Tensor, ldr: torch.Tensor, threshold: Number,
         alpha = (m >= t).to(pred_hdr.dtype)
     else:
         alpha = ((m - t * (1.0 - width)) / (t * width)).clamp(0.0, 1.0)
+    return (1.0 - alpha) * inv + alpha * pred_hdr
+
+
+def fill_saturated(pred_hdr: torch.Tensor, ldr: torch.Tensor, level: float = 0.95,
+                   ramp: float = 0.05, n: Number = 0.9, sigma: Number = 0.6) -> torch.Tensor:
+    """Final HDR frame: the propagation where the LDR frame clips, f⁻¹(LDR) elsewhere.
+
+    The weight of the propagation is α = clamp((m − (level − ramp)) / ramp, 0, 1) with m
+    the LDR channel max, so it rises from 0 at ``level − ramp`` to 1 at ``level`` (no
+    seam; ``ramp = 0``: hard switch at ``level``). Unlike :func:`hdr_blend` (the paper's
+    rule, radiance above the key-frame's 95th percentile), the decision comes from the
+    frame itself: on held-out pseudo-video it measured log-RMSE 0.131 against 0.192 for
+    the percentile blend (docs/RESULTS.md, K = 10): below the clipping level the frame's
+    own LDR holds the information, only clipped pixels need the key-frame.
+    """
+    _check_channels(pred_hdr, "pred_hdr")
+    _check_channels(ldr, "ldr")
+    if ramp < 0.0:
+        raise ValueError(f"ramp must be ≥ 0, got {ramp}")
+    inv = inverse_camera_curve(ldr, n=n, sigma=sigma)
+    m = ldr.amax(dim=-3, keepdim=True)
+    if ramp == 0.0:
+        alpha = (m >= level).to(pred_hdr.dtype)
+    else:
+        alpha = ((m - (level - ramp)) / ramp).clamp(0.0, 1.0).to(pred_hdr.dtype)
     return (1.0 - alpha) * inv + alpha * pred_hdr
 
 

@@ -29,9 +29,10 @@ HDR (held-out pseudo-video)
     ``icc`` (the inverse camera curve with the default parameters, a camera we do not
     know), the key-frame's radiance copied (``copy_sat``) or warped by flow (``flow_sat``)
     into the frame's saturated pixels (LDR channel max ≥ 0.95; f⁻¹(LDR) elsewhere), and TPN:
-    ``tpn`` blends like the command line (:func:`tpn_cli.colour.hdr_blend` at the
-    key-frame's 95th-percentile radiance), ``tpn_sat`` puts the TPN's radiance into the
-    saturated pixels (the baselines' rule). log-RMSE (whole frame and saturated pixels) and
+    ``tpn`` like the command line (the TPN's radiance into the clipped pixels with a soft
+    edge, :func:`tpn_cli.colour.fill_saturated`), ``tpn_paper`` the paper's rule
+    (:func:`tpn_cli.colour.hdr_blend` at the key-frame's 95th-percentile radiance).
+    log-RMSE (whole frame and saturated pixels) and
     PU21-PSNR (1.0 = 203 cd/m²).
 """
 from __future__ import annotations
@@ -466,8 +467,8 @@ def evaluate_hdr_sequence(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray],
             times["tpn"] = times.get("tpn", 0.0) + dt
             times["tpn+flow"] = times.get("tpn+flow", 0.0) + dt + (dt_flow if aligned else 0.0)
             thr = float(colour.percentile_threshold(H_k[0], 0.95))
-            preds["tpn"] = colour.hdr_blend(pred, D_t.double(), thr)
-            preds["tpn_sat"] = torch.where(sat, pred, inv)
+            preds["tpn"] = colour.fill_saturated(pred, D_t.double())
+            preds["tpn_paper"] = colour.hdr_blend(pred, D_t.double(), thr)
         res = {}
         for m, p in preds.items():
             res[m] = {"log_rmse": float(metrics.log_rmse(p, H_t)[0]),
