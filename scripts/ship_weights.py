@@ -3,21 +3,24 @@
     python scripts/ship_weights.py RUN/best.tpn NAME [--default] [--score key=value ...]
 
 The manifest entry gets the file's sha256 and size, the task and training data stored in
-the model file itself (so the licences travel with the weights), the training iteration,
-and the given validation scores. An entry of the same name is replaced.
+the model file itself (so the licences travel with the weights), what use they allow
+(non-commercial when a training source is CC BY-NC), the training iteration, and the
+given validation scores. An entry of the same name is replaced.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 
-from tpn_cli.weights import sha256_file
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tpn_cli.weights import sha256_file  # noqa: E402
 LICENCES = {  # training sources -> licence, from ../shared/data/README.md
     "davis": "CC BY-NC 4.0 (DAVIS)",
     "01_dog": "Apache-2.0", "02_cups": "Apache-2.0", "03_blocks": "Apache-2.0",
@@ -52,6 +55,7 @@ def main() -> None:
         for e in entries:
             if e.get("task") == task:
                 e["default"] = False
+    non_commercial = [lic for lic in licences if "-NC" in lic]
     entries.append({
         "name": args.name,
         "file": target.name,
@@ -61,6 +65,8 @@ def main() -> None:
         "default": args.default,
         "training_data": data,
         "licences": licences,
+        "use": ("non-commercial only: trained on data licensed " + ", ".join(non_commercial)
+                if non_commercial else "any use allowed by the licences above"),
         "iteration": meta.get("iter"),
         "model": {k: config[k] for k in ("encoder", "scale", "residual", "mode", "hidden_channels") if k in config},
         "scores": {k: float(v) for k, v in (s.split("=", 1) for s in args.score)},

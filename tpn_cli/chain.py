@@ -21,6 +21,7 @@ pulling drifting predictions back). This loop is sequential by nature:
 """
 from __future__ import annotations
 
+import bisect
 import sys
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -66,18 +67,18 @@ def describe(keys: Sequence[int], start: int, end: int,
              objects: Mapping[int, set[int]] | None = None) -> list[str]:
     """``--dry-run`` lines: which mask each span of frames is carried from."""
     keys = sorted(keys)
-    restarts = set(_restarts(keys, objects))
+    keyset, restarts = set(keys), set(_restarts(keys, objects))
     spans: list[list[Any]] = []
     for t in range(first_frame(keys, start, objects), end):
-        if t in keys:
+        if t in keyset:
             text = f"mask {t}" + ("" if t in restarts else " + objects carried from earlier masks")
         elif t < keys[0]:
             text = f"mask {keys[0]} copied (before the first mask)"
         else:
-            text = f"chained from mask {max(k for k in keys if k <= t)}"
+            text = f"chained from mask {keys[bisect.bisect_right(keys, t) - 1]}"
         if t < start:
             text += " (computed, not written: before --start)"
-        if spans and spans[-1][2] == text and t not in keys:
+        if spans and spans[-1][2] == text and t not in keyset:
             spans[-1][1] = t
         else:
             spans.append([t, t, text])
