@@ -141,3 +141,28 @@ def test_chain_with_the_shipped_tpn_follows_the_object(tmp_path):
     assert code == 0, err
     j, _ = _goat_j(out)
     assert j > 0.55, f"J {j:.3f}"
+
+
+def test_interrupted_run_leaves_no_output(tmp_path, monkeypatch):
+    """Ctrl-C in the middle of the chain: no output folder, no temporary left behind
+    (the SIGINT → exit 130 path is tested for colorize in test_cli_errors.py)."""
+    from tpn_cli.models import segment as seg
+
+    real, calls = seg.MaskPropagator.step, []
+
+    def step(self, rgb):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(self, rgb)
+
+    monkeypatch.setattr(seg.MaskPropagator, "step", step)
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        code, _, _ = run_cli("segment", GOAT, "--mask", GOAT_MASKS / "00000.png", "-o", work / "out",
+                             "--overlay", work / "overlay.mp4", "-q")
+    except KeyboardInterrupt:
+        code = 130
+    assert code != 0 and len(calls) == 5
+    assert list(work.iterdir()) == []
