@@ -223,8 +223,8 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
 def hdr(input_path: Path, keys: Path, **kw) -> None:
     """Turn an LDR video into HDR from a few radiance key-frames.
 
-    The propagated radiance replaces the video only where it is bright (above the
-    key-frame's 95th percentile); elsewhere the inverted LDR frame is kept, so detail
+    The propagated radiance replaces the video only where the video clips (channel max
+    above 0.95, blended in from 0.90); elsewhere the inverted LDR frame is kept, so detail
     comes from the video and highlights from the key-frames.
 
     Output: a folder (default INPUT_hdr/) of half-float EXR frames named by frame index,
@@ -333,6 +333,43 @@ def extract(input_path: Path, output: Path, every: int | None, frame_list: str |
     if not quiet:
         click.echo(f"{output}: {len(written)} frames ({', '.join(map(str, written[:10]))}"
                    f"{' ...' if len(written) > 10 else ''})", err=True)
+
+
+# ----------------------------------------------------------------------------------------
+# train
+# ----------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("task", type=click.Choice(["colour", "color", "hdr", "segment"]))
+@click.argument("run_dir", type=_PATH)
+@click.option("--minutes", type=click.FloatRange(min=0.0), default=60.0, show_default=True,
+              help="Wall-clock budget of this invocation; run the same command again to go on.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=JSON",
+              help="Override a setting of the task's preset (tpn_cli.train.TrainConfig), "
+                   "e.g. --set max_iters=4000 --set model.mode=transpose. Repeatable.")
+def train(task: str, run_dir: Path, minutes: float, settings: tuple[str, ...]) -> None:
+    """Train a TPN for TASK (colour, hdr, segment) into RUN_DIR, or resume it.
+
+    Data comes from $TPN_DATA (default /work/shared/data: real clips, DAVIS, HDR stills;
+    see docs/TRAINING.md for what each task uses and the licences). RUN_DIR gets
+    log.txt, metrics.jsonl, a resumable last.ckpt every few minutes, and the model
+    files best.tpn (best validation score) and last.tpn, usable with --weights.
+    One CPU thread by default (--set threads=2).
+
+    \b
+    Example:
+      tpn train colour runs/colour --minutes 90 --set max_iters=4000
+      tpn train colour runs/colour --minutes 30            # continue the same run
+      tpn colorize film.mp4 --keyframes keys/ --weights runs/colour/best.tpn
+    """
+    from .errors import UsageError
+    from .train import parse_settings, preset, run
+
+    try:
+        overrides = parse_settings(settings)
+        cfg = preset(task, run_dir=str(run_dir), minutes=minutes, **overrides)
+        run(task, cfg)
+    except ValueError as exc:  # unknown or malformed settings
+        raise UsageError(str(exc), hint="see tpn_cli/train/loop.py TrainConfig for the settings") from exc
 
 
 # ----------------------------------------------------------------------------------------
