@@ -177,9 +177,12 @@ def _format_plan(p: dict) -> str:
 @click.option("--keyframes", "keys", type=_PATH, required=True,
               help="Folder of colour key-frames named by frame index (00120.png, frame_120.jpg: "
                    "the last number in the name), or one file.")
-@click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="online",
-              show_default=True, help="online: the key-frame at or before each frame; nearest: "
-                                      "the closest on either side; blend: both neighbours, weighted.")
+@click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="nearest",
+              show_default=True,
+              help="nearest: the closest key-frame on either side; online: the key-frame at or "
+                   "before each frame (the paper's; needs no later keys); blend: both neighbours, "
+                   "weighted by distance, twice the work. Held-out DAVIS, keys every 20 frames: "
+                   "online 32.1, nearest 34.5, blend 34.8 dB.")
 @click.option("--no-snap-check", "snap_check", is_flag=True, flag_value=False, default=True,
               help="Skip the check that each key-frame's lightness matches its video frame "
                    "(it catches off-by-one names).")
@@ -209,7 +212,7 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
 @click.option("--hdr-keys", "keys", type=_PATH, required=True,
               help="Folder of radiance key-frames (.exr/.hdr, linear, 1.0 = the LDR clip level) "
                    "named by frame index.")
-@click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="online",
+@click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="nearest",
               show_default=True, help="Key-frame schedule (see tpn colorize --help).")
 @click.option("--transfer", type=click.Choice(["pq", "hlg"]), default="pq", show_default=True,
               help="Video output: HDR10 (PQ, with mastering metadata and measured "

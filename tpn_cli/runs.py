@@ -45,7 +45,7 @@ class Options:
     keys: Path                      # key-frame folder/file, HDR key folder, or first mask
     output: Path | None = None
     masks: Path | None = None       # segment: more masks (objects appearing later)
-    mode: str = "online"
+    mode: str = "nearest"
     device: str = "auto"
     batch_size: int = 4
     work_size: int = 480
