@@ -1,20 +1,27 @@
 """Chroma up-sampling: plain bilinear vs the L-guided up-sampler, on real colour frames.
 
-    OMP_NUM_THREADS=1 nice python scripts/eval_upsample.py [--factors 1.5,2,3,4]
-        [--frames 3] [--sweep] [--timing-only]
+    OMP_NUM_THREADS=1 nice python scripts/eval_upsample.py --sweep          # ~15 min
+    OMP_NUM_THREADS=1 nice python scripts/eval_upsample.py --timing-only
+    OMP_NUM_THREADS=1 nice python scripts/eval_upsample.py --e2e 02_cups,01_dog
+    OMP_NUM_THREADS=1 nice python scripts/eval_upsample.py --e2e 02_cups,01_dog \
+        --e2e-halved --e2e-work 240,180
 
-For each real frame (the Apache-2.0/MIT clips of ../shared/data/video and the DAVIS-2016
-480p frames): the true ab is taken at the working size exactly as the network sees and
-outputs it (Lab of the frame shrunk to short side S), up-sampled back to full size with
-each method, recombined with the frame's own full-resolution L and compared with the
-frame (PSNR on 8-bit RGB, mean over frames), over the whole frame and over the edge
-region (within 1 px of the 5 % strongest L gradients of the frame). ``--sweep`` adds the
-guided up-sampler's radius/eps grid, the guide down-sampled instead of matched, and the
+Static test: for each real frame (the Apache-2.0/MIT clips of ../shared/data/video, 3
+frames each, and one frame of each DAVIS-2016 480p sequence), the true ab is taken at the
+working size exactly as the network sees and outputs it (Lab of the frame shrunk by each
+``--factors`` full/work), up-sampled back with each method, recombined with the frame's
+own full-resolution L and compared with the frame (PSNR on 8-bit RGB, mean over frames),
+over the whole frame and over the edge region (within 1 px of the 5 % strongest L
+gradients of the frame). Frames are scored as decoded (4:2:0: their "true" chroma is
+itself half-resolution, which bounds any method's gain) and halved (2× smaller, so the
+chroma is full-resolution: the fair test). ``--sweep`` adds the radius/eps grid, the
+guide computed from the shrunk frame instead of shrunk L, the residual variant and the
 textbook fast guided filter output A·L + B. The last table is the up-sampling time of
-one frame (2 threads max on this machine: run it with OMP_NUM_THREADS=1).
+one frame on one thread.
 
-Caveat: most clips are 4:2:0, so their "true" chroma is itself half-resolution; the
-gain of any method is bounded by what the source really has.
+``--e2e``: `tpn colorize` (bundled weights) on the first 41 frames of real clips, made grey
+with the clip's own luminance (as examples/make_example.py), key-frames 0/20/40 from the
+colour original, bilinear vs guided, PSNR of the non-key frames against the original.
 """
 from __future__ import annotations
 
@@ -125,7 +132,7 @@ def methods(sweep: bool) -> dict:
     m = {"bilinear": lambda ab, L, Ls: C.upsample_chroma(ab, L, method="bilinear"),
          "guided": lambda ab, L, Ls: C.upsample_chroma(ab, L, method="guided")}
     if sweep:
-        for r, eps in ((1, 3e-3), (1, 3e-2), (2, 1e-2)):
+        for r, eps in ((1, 1e-3), (1, 3e-3), (1, 3e-2), (2, 1e-2)):
             m[f"r{r} eps{eps:g}"] = (lambda r, eps: lambda ab, L, Ls: C.guided_upsample(
                 ab, L / 100, None, radius=r, eps=eps))(r, eps)
         m["guided, guide=L(small frame)"] = lambda ab, L, Ls: C.upsample_chroma(ab, L, Ls)
