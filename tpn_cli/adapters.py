@@ -71,13 +71,16 @@ class PreparedKey:
 
 
 class ColourAdapter:
-    """Colour: U = ab / AB_SCALE, V = L / 100; output L (frame, full res) + ab (up-sampled)."""
+    """Colour: U = ab / AB_SCALE, V = L / 100; output L (frame, full res) + ab (up-sampled,
+    guided by L unless ``chroma_upsample="bilinear"``)."""
 
     task = "colour"
     needs_key_video_frame = False  # the key image carries its own L
 
-    def __init__(self, work: tuple[int, int], device: torch.device | str) -> None:
+    def __init__(self, work: tuple[int, int], device: torch.device | str,
+                 chroma_upsample: str = "guided") -> None:
         self.work, self.device = work, device  # work = (h, w)
+        self.chroma_upsample = chroma_upsample  # a colour.CHROMA_UPSAMPLE method
 
     def guide(self, rgb: np.ndarray) -> torch.Tensor:
         small = resize(to_float(rgb, self.device), self.work)
@@ -101,7 +104,7 @@ class ColourAdapter:
         if key is not None:  # the frame is a key-frame: its own colour, at full resolution
             ab = key.exact
         else:
-            ab = resize(mt.colour_unprop(u), tuple(full.shape[-2:]))
+            ab = colour.upsample_chroma(mt.colour_unprop(u), L, method=self.chroma_upsample)
         out = colour.lab_to_rgb(torch.cat([L, ab], dim=0))
         return _to_dtype(out, rgb.dtype)
 

