@@ -7,13 +7,17 @@
 // OpenMP runs over (n, direction, channel) planes; when gates are shared across
 // channels the gate gradient is a sum over channels, so the backward pass runs
 // over (n, direction) and loops channels inside to avoid write races.
+#include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#include <mutex>
 #include <vector>
 
 #include "scan_checks.h"
@@ -21,6 +25,87 @@
 
 namespace tpn {
 namespace {
+
+// ---------------------------------------------------------------------------
+// Output buffers.
+//
+// The ops' outputs are large and fresh on every call (a 512², C=32 forward
+// returns 128 MiB). From the default allocator each call gets new pages from the
+// OS, which the kernel zeroes on first touch: measured, a quarter of a 512²
+// forward and of a training-shape forward+backward went to clear_page. This
+// allocator keeps the blocks of freed outputs and hands one back to the next
+// request of the same size, so a training loop reuses already-mapped memory.
+// A block is reused only after every tensor using it was freed (it goes back in
+// the DataPtr deleter), so results are ordinary, independent tensors. At most
+// kCacheBytes of free blocks are kept; older ones go back to the system.
+class OutputCache final : public c10::Allocator {
+ public:
+  static OutputCache& get() {
+    static OutputCache* cache = new OutputCache();  // never destroyed: outputs may outlive static destruction
+    return *cache;
+  }
+
+  c10::DataPtr allocate(size_t n) override {
+    if (n == 0) return c10::GetDefaultCPUAllocator()->allocate(0);
+    void* p = take(n);
+    if (p == nullptr) p = c10::alloc_cpu(n);  // the default CPU allocation (alignment, huge pages)
+    return {p, new Block{p, n}, &give_back, c10::Device(c10::DeviceType::CPU)};
+  }
+
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+
+ private:
+  struct Block {
+    void* ptr;
+    size_t size;
+  };
+  static constexpr size_t kCacheBytes = size_t(1) << 30;
+
+  void* take(size_t n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = free_.rbegin(); it != free_.rend(); ++it) {  // most recently freed first
+      if ((*it)->size != n) continue;
+      Block* b = *it;
+      free_.erase(std::next(it).base());
+      cached_ -= n;
+      void* p = b->ptr;
+      delete b;
+      return p;
+    }
+    return nullptr;
+  }
+
+  static void give_back(void* ctx) {
+    Block* b = static_cast<Block*>(ctx);
+    OutputCache& self = get();
+    std::vector<Block*> evicted;
+    {
+      std::lock_guard<std::mutex> lock(self.mutex_);
+      self.free_.push_back(b);
+      self.cached_ += b->size;
+      while (self.cached_ > kCacheBytes) {  // oldest first
+        evicted.push_back(self.free_.front());
+        self.cached_ -= self.free_.front()->size;
+        self.free_.erase(self.free_.begin());
+      }
+    }
+    for (Block* e : evicted) {
+      c10::free_cpu(e->ptr);
+      delete e;
+    }
+  }
+
+  std::mutex mutex_;
+  std::vector<Block*> free_;  // oldest first
+  size_t cached_ = 0;
+};
+
+at::Tensor empty_output(at::IntArrayRef sizes, const at::Tensor& like) {
+  return at::detail::empty_generic(sizes, &OutputCache::get(), c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                   like.scalar_type(), std::nullopt);
+}
 
 // Transposes in 8×8 blocks (one cache line of doubles, half of floats, per row):
 // small enough that the 8 strided rows of a block never evict each other, fixed
@@ -351,7 +436,7 @@ void scan_backward_impl(const T* gp, const T* xp, const T* wp, const T* yp, T* d
 
 at::Tensor scan_cpu(const at::Tensor& x, const at::Tensor& w) {
   const ScanShape s = check_scan_args(x, w, "x");
-  at::Tensor ys = at::empty({s.n, 4, s.c, s.h, s.w}, x.options());
+  at::Tensor ys = empty_output({s.n, 4, s.c, s.h, s.w}, x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tpn_scan_cpu", [&] { scan_forward_impl<scalar_t>(x, w, ys, s); });
   return ys;
 }
@@ -361,8 +446,8 @@ std::tuple<at::Tensor, at::Tensor> scan_backward_cpu(const at::Tensor& grad, con
   const ScanShape s = check_scan_args(x, w, "x");
   check_grad(grad, s, "grad");
   check_grad(ys, s, "ys");
-  at::Tensor dx = at::empty({s.n, 4, s.c, s.h, s.w}, x.options());
-  at::Tensor dw = at::empty_like(w);
+  at::Tensor dx = empty_output({s.n, 4, s.c, s.h, s.w}, x);
+  at::Tensor dw = empty_output(w.sizes(), w);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tpn_scan_backward_cpu", [&] {
     scan_backward_impl<scalar_t>(grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
                                  ys.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(), dw.data_ptr<scalar_t>(), s);
@@ -374,7 +459,7 @@ at::Tensor scan_transpose_cpu(const at::Tensor& u, const at::Tensor& w) {
   const ScanShape s = check_scan_args(u, w, "u");
   // The transpose recursion reads one input per direction.
   const at::Tensor u4 = s.dx == 4 ? u : u.expand({s.n, 4, s.c, s.h, s.w}).contiguous();
-  at::Tensor z = at::empty({s.n, 4, s.c, s.h, s.w}, u.options());
+  at::Tensor z = empty_output({s.n, 4, s.c, s.h, s.w}, u);
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "tpn_scan_transpose_cpu", [&] {
     scan_backward_impl<scalar_t>(u4.data_ptr<scalar_t>(), nullptr, w.data_ptr<scalar_t>(), nullptr,
                                  z.data_ptr<scalar_t>(), nullptr, s);
