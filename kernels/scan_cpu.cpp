@@ -258,61 +258,93 @@ __attribute__((always_inline)) inline void for_each_in_line(int64_t L, F&& f) {
   f(L - 1, true, false);
 }
 
-// Backward of one plane in line form, or the exact transpose when dp0 is null.
-// v runs against the scan order; dx = λ ⊙ v; dp_k = v ⊙ (y_prev - x). With
-// `accumulate`, gate gradients are added (shared gates summed over channels).
+// One line of the backward (or transpose) recursion, against the scan order:
+//   v  = g + Σ_k p_k[next] ⊙ v[next]   (backward_carry; just g on the last line, kNext = false)
+//   dx = λ ⊙ v                          (λ = 1 on the first line, kFirst)
+//   dp_k = v ⊙ (y_prev - x)             (kGates; zero on the first line)
+// in one pass, so v is used while it is in registers. kAccDx / kAccDw add to the
+// outputs instead of overwriting them (x shared by the four directions; gates
+// shared by the channels). All pointers are distinct lines of L elements.
 template <typename T>
+struct BackLine {
+  const T* g;                   // dL/dy on this line
+  const T *p0, *p1, *p2;        // gates at this line (unused on the first line)
+  const T *n0, *n1, *n2, *vn;   // gates and carry of the next line in scan order (kNext)
+  const T *x, *prev;            // input at this line and output of the previous line (kGates)
+  T* v;                         // carry of this line (written)
+  T* dx;
+  T *d0, *d1, *d2;              // gate gradients (kGates)
+};
+
+template <typename T, bool kNext, bool kFirst, bool kGates, bool kAccDx, bool kAccDw>
+__attribute__((always_inline)) inline void backward_line(const BackLine<T>& r, int64_t L) {
+  const T* __restrict g = r.g;
+  const T* __restrict p0 = r.p0; const T* __restrict p1 = r.p1; const T* __restrict p2 = r.p2;
+  const T* __restrict n0 = r.n0; const T* __restrict n1 = r.n1; const T* __restrict n2 = r.n2;
+  const T* __restrict vn = r.vn;
+  const T* __restrict x = r.x; const T* __restrict prev = r.prev;
+  T* __restrict v = r.v; T* __restrict dx = r.dx;
+  T* __restrict d0 = r.d0; T* __restrict d1 = r.d1; T* __restrict d2 = r.d2;
+  for_each_in_line(L, [&](int64_t l, bool lo, bool hi) {
+    T vl = g[l];
+    if (kNext)
+      vl = backward_carry<T>(g[l], lo ? n2[l - 1] : T(0), lo ? vn[l - 1] : T(0), n1[l], vn[l],
+                             hi ? n0[l + 1] : T(0), hi ? vn[l + 1] : T(0), lo, hi);
+    v[l] = vl;
+    const T gx = kFirst ? vl : input_grad<T>(vl, p0[l], p1[l], p2[l], lo, hi, false);
+    dx[l] = kAccDx ? dx[l] + gx : gx;
+    if (kGates && !(kFirst && kAccDw)) {  // first line: gates unused, their gradient is 0
+      const T ga = kFirst ? T(0) : gate_grad<T>(vl, lo ? prev[l - 1] : T(0), x[l], lo);
+      const T gb = kFirst ? T(0) : gate_grad<T>(vl, prev[l], x[l], true);
+      const T gc = kFirst ? T(0) : gate_grad<T>(vl, hi ? prev[l + 1] : T(0), x[l], hi);
+      d0[l] = kAccDw ? d0[l] + ga : ga;
+      d1[l] = kAccDw ? d1[l] + gb : gb;
+      d2[l] = kAccDw ? d2[l] + gc : gc;
+    }
+  });
+}
+
+// Backward of one plane in line form (lines t of L elements), or the exact
+// transpose when dp0 is null. v runs against the scan order in vbuf (2 L).
+template <typename T, bool kGates, bool kAccDx, bool kAccDw>
 void line_backward(const T* g, const T* x, const T* y, const T* p0, const T* p1, const T* p2,
-                   T* dx, T* dp0, T* dp1, T* dp2, bool accumulate, int64_t lines, int64_t L, bool reverse,
-                   std::vector<T>& vbuf) {
+                   T* dx, T* dp0, T* dp1, T* dp2, int64_t lines, int64_t L, bool reverse, T* vbuf) {
   const int64_t first = reverse ? lines - 1 : 0;
   const int64_t step = reverse ? -1 : 1;
-  vbuf.resize(2 * L);
-  T* v = vbuf.data();
-  T* vn = vbuf.data() + L;  // carry of the next line in scan order
+  T* v = vbuf;
+  T* vn = vbuf + L;  // carry of the next line in scan order
   for (int64_t i = lines - 1; i >= 0; --i) {
     const int64_t t = first + i * step, o = t * L;
-    const T* gr = g + o;
-    if (i == lines - 1) {
-      std::copy(gr, gr + L, v);
-    } else {
-      const int64_t no = (t + step) * L;
-      const T* a = p0 + no; const T* b = p1 + no; const T* c = p2 + no;
-      T* vc = v; const T* vx = vn;
-      for_each_in_line(L, [&](int64_t l, bool lo, bool hi) {
-        vc[l] = backward_carry<T>(gr[l], lo ? c[l - 1] : T(0), lo ? vx[l - 1] : T(0), b[l], vx[l],
-                                  hi ? a[l + 1] : T(0), hi ? vx[l + 1] : T(0), lo, hi);
-      });
+    const int64_t no = (t + step) * L, po = (t - step) * L;  // next / previous line (when they exist)
+    BackLine<T> r{g + o, p0 + o, p1 + o, p2 + o, nullptr, nullptr, nullptr, vn,
+                  nullptr, nullptr, v, dx + o, nullptr, nullptr, nullptr};
+    if (i < lines - 1) { r.n0 = p0 + no; r.n1 = p1 + no; r.n2 = p2 + no; }
+    if (kGates) {
+      r.x = x + o; r.d0 = dp0 + o; r.d1 = dp1 + o; r.d2 = dp2 + o;
+      if (i > 0) r.prev = y + po;
     }
-    T* dxr = dx + o;
-    if (i == 0) {  // first line: y = x, λ = 1, gates unused
-      std::copy(v, v + L, dxr);
-      if (dp0 && !accumulate) {
-        std::fill(dp0 + o, dp0 + o + L, T(0));
-        std::fill(dp1 + o, dp1 + o + L, T(0));
-        std::fill(dp2 + o, dp2 + o + L, T(0));
-      }
-    } else {
-      const T* a = p0 + o; const T* b = p1 + o; const T* c = p2 + o;
-      const T* vc = v;
-      for_each_in_line(L, [&](int64_t l, bool lo, bool hi) {
-        dxr[l] = (T(1) - valid_gate_sum<T>(a[l], b[l], c[l], lo, hi)) * vc[l];
-      });
-      if (dp0) {
-        const T* xr = x + o; const T* prev = y + (t - step) * L;
-        T* da = dp0 + o; T* db = dp1 + o; T* dc = dp2 + o;
-        // Add to (shared gates) or overwrite (the buffer may hold garbage) the gate gradients.
-        for_each_in_line(L, [&](int64_t l, bool lo, bool hi) {
-          const T ga = gate_grad<T>(vc[l], lo ? prev[l - 1] : T(0), xr[l], lo);
-          const T gb = gate_grad<T>(vc[l], prev[l], xr[l], true);
-          const T gc = gate_grad<T>(vc[l], hi ? prev[l + 1] : T(0), xr[l], hi);
-          da[l] = accumulate ? da[l] + ga : ga;
-          db[l] = accumulate ? db[l] + gb : gb;
-          dc[l] = accumulate ? dc[l] + gc : gc;
-        });
-      }
-    }
+    if (i == lines - 1 && i == 0) backward_line<T, false, true, kGates, kAccDx, kAccDw>(r, L);
+    else if (i == lines - 1) backward_line<T, false, false, kGates, kAccDx, kAccDw>(r, L);
+    else if (i == 0) backward_line<T, true, true, kGates, kAccDx, kAccDw>(r, L);
+    else backward_line<T, true, false, kGates, kAccDx, kAccDw>(r, L);
     std::swap(v, vn);
+  }
+}
+
+// Runtime flags to the template above.
+template <typename T>
+void line_backward(const T* g, const T* x, const T* y, const T* p0, const T* p1, const T* p2,
+                   T* dx, T* dp0, T* dp1, T* dp2, bool acc_dx, bool acc_dw, int64_t lines, int64_t L,
+                   bool reverse, T* vbuf) {
+  if (dp0 == nullptr) {
+    if (acc_dx) line_backward<T, false, true, false>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
+    else line_backward<T, false, false, false>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
+  } else if (acc_dx) {
+    if (acc_dw) line_backward<T, true, true, true>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
+    else line_backward<T, true, true, false>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
+  } else {
+    if (acc_dw) line_backward<T, true, false, true>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
+    else line_backward<T, true, false, false>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
   }
 }
 
@@ -387,49 +419,82 @@ void scan_forward_impl(const at::Tensor& x, const at::Tensor& w, at::Tensor& ys,
   });
 }
 
-// Backward (dw != nullptr) or exact transpose (x, ys, dw null). Outputs dx per direction.
+// Backward (dwp != nullptr) or exact transpose (xp, yp, dwp null).
+//   g:  (N, Dg, C, H, W), Dg = 4, or 1 for the transpose of an input shared by the directions.
+//   dx: (N, dx_dirs, C, H, W): one plane per direction (dx_dirs = 4), or their sum
+//       (dx_dirs = 1): the gradient of an x shared by the four scans, summed here
+//       instead of in a separate pass over a 4× larger tensor.
+// A task is (n, group of channels) and runs all four directions, so the sum over
+// directions stays in one thread, and (Dx = 1) x is transposed once for both
+// horizontal scans. Horizontal scans work on transposed planes (lines = columns).
+// Gate gradients: per-channel gates are written per channel (one channel per
+// task). Shared gates sum over channels: the first channel of a group overwrites,
+// the others add; with several groups per image (few images, to keep every thread
+// busy) group gi writes its own set of planes at dwp + gi * dw_group_stride and the
+// caller sums them.
 template <typename T>
-void scan_backward_impl(const T* gp, const T* xp, const T* wp, const T* yp, T* dxp, T* dwp,
-                        const ScanShape& s) {
+void scan_backward_impl(const T* gp, int64_t g_dirs, const T* xp, const T* wp, const T* yp, T* dxp,
+                        int64_t dx_dirs, T* dwp, int64_t groups, int64_t dw_group_stride, const ScanShape& s) {
   const Layout lay{s};
-  const bool shared_grad = dwp && s.cw == 1;
-  // Shared gate gradients sum over channels: one task per (n, d) then.
-  const int64_t per_task_c = shared_grad ? s.c : 1;
-  const int64_t tasks = s.n * 4 * (s.c / per_task_c);
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> gbuf, xbuf, ybuf, dxbuf, vbuf, dwbuf[3];
-    Gates<T> gates;
-    int64_t loaded = -1;
+  const bool grads = dwp != nullptr;
+  const bool shared = grads && s.cw == 1;
+  const int64_t per_group = (s.c + groups - 1) / groups;
+  const int64_t HW = s.h * s.w;
+  at::parallel_for(0, s.n * groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> xbuf(grads ? HW : 0), gbuf(HW), ybuf(grads ? HW : 0), dxbuf(HW), vbuf(2 * std::max(s.h, s.w));
+    std::vector<T> dwl[2][3];  // gate gradients of L→R, R→L in line form
+    if (grads)
+      for (auto& per_dir : dwl)
+        for (auto& b : per_dir) b.resize(HW);
+    Gates<T> gates[4];
+    int64_t loaded[4] = {-1, -1, -1, -1};
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t groups = s.c / per_task_c;
-      const int64_t n = task / (4 * groups);
-      const int d = kTaskDirection[(task / groups) % 4];
-      const int64_t c0 = (task % groups) * per_task_c;
-      const int64_t lines = num_lines(s, d), L = line_len(s, d);
-      const bool hz = is_horizontal(d);
-      T* dw_lines[3] = {nullptr, nullptr, nullptr};
-      if (dwp) {
-        for (int k = 0; k < 3; ++k) {
-          T* dst = dwp + lay.w_off(n, d, k, c0);
-          if (hz) { dwbuf[k].assign(s.h * s.w, T(0)); dw_lines[k] = dwbuf[k].data(); }
-          else { dw_lines[k] = dst; if (shared_grad) std::fill(dst, dst + s.h * s.w, T(0)); }
+      const int64_t n = task / groups, gi = task % groups;
+      const int64_t c0 = gi * per_group, c1 = std::min(s.c, c0 + per_group);
+      // Where the gate gradient of (n, d, k) for channel c goes.
+      auto dw_dst = [&](int d, int k, int64_t c) {
+        return shared ? dwp + gi * dw_group_stride + lay.w_off(n, d, k, 0) : dwp + lay.w_off(n, d, k, c);
+      };
+      for (int64_t c = c0; c < c1; ++c) {
+        const bool acc_dw = shared && c != c0;
+        for (int d = 0; d < 4; ++d) {
+          const int64_t key = (n * 4 + d) * s.cw + (s.cw == 1 ? 0 : c);
+          if (key != loaded[d]) { gates[d].load(wp, lay, n, d, c); loaded[d] = key; }
+        }
+        T* dx_sum = dxp + lay.x_off(1, n, 0, c);  // dx_dirs == 1
+        // Horizontal scans: W lines (columns) of H; R→L adds its dx to L→R's in line form.
+        const T* xl = nullptr;
+        for (int d : {kLeftToRight, kRightToLeft}) {
+          const int hi = d == kLeftToRight ? 0 : 1;
+          if (grads && (d == kLeftToRight || s.dx == 4)) {
+            transpose_plane(xp + lay.x_off(s.dx, n, d, c), xbuf.data(), s.h, s.w);
+            xl = xbuf.data();
+          }
+          transpose_plane(gp + lay.x_off(g_dirs, n, d, c), gbuf.data(), s.h, s.w);
+          if (grads) transpose_plane(yp + lay.y_off(n, d, c), ybuf.data(), s.h, s.w);
+          const bool acc_dx = dx_dirs == 1 && d == kRightToLeft;
+          line_backward(gbuf.data(), xl, grads ? ybuf.data() : nullptr, gates[d].p[0], gates[d].p[1], gates[d].p[2],
+                        dxbuf.data(), grads ? dwl[hi][0].data() : nullptr, grads ? dwl[hi][1].data() : nullptr,
+                        grads ? dwl[hi][2].data() : nullptr, acc_dx, acc_dw, s.w, s.h, is_reversed(d), vbuf.data());
+          if (dx_dirs == 4) transpose_plane(dxbuf.data(), dxp + lay.y_off(n, d, c), s.w, s.h);
+          if (grads && !shared)
+            for (int k = 0; k < 3; ++k) transpose_plane(dwl[hi][k].data(), dw_dst(d, k, c), s.w, s.h);
+        }
+        if (dx_dirs == 1) transpose_plane(dxbuf.data(), dx_sum, s.w, s.h);
+        // Vertical scans: H lines (rows) of W, straight from the tensors.
+        for (int d : {kTopToBottom, kBottomToTop}) {
+          T* dx_out = dx_dirs == 1 ? dx_sum : dxp + lay.y_off(n, d, c);
+          line_backward(gp + lay.x_off(g_dirs, n, d, c), grads ? xp + lay.x_off(s.dx, n, d, c) : nullptr,
+                        grads ? yp + lay.y_off(n, d, c) : nullptr, gates[d].p[0], gates[d].p[1], gates[d].p[2],
+                        dx_out, grads ? dw_dst(d, 0, c) : nullptr, grads ? dw_dst(d, 1, c) : nullptr,
+                        grads ? dw_dst(d, 2, c) : nullptr, dx_dirs == 1, acc_dw, s.h, s.w, is_reversed(d),
+                        vbuf.data());
         }
       }
-      for (int64_t c = c0; c < c0 + per_task_c; ++c) {
-        const int64_t key = (n * 4 + d) * s.cw + (s.cw == 1 ? 0 : c);
-        if (key != loaded) { gates.load(wp, lay, n, d, c); loaded = key; }
-        const T* gl = as_lines(gp + lay.y_off(n, d, c), s, d, gbuf);
-        const T* xl = dwp ? as_lines(xp + lay.x_off(s.dx, n, d, c), s, d, xbuf) : nullptr;
-        const T* yl = dwp ? as_lines(yp + lay.y_off(n, d, c), s, d, ybuf) : nullptr;
-        T* dx_out = dxp + lay.y_off(n, d, c);
-        T* dxl = dx_out;
-        if (hz) { dxbuf.resize(s.h * s.w); dxl = dxbuf.data(); }
-        line_backward(gl, xl, yl, gates.p[0], gates.p[1], gates.p[2], dxl, dw_lines[0], dw_lines[1],
-                      dw_lines[2], shared_grad, lines, L, is_reversed(d), vbuf);
-        if (hz) transpose_plane(dxl, dx_out, s.w, s.h);
-      }
-      if (dwp && hz)
-        for (int k = 0; k < 3; ++k) transpose_plane(dw_lines[k], dwp + lay.w_off(n, d, k, c0), s.w, s.h);
+      if (shared && c1 > c0)
+        for (int d : {kLeftToRight, kRightToLeft})
+          for (int k = 0; k < 3; ++k)
+            transpose_plane(dwl[d == kLeftToRight ? 0 : 1][k].data(), dw_dst(d, k, c0), s.w, s.h);
     }
   });
 }
@@ -444,25 +509,38 @@ at::Tensor scan_cpu(const at::Tensor& x, const at::Tensor& w) {
 std::tuple<at::Tensor, at::Tensor> scan_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
                                                      const at::Tensor& w, const at::Tensor& ys) {
   const ScanShape s = check_scan_args(x, w, "x");
-  check_grad(grad, s, "grad");
+  check_grad(grad, s, "grad", /*contiguous=*/false);
   check_grad(ys, s, "ys");
-  at::Tensor dx = empty_output({s.n, 4, s.c, s.h, s.w}, x);
+  // A non-contiguous grad (e.g. the broadcast one of ys.sum()) is copied into a
+  // reused buffer rather than a fresh .contiguous() tensor.
+  const at::Tensor g = grad.is_contiguous() ? grad : empty_output(grad.sizes(), grad).copy_(grad);
+  at::Tensor dx = empty_output(x.sizes(), x);
   at::Tensor dw = empty_output(w.sizes(), w);
+  if (s.c == 0 || s.n == 0 || s.h == 0 || s.w == 0) {
+    dw.zero_();  // C = 0 with shared gates: an empty sum
+    return {dx, dw};
+  }
+  // Shared gates and fewer images than threads: split the channels into groups
+  // with partial gate gradients, so that every thread has work.
+  const int64_t groups = s.cw == 1 ? std::min(s.c, (at::get_num_threads() + s.n - 1) / s.n) : s.c;
+  const bool partial = s.cw == 1 && groups > 1;
+  at::Tensor dw_parts = partial ? empty_output({groups, s.n, 4, 3, 1, s.h, s.w}, w) : dw;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tpn_scan_backward_cpu", [&] {
-    scan_backward_impl<scalar_t>(grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
-                                 ys.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(), dw.data_ptr<scalar_t>(), s);
+    scan_backward_impl<scalar_t>(g.data_ptr<scalar_t>(), 4, x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+                                 ys.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(), s.dx,
+                                 dw_parts.data_ptr<scalar_t>(), groups, w.numel(), s);
   });
+  if (partial) at::sum_out(dw, dw_parts, {0});
   return {dx, dw};
 }
 
 at::Tensor scan_transpose_cpu(const at::Tensor& u, const at::Tensor& w) {
   const ScanShape s = check_scan_args(u, w, "u");
-  // The transpose recursion reads one input per direction.
-  const at::Tensor u4 = s.dx == 4 ? u : u.expand({s.n, 4, s.c, s.h, s.w}).contiguous();
   at::Tensor z = empty_output({s.n, 4, s.c, s.h, s.w}, u);
+  if (z.numel() == 0) return z;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "tpn_scan_transpose_cpu", [&] {
-    scan_backward_impl<scalar_t>(u4.data_ptr<scalar_t>(), nullptr, w.data_ptr<scalar_t>(), nullptr,
-                                 z.data_ptr<scalar_t>(), nullptr, s);
+    scan_backward_impl<scalar_t>(u.data_ptr<scalar_t>(), s.dx, nullptr, w.data_ptr<scalar_t>(), nullptr,
+                                 z.data_ptr<scalar_t>(), 4, nullptr, s.c, 0, s);
   });
   return z;
 }
