@@ -391,7 +391,7 @@ __attribute__((always_inline)) inline void backward_line(const BackLine<T>& r, i
 // Backward of one plane in line form (lines t of L elements), or the exact
 // transpose when dp0 is null. v runs against the scan order in vbuf (2 L).
 template <typename T, bool kGates, bool kAccDx, bool kAccDw>
-void line_backward(const T* g, const T* x, const T* y, const T* p0, const T* p1, const T* p2,
+void line_backward(const T* g, int64_t g_stride, const T* x, const T* y, const T* p0, const T* p1, const T* p2,
                    T* dx, T* dp0, T* dp1, T* dp2, int64_t lines, int64_t L, bool reverse, T* vbuf) {
   const int64_t first = reverse ? lines - 1 : 0;
   const int64_t step = reverse ? -1 : 1;
@@ -400,7 +400,7 @@ void line_backward(const T* g, const T* x, const T* y, const T* p0, const T* p1,
   for (int64_t i = lines - 1; i >= 0; --i) {
     const int64_t t = first + i * step, o = t * L;
     const int64_t no = (t + step) * L, po = (t - step) * L;  // next / previous line (when they exist)
-    BackLine<T> r{g + o, p0 + o, p1 + o, p2 + o, nullptr, nullptr, nullptr, vn,
+    BackLine<T> r{g + t * g_stride, p0 + o, p1 + o, p2 + o, nullptr, nullptr, nullptr, vn,
                   nullptr, nullptr, v, dx + o, nullptr, nullptr, nullptr};
     if (i < lines - 1) { r.n0 = p0 + no; r.n1 = p1 + no; r.n2 = p2 + no; }
     if (kGates) {
@@ -415,22 +415,50 @@ void line_backward(const T* g, const T* x, const T* y, const T* p0, const T* p1,
   }
 }
 
-// Runtime flags to the template above.
+// Runtime flags to the template above. g's lines are g_stride apart (0 for a
+// gradient broadcast across lines); every other plane is L-strided.
 template <typename T>
-void line_backward(const T* g, const T* x, const T* y, const T* p0, const T* p1, const T* p2,
+void line_backward(const T* g, int64_t g_stride, const T* x, const T* y, const T* p0, const T* p1, const T* p2,
                    T* dx, T* dp0, T* dp1, T* dp2, bool acc_dx, bool acc_dw, int64_t lines, int64_t L,
                    bool reverse, T* vbuf) {
+#define TPN_LINE_BACKWARD(G, AX, AW) \
+  line_backward<T, G, AX, AW>(g, g_stride, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf)
   if (dp0 == nullptr) {
-    if (acc_dx) line_backward<T, false, true, false>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
-    else line_backward<T, false, false, false>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
+    if (acc_dx) TPN_LINE_BACKWARD(false, true, false);
+    else TPN_LINE_BACKWARD(false, false, false);
   } else if (acc_dx) {
-    if (acc_dw) line_backward<T, true, true, true>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
-    else line_backward<T, true, true, false>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
+    if (acc_dw) TPN_LINE_BACKWARD(true, true, true);
+    else TPN_LINE_BACKWARD(true, true, false);
   } else {
-    if (acc_dw) line_backward<T, true, false, true>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
-    else line_backward<T, true, false, false>(g, x, y, p0, p1, p2, dx, dp0, dp1, dp2, lines, L, reverse, vbuf);
+    if (acc_dw) TPN_LINE_BACKWARD(true, false, true);
+    else TPN_LINE_BACKWARD(true, false, false);
   }
+#undef TPN_LINE_BACKWARD
 }
+
+// The incoming gradient dL/dys, read with its own strides (N, 4, C, H, W): autograd
+// may hand over a broadcast (ys.sum() gives all-zero strides) or otherwise strided
+// tensor, and copying it to a contiguous one costs a full pass over 4·C planes.
+template <typename T>
+struct GradView {
+  const T* p;
+  int64_t sn, sd, sc, sh, sw;
+
+  // Plane (n, d, c) as rows `row_stride` apart with unit column stride: in place
+  // when the tensor allows, else gathered into buf (H × W).
+  const T* plane(int64_t n, int d, int64_t c, const ScanShape& s, std::vector<T>& buf, int64_t& row_stride) const {
+    const T* src = p + n * sn + d * sd + c * sc;
+    if (sw == 1 || s.w == 1) { row_stride = sh; return src; }
+    buf.resize(s.h * s.w);
+    for (int64_t i = 0; i < s.h; ++i) {
+      T* row = buf.data() + i * s.w;
+      if (sw == 0) std::fill(row, row + s.w, src[i * sh]);
+      else for (int64_t j = 0; j < s.w; ++j) row[j] = src[i * sh + j * sw];
+    }
+    row_stride = s.w;
+    return buf.data();
+  }
+};
 
 // Pointers into the 5-D/6-D tensors for one (n, d, c) plane.
 struct Layout {
@@ -505,7 +533,8 @@ void scan_forward_impl(const at::Tensor& x, const at::Tensor& w, at::Tensor& ys,
 }
 
 // Backward (dwp != nullptr) or exact transpose (xp, yp, dwp null).
-//   g:  (N, Dg, C, H, W), Dg = 4, or 1 for the transpose of an input shared by the directions.
+//   g:  (N, 4, C, H, W) with any strides (sd = 0 for the transpose of an input shared
+//       by the directions).
 //   dx: (N, dx_dirs, C, H, W): one plane per direction (dx_dirs = 4), or their sum
 //       (dx_dirs = 1): the gradient of an x shared by the four scans, summed here
 //       instead of in a separate pass over a 4× larger tensor.
@@ -518,7 +547,7 @@ void scan_forward_impl(const at::Tensor& x, const at::Tensor& w, at::Tensor& ys,
 // busy) group gi writes its own set of planes at dwp + gi * dw_group_stride and the
 // caller sums them.
 template <typename T>
-void scan_backward_impl(const T* gp, int64_t g_dirs, const T* xp, const T* wp, const T* yp, T* dxp,
+void scan_backward_impl(const GradView<T>& g, const T* xp, const T* wp, const T* yp, T* dxp,
                         int64_t dx_dirs, T* dwp, int64_t groups, int64_t dw_group_stride, const ScanShape& s) {
   const Layout lay{s};
   const bool grads = dwp != nullptr;
@@ -526,7 +555,7 @@ void scan_backward_impl(const T* gp, int64_t g_dirs, const T* xp, const T* wp, c
   const int64_t per_group = (s.c + groups - 1) / groups;
   const int64_t HW = s.h * s.w;
   at::parallel_for(0, s.n * groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> xbuf(grads ? HW : 0), gbuf(HW), ybuf(grads ? HW : 0), dxbuf(HW), vbuf(2 * std::max(s.h, s.w));
+    std::vector<T> xbuf(grads ? HW : 0), gbuf(HW), gplane, ybuf(grads ? HW : 0), dxbuf(HW), vbuf(2 * std::max(s.h, s.w));
     std::vector<T> dwl[2][3];  // gate gradients of L→R, R→L in line form
     if (grads)
       for (auto& per_dir : dwl)
@@ -555,10 +584,12 @@ void scan_backward_impl(const T* gp, int64_t g_dirs, const T* xp, const T* wp, c
             transpose_plane(xp + lay.x_off(s.dx, n, d, c), xbuf.data(), s.h, s.w);
             xl = xbuf.data();
           }
-          transpose_plane(gp + lay.x_off(g_dirs, n, d, c), gbuf.data(), s.h, s.w);
+          int64_t g_stride;
+          const T* gsrc = g.plane(n, d, c, s, gplane, g_stride);
+          transpose_rect(gsrc, g_stride, gbuf.data(), s.h, s.h, s.w);
           if (grads) transpose_plane(yp + lay.y_off(n, d, c), ybuf.data(), s.h, s.w);
           const bool acc_dx = dx_dirs == 1 && d == kRightToLeft;
-          line_backward(gbuf.data(), xl, grads ? ybuf.data() : nullptr, gates[d].p[0], gates[d].p[1], gates[d].p[2],
+          line_backward(gbuf.data(), s.h, xl, grads ? ybuf.data() : nullptr, gates[d].p[0], gates[d].p[1], gates[d].p[2],
                         dxbuf.data(), grads ? dwl[hi][0].data() : nullptr, grads ? dwl[hi][1].data() : nullptr,
                         grads ? dwl[hi][2].data() : nullptr, acc_dx, acc_dw, s.w, s.h, is_reversed(d), vbuf.data());
           if (dx_dirs == 4) transpose_plane(dxbuf.data(), dxp + lay.y_off(n, d, c), s.w, s.h);
@@ -569,7 +600,9 @@ void scan_backward_impl(const T* gp, int64_t g_dirs, const T* xp, const T* wp, c
         // Vertical scans: H lines (rows) of W, straight from the tensors.
         for (int d : {kTopToBottom, kBottomToTop}) {
           T* dx_out = dx_dirs == 1 ? dx_sum : dxp + lay.y_off(n, d, c);
-          line_backward(gp + lay.x_off(g_dirs, n, d, c), grads ? xp + lay.x_off(s.dx, n, d, c) : nullptr,
+          int64_t g_stride;
+          const T* gsrc = g.plane(n, d, c, s, gplane, g_stride);
+          line_backward(gsrc, g_stride, grads ? xp + lay.x_off(s.dx, n, d, c) : nullptr,
                         grads ? yp + lay.y_off(n, d, c) : nullptr, gates[d].p[0], gates[d].p[1], gates[d].p[2],
                         dx_out, grads ? dw_dst(d, 0, c) : nullptr, grads ? dw_dst(d, 1, c) : nullptr,
                         grads ? dw_dst(d, 2, c) : nullptr, dx_dirs == 1, acc_dw, s.h, s.w, is_reversed(d),
@@ -596,9 +629,6 @@ std::tuple<at::Tensor, at::Tensor> scan_backward_cpu(const at::Tensor& grad, con
   const ScanShape s = check_scan_args(x, w, "x");
   check_grad(grad, s, "grad", /*contiguous=*/false);
   check_grad(ys, s, "ys");
-  // A non-contiguous grad (e.g. the broadcast one of ys.sum()) is copied into a
-  // reused buffer rather than a fresh .contiguous() tensor.
-  const at::Tensor g = grad.is_contiguous() ? grad : empty_output(grad.sizes(), grad).copy_(grad);
   at::Tensor dx = empty_output(x.sizes(), x);
   at::Tensor dw = empty_output(w.sizes(), w);
   if (s.c == 0 || s.n == 0 || s.h == 0 || s.w == 0) {
@@ -611,7 +641,9 @@ std::tuple<at::Tensor, at::Tensor> scan_backward_cpu(const at::Tensor& grad, con
   const bool partial = s.cw == 1 && groups > 1;
   at::Tensor dw_parts = partial ? empty_output({groups, s.n, 4, 3, 1, s.h, s.w}, w) : dw;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tpn_scan_backward_cpu", [&] {
-    scan_backward_impl<scalar_t>(g.data_ptr<scalar_t>(), 4, x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+    const GradView<scalar_t> g{grad.data_ptr<scalar_t>(), grad.stride(0), grad.stride(1), grad.stride(2),
+                               grad.stride(3), grad.stride(4)};
+    scan_backward_impl<scalar_t>(g, x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
                                  ys.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(), s.dx,
                                  dw_parts.data_ptr<scalar_t>(), groups, w.numel(), s);
   });
@@ -624,7 +656,9 @@ at::Tensor scan_transpose_cpu(const at::Tensor& u, const at::Tensor& w) {
   at::Tensor z = empty_output({s.n, 4, s.c, s.h, s.w}, u);
   if (z.numel() == 0) return z;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "tpn_scan_transpose_cpu", [&] {
-    scan_backward_impl<scalar_t>(u.data_ptr<scalar_t>(), s.dx, nullptr, w.data_ptr<scalar_t>(), nullptr,
+    const int64_t plane = s.h * s.w;  // u is contiguous (N, Du, C, H, W)
+    const GradView<scalar_t> g{u.data_ptr<scalar_t>(), s.dx * s.c * plane, s.dx == 1 ? 0 : s.c * plane, plane, s.w, 1};
+    scan_backward_impl<scalar_t>(g, nullptr, w.data_ptr<scalar_t>(), nullptr,
                                  z.data_ptr<scalar_t>(), 4, nullptr, s.c, 0, s);
   });
   return z;

@@ -75,13 +75,25 @@ def test_large_shapes_forward_and_gradients_equal_reference(shape, shared, per_d
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
-def test_broadcast_grad_output():
-    # ys.sum() hands the backward a stride-0 gradient, which the op accepts as it is.
+@pytest.mark.parametrize("kind", ["sum", "row_broadcast", "transposed", "sliced"])
+def test_strided_grad_output(kind):
+    # The op reads dL/dys with its own strides: ys.sum() hands over all-zero strides.
     x, w = make(2, 3, 20, 19, shared=True)
+    g = torch.randn(2, 4, 3, 20, 19, generator=torch.Generator().manual_seed(3))
+    grad = {
+        "sum": None,
+        "row_broadcast": g[..., :1, :].expand_as(g),
+        "transposed": g.transpose(-1, -2).contiguous().transpose(-1, -2),
+        "sliced": torch.randn(2, 4, 3, 20, 38, generator=torch.Generator().manual_seed(4))[..., ::2],
+    }[kind]
     grads = []
     for impl in (compiled, reference):
         xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
-        impl.scan(xs, ws).sum().backward()
+        ys = impl.scan(xs, ws)
+        if grad is None:
+            ys.sum().backward()
+        else:
+            ys.backward(grad)
         grads.append((xs.grad, ws.grad))
     torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(grads[0][1], grads[1][1], atol=1e-5, rtol=1e-5)
