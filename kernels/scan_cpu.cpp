@@ -17,6 +17,8 @@
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
+#include <atomic>
+#include <memory>
 #include <mutex>
 #include <type_traits>
 #include <vector>
@@ -248,10 +250,56 @@ void transpose_plane(const T* src, T* dst, int64_t rows, int64_t cols) {
   transpose_rect(src, cols, dst, rows, rows, cols);
 }
 
-// Direction order of tasks: alternating horizontal and vertical, because
-// at::parallel_for hands each thread a contiguous task range and horizontal scans
-// (with their transposes) cost about twice as much as vertical ones. Channels vary
-// fastest so a thread loads (and for horizontal scans transposes) each gate set once.
+// Tasks 0..tasks-1 over the intra-op threads. Each thread starts on its own
+// contiguous range, so consecutive tasks reuse what it loaded (gates); a thread
+// that runs out takes tasks from the end of the others' ranges. The machines this
+// runs on are shared (training next to other jobs): a thread can lose its core for
+// a while, and with a fixed split the other would wait for its whole share.
+class TaskRanges {
+ public:
+  TaskRanges(int64_t tasks, int64_t parts) : parts_(parts), ranges_(new std::atomic<uint64_t>[parts]) {
+    TORCH_CHECK(tasks < (int64_t(1) << 31), "tpn scan: too many tasks (", tasks, ")");
+    for (int64_t p = 0; p < parts; ++p)
+      ranges_[p].store(pack(tasks * p / parts, tasks * (p + 1) / parts));
+  }
+  // The next task for part p, or -1 when all are taken.
+  int64_t next(int64_t p) {
+    for (int64_t i = 0; i < parts_; ++i) {
+      const int64_t t = take(ranges_[(p + i) % parts_], /*front=*/i == 0);
+      if (t >= 0) return t;
+    }
+    return -1;
+  }
+
+ private:
+  static uint64_t pack(int64_t front, int64_t back) { return (uint64_t(front) << 32) | uint64_t(back); }
+  static int64_t take(std::atomic<uint64_t>& range, bool front) {
+    uint64_t r = range.load();
+    for (;;) {
+      const int64_t f = int64_t(r >> 32), b = int64_t(r & 0xffffffffu);
+      if (f >= b) return -1;
+      if (range.compare_exchange_weak(r, front ? pack(f + 1, b) : pack(f, b - 1))) return front ? f : b - 1;
+    }
+  }
+  int64_t parts_;
+  std::unique_ptr<std::atomic<uint64_t>[]> ranges_;
+};
+
+// Runs body(next) once per thread; next() yields that thread's tasks (-1 at the end).
+template <typename Body>
+void parallel_tasks(int64_t tasks, Body body) {
+  if (tasks <= 0) return;
+  const int64_t parts = std::min<int64_t>(tasks, at::get_num_threads());
+  TaskRanges ranges(tasks, parts);
+  at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) body([&] { return ranges.next(p); });
+  });
+}
+
+// Direction order of tasks: alternating horizontal and vertical, because each
+// thread starts on a contiguous task range and horizontal scans (with their
+// transposes) cost more than vertical ones. Channels vary fastest so a thread
+// loads (and for horizontal scans transposes) each gate set once.
 constexpr int kTaskDirection[4] = {kLeftToRight, kTopToBottom, kRightToLeft, kBottomToTop};
 
 bool is_horizontal(int d) { return d == kLeftToRight || d == kRightToLeft; }
@@ -507,13 +555,13 @@ void scan_forward_impl(const at::Tensor& x, const at::Tensor& w, at::Tensor& ys,
   const int64_t chunk = s.cw == 1 ? kChannelChunk : 1;
   const int64_t chunks = (s.c + chunk - 1) / chunk;
   const int64_t tasks = s.n * 4 * chunks;
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+  parallel_tasks(tasks, [&](auto next_task) {
     std::vector<T> scratch;
     std::vector<const T*> xin(chunk);
     std::vector<T*> out(chunk);
     Gates<T> gates;
     int64_t loaded = -1;  // (n, d, gate channel) whose gates are in `gates`
-    for (int64_t task = begin; task < end; ++task) {
+    for (int64_t task; (task = next_task()) >= 0;) {
       const int64_t n = task / (4 * chunks), c0 = (task % chunks) * chunk;
       const int d = kTaskDirection[(task / chunks) % 4];
       const int64_t nc = std::min(chunk, s.c - c0);
@@ -554,7 +602,7 @@ void scan_backward_impl(const GradView<T>& g, const T* xp, const T* wp, const T*
   const bool shared = grads && s.cw == 1;
   const int64_t per_group = (s.c + groups - 1) / groups;
   const int64_t HW = s.h * s.w;
-  at::parallel_for(0, s.n * groups, 1, [&](int64_t begin, int64_t end) {
+  parallel_tasks(s.n * groups, [&](auto next_task) {
     std::vector<T> xbuf(grads ? HW : 0), gbuf(HW), gplane, ybuf(grads ? HW : 0), dxbuf(HW), vbuf(2 * std::max(s.h, s.w));
     std::vector<T> dwl[2][3];  // gate gradients of L→R, R→L in line form
     if (grads)
@@ -562,7 +610,7 @@ void scan_backward_impl(const GradView<T>& g, const T* xp, const T* wp, const T*
         for (auto& b : per_dir) b.resize(HW);
     Gates<T> gates[4];
     int64_t loaded[4] = {-1, -1, -1, -1};
-    for (int64_t task = begin; task < end; ++task) {
+    for (int64_t task; (task = next_task()) >= 0;) {
       const int64_t n = task / groups, gi = task % groups;
       const int64_t c0 = gi * per_group, c1 = std::min(s.c, c0 + per_group);
       // Where the gate gradient of (n, d, k) for channel c goes.
