@@ -39,8 +39,10 @@ namespace {
 // allocator keeps the blocks of freed outputs and hands one back to the next
 // request of the same size, so a training loop reuses already-mapped memory.
 // A block is reused only after every tensor using it was freed (it goes back in
-// the DataPtr deleter), so results are ordinary, independent tensors. At most
-// kCacheBytes of free blocks are kept; older ones go back to the system.
+// the DataPtr deleter), so results are ordinary, independent tensors. Bounds on
+// the memory held: at most kCacheBytes of free blocks (oldest go first), and a free
+// block that none of the next kMaxAge allocations reused goes back to the system,
+// so sizes from earlier work (another resolution) are not kept.
 class OutputCache final : public c10::Allocator {
  public:
   static OutputCache& get() {
@@ -50,9 +52,25 @@ class OutputCache final : public c10::Allocator {
 
   c10::DataPtr allocate(size_t n) override {
     if (n == 0) return c10::GetDefaultCPUAllocator()->allocate(0);
-    void* p = take(n);
+    void* p = nullptr;
+    std::vector<Block*> stale;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++tick_;
+      for (auto it = free_.rbegin(); it != free_.rend(); ++it) {  // most recently freed first
+        if ((*it)->size != n) continue;
+        Block* b = *it;
+        free_.erase(std::next(it).base());
+        cached_ -= n;
+        p = b->ptr;
+        delete b;
+        break;
+      }
+      while (!free_.empty() && tick_ - free_.front()->freed_at > kMaxAge) pop_oldest(stale);
+    }
+    release(stale);
     if (p == nullptr) p = c10::alloc_cpu(n);  // the default CPU allocation (alignment, huge pages)
-    return {p, new Block{p, n}, &give_back, c10::Device(c10::DeviceType::CPU)};
+    return {p, new Block{p, n, 0}, &give_back, c10::Device(c10::DeviceType::CPU)};
   }
 
   void copy_data(void* dest, const void* src, std::size_t count) const override {
@@ -63,22 +81,10 @@ class OutputCache final : public c10::Allocator {
   struct Block {
     void* ptr;
     size_t size;
+    uint64_t freed_at;  // allocation count when it was freed
   };
-  static constexpr size_t kCacheBytes = size_t(1) << 30;
-
-  void* take(size_t n) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto it = free_.rbegin(); it != free_.rend(); ++it) {  // most recently freed first
-      if ((*it)->size != n) continue;
-      Block* b = *it;
-      free_.erase(std::next(it).base());
-      cached_ -= n;
-      void* p = b->ptr;
-      delete b;
-      return p;
-    }
-    return nullptr;
-  }
+  static constexpr size_t kCacheBytes = size_t(512) << 20;
+  static constexpr uint64_t kMaxAge = 64;
 
   static void give_back(void* ctx) {
     Block* b = static_cast<Block*>(ctx);
@@ -86,23 +92,31 @@ class OutputCache final : public c10::Allocator {
     std::vector<Block*> evicted;
     {
       std::lock_guard<std::mutex> lock(self.mutex_);
+      b->freed_at = self.tick_;
       self.free_.push_back(b);
       self.cached_ += b->size;
-      while (self.cached_ > kCacheBytes) {  // oldest first
-        evicted.push_back(self.free_.front());
-        self.cached_ -= self.free_.front()->size;
-        self.free_.erase(self.free_.begin());
-      }
+      while (self.cached_ > kCacheBytes) self.pop_oldest(evicted);
     }
-    for (Block* e : evicted) {
-      c10::free_cpu(e->ptr);
-      delete e;
+    release(evicted);
+  }
+
+  void pop_oldest(std::vector<Block*>& out) {  // with mutex_ held
+    out.push_back(free_.front());
+    cached_ -= free_.front()->size;
+    free_.erase(free_.begin());
+  }
+
+  static void release(const std::vector<Block*>& blocks) {
+    for (Block* b : blocks) {
+      c10::free_cpu(b->ptr);
+      delete b;
     }
   }
 
   std::mutex mutex_;
   std::vector<Block*> free_;  // oldest first
   size_t cached_ = 0;
+  uint64_t tick_ = 0;
 };
 
 at::Tensor empty_output(at::IntArrayRef sizes, const at::Tensor& like) {
