@@ -2,11 +2,13 @@
 //
 // Every direction runs as a line scan over contiguous lines, so the inner loop
 // over l is unit-stride and vectorises. Vertical scans (T→B, B→T) use the image
-// rows as lines directly; horizontal scans (L→R, R→L) first transpose the plane
-// (cache-blocked) into a per-thread scratch, scan its rows and transpose back.
-// OpenMP runs over (n, direction, channel) planes; when gates are shared across
-// channels the gate gradient is a sum over channels, so the backward pass runs
-// over (n, direction) and loops channels inside to avoid write races.
+// rows as lines directly; horizontal scans (L→R, R→L) transpose into per-thread
+// scratch: the forward in bands of 16 columns (written back with streaming
+// stores), the backward whole planes. Forward tasks are (n, direction, channel
+// chunk); backward tasks are (n, channel group) over all four directions, so the
+// gradient of an x shared by the directions is summed in the task and shared-gate
+// gradients are summed over the group's channels without write races. Outputs come
+// from a cache of freed blocks (OutputCache) instead of fresh, zeroed pages.
 #include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 #include <c10/core/CPUAllocator.h>
