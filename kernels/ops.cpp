@@ -16,7 +16,8 @@ TORCH_LIBRARY(tpn, m) {
   // x: (N, Dx, C, H, W), Dx in {1, 4}; w: (N, 4, 3, Cw, H, W), Cw in {1, C}.
   // Returns the four directional scans (N, 4, C, H, W).
   m.def("scan(Tensor x, Tensor w) -> Tensor");
-  // grad: (N, 4, C, H, W) = dL/dys. Returns (dL/dx per direction (N, 4, C, H, W),
+  // grad: (N, 4, C, H, W) = dL/dys, any strides. Returns (dL/dx with the shape of x
+  // (N, Dx, C, H, W): per direction for Dx = 4, summed over the directions for Dx = 1,
   // dL/dw (N, 4, 3, Cw, H, W)); grad is never written.
   m.def("scan_backward(Tensor grad, Tensor x, Tensor w, Tensor ys) -> (Tensor, Tensor)");
   // u: (N, Du, C, H, W), Du in {1, 4}. Returns the exact transpose of each

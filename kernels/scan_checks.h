@@ -30,12 +30,12 @@ inline ScanShape check_scan_args(const at::Tensor& x, const at::Tensor& w, const
   return {x.size(0), x.size(1), x.size(2), x.size(3), x.size(4), w.size(3)};
 }
 
-inline void check_grad(const at::Tensor& t, const ScanShape& s, const char* name) {
+inline void check_grad(const at::Tensor& t, const ScanShape& s, const char* name, bool contiguous = true) {
   TORCH_CHECK(t.dim() == 5 && t.size(0) == s.n && t.size(1) == 4 && t.size(2) == s.c &&
                   t.size(3) == s.h && t.size(4) == s.w,
               name, " must be (N, 4, C, H, W) = (", s.n, ", 4, ", s.c, ", ", s.h, ", ", s.w, "), got ",
               t.sizes());
-  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+  TORCH_CHECK(!contiguous || t.is_contiguous(), name, " must be contiguous");
 }
 
 }  // namespace tpn

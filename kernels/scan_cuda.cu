@@ -157,10 +157,11 @@ at::Tensor scan_transpose_cuda(const at::Tensor& u, const at::Tensor& w) {
   return z;
 }
 
-std::tuple<at::Tensor, at::Tensor> scan_backward_cuda(const at::Tensor& grad, const at::Tensor& x,
+std::tuple<at::Tensor, at::Tensor> scan_backward_cuda(const at::Tensor& grad_in, const at::Tensor& x,
                                                       const at::Tensor& w, const at::Tensor& ys) {
   const ScanShape sh = check_scan_args(x, w, "x");
-  check_grad(grad, sh, "grad");
+  check_grad(grad_in, sh, "grad", /*contiguous=*/false);
+  const at::Tensor grad = grad_in.contiguous();
   check_grad(ys, sh, "ys");
   check_cuda(x, x, "x");
   check_cuda(w, x, "w");
@@ -169,9 +170,13 @@ std::tuple<at::Tensor, at::Tensor> scan_backward_cuda(const at::Tensor& grad, co
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor grad_x = at::empty({sh.n, 4, sh.c, sh.h, sh.w}, x.options());
   at::Tensor grad_w = at::empty({sh.n, 4, 3, sh.cw, sh.h, sh.w}, x.options());
+  // dx has the shape of x: for an x shared by the four scans (Dx = 1), the sum over directions.
+  auto shaped = [&](const at::Tensor& per_direction) {
+    return sh.dx == 1 ? per_direction.sum(1, /*keepdim=*/true) : per_direction;
+  };
   if (grad_x.numel() == 0) {
     grad_w.zero_();  // C = 0 with shared gates: an empty sum
-    return {grad_x, grad_w};
+    return {shaped(grad_x), grad_w};
   }
 
   // Shared gates: split the channels into groups so that there are enough
@@ -203,7 +208,7 @@ std::tuple<at::Tensor, at::Tensor> scan_backward_cuda(const at::Tensor& grad, co
     }
   });
   if (partial.data_ptr() != grad_w.data_ptr()) at::sum_out(grad_w, partial, {0});
-  return {grad_x, grad_w};
+  return {shaped(grad_x), grad_w};
 }
 
 }  // namespace

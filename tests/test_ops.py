@@ -53,6 +53,52 @@ def test_gradcheck_float64(shape, shared, per_dir):
     assert torch.autograd.gradcheck(compiled.scan_transpose, (x, w), fast_mode=True)
 
 
+# Sizes past the kernels' block and band widths (16 columns, 16×16 transposes, 8×8
+# edges, lines of 64 with masked remainders), ragged and aligned; several images and
+# channel groups.
+LARGE_SHAPES = [(1, 2, 37, 70), (2, 3, 64, 48), (1, 9, 33, 17), (3, 2, 16, 80)]
+
+
+@pytest.mark.parametrize("shape", LARGE_SHAPES)
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("per_dir", [False, True])
+def test_large_shapes_forward_and_gradients_equal_reference(shape, shared, per_dir):
+    x, w = make(*shape, shared, per_dir, seed=1)
+    gout = torch.randn(shape[0], 4, *shape[1:], generator=torch.Generator().manual_seed(2))
+    results = []
+    for impl in (compiled, reference):
+        xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
+        ys = impl.scan(xs, ws)
+        (ys * gout).sum().backward()
+        results.append((ys.detach(), impl.scan_transpose(x, w), xs.grad, ws.grad))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["sum", "row_broadcast", "transposed", "sliced"])
+def test_strided_grad_output(kind):
+    # The op reads dL/dys with its own strides: ys.sum() hands over all-zero strides.
+    x, w = make(2, 3, 20, 19, shared=True)
+    g = torch.randn(2, 4, 3, 20, 19, generator=torch.Generator().manual_seed(3))
+    grad = {
+        "sum": None,
+        "row_broadcast": g[..., :1, :].expand_as(g),
+        "transposed": g.transpose(-1, -2).contiguous().transpose(-1, -2),
+        "sliced": torch.randn(2, 4, 3, 20, 38, generator=torch.Generator().manual_seed(4))[..., ::2],
+    }[kind]
+    grads = []
+    for impl in (compiled, reference):
+        xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
+        ys = impl.scan(xs, ws)
+        if grad is None:
+            ys.sum().backward()
+        else:
+            ys.backward(grad)
+        grads.append((xs.grad, ws.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grads[0][1], grads[1][1], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_transpose_is_adjoint(shape):
     a, w = make(*shape, shared=False)

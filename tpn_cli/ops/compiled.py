@@ -18,7 +18,7 @@ def _scan_fake(x, w):
 
 @torch.library.register_fake("tpn::scan_backward")
 def _scan_backward_fake(grad, x, w, ys):
-    return grad.new_empty(grad.shape), w.new_empty(w.shape)
+    return x.new_empty(x.shape), w.new_empty(w.shape)
 
 
 @torch.library.register_fake("tpn::scan_transpose")
@@ -39,8 +39,9 @@ def _scan_setup(ctx, inputs, output):
 
 def _scan_backward(ctx, grad):
     x, w, ys = ctx.saved_tensors
-    dx, dw = torch.ops.tpn.scan_backward(grad.contiguous(), x, w, ys)
-    return _sum_if_shared(dx, x), dw
+    # dx comes back with x's shape (summed over directions when x is shared); the op
+    # takes grad with any strides, so no .contiguous() copy here.
+    return torch.ops.tpn.scan_backward(grad, x, w, ys)
 
 
 def _transpose_setup(ctx, inputs, output):
@@ -54,7 +55,7 @@ def _transpose_backward(ctx, grad):
     u, w = ctx.saved_tensors
     grad = grad.contiguous()
     r = torch.ops.tpn.scan(grad, w)
-    u4 = u.expand(-1, 4, -1, -1, -1).contiguous()
+    u4 = u.expand(-1, 4, -1, -1, -1)  # scan_backward reads grad with any strides
     _, dw = torch.ops.tpn.scan_backward(u4, grad, w, r)
     return _sum_if_shared(r, u), dw
 
