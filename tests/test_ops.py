@@ -101,8 +101,11 @@ def test_strided_grad_output(kind):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_transpose_is_adjoint(shape):
-    a, w = make(*shape, shared=False)
-    b = torch.randn(shape[0], 4, *shape[1:])
+    # float64 and fixed seeds: the identity is exact, and a float32 sum over a whole
+    # image drifts past 1e-5 for some random draws (about 1 in 120 unseeded)
+    a, w = make(*shape, shared=False, dtype=torch.float64)
+    b = torch.randn(shape[0], 4, *shape[1:], generator=torch.Generator().manual_seed(1),
+                    dtype=torch.float64)
     ga = ops.scan(a, w)
     gtb = ops.scan_transpose(b, w)
     for d in range(4):
