@@ -20,7 +20,7 @@ import av
 import numpy as np
 import torch
 
-from . import __version__, engine, keyframes, weights
+from . import __version__, engine, keyframes, timing, weights
 from .adapters import ColourAdapter, HdrAdapter, SegmentAdapter
 from .errors import BadInputError, UsageError
 from .media import VideoReader, check_output_path, open_input, output_kind, read_image
@@ -64,6 +64,9 @@ class Options:
     mask_format: str = "palette"
     void: int | None = None         # segment: a "don't care" id (DAVIS: 255)
     overlay: Path | None = None
+    threads: int = 0                # torch threads per operation (0 = auto, see execute)
+    precision: str = "fp32"         # guidance network: fp32, bf16 (measured in BENCHMARKS.md)
+    pipeline: bool = True           # overlap decode / model / encode in threads
 
 
 def default_output(task: Task, input_path: Path) -> Path:
@@ -243,6 +246,11 @@ class Run:
         if self.weights_path is None:
             weights.resolve(o.weights, o.task)  # raises the helpful exit-4 error
         model, _ = weights.load(o.weights, o.task, device=str(self.device))
+        model.for_inference(channels_last=True, precision=o.precision)
+        if self.device.type == "cpu":
+            # the pipeline's stages already run side by side; one thread per operation
+            # avoids OpenMP barriers that stall on a busy machine (docs/BENCHMARKS.md)
+            torch.set_num_threads(o.threads or (1 if o.pipeline else torch.get_num_threads()))
         adapter = self._adapter()
         feed = None
         if adapter.needs_key_video_frame:
@@ -254,7 +262,10 @@ class Run:
                                assignments=self.assignments(), adapter=adapter,
                                load_key=self.load_key, model=model, sinks=sinks,
                                batch_size=o.batch_size, key_feed=feed,
-                               total=self.end - o.start, quiet=o.quiet)
+                               total=self.end - o.start, quiet=o.quiet, pipeline=o.pipeline)
+            with timing.section("encode"):  # closing: flushing the encoders, HDR10's second pass
+                stack.close()
+        timing.write_report()
         warnings = [w for s in sinks for w in s.warnings]
         seconds = time.perf_counter() - t0
         from .ops import backend
