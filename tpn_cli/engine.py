@@ -180,20 +180,6 @@ def _stage_thread(name: str, source: Callable[[], Any], fn: Callable[[Any], Any]
     return t
 
 
-def _one_malloc_arena() -> None:
-    """glibc gives each thread that allocates its own heap arena and keeps freed memory
-    there; with the pipeline's threads that added ~200 MB to a 480p colour run's peak.
-    One shared arena: measured the same CPU time, lower peak (docs/BENCHMARKS.md)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").mallopt(-8, 1)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def _pipeline(source: Iterator, stages: Sequence[tuple[str, Callable]], threaded: bool,
               depth: int = 1) -> Iterator:
     """``source`` items through ``stages`` in order; with ``threaded`` each stage (and the
@@ -206,7 +192,6 @@ def _pipeline(source: Iterator, stages: Sequence[tuple[str, Callable]], threaded
                 item = fn(item)
             yield item
         return
-    _one_malloc_arena()
     stop = threading.Event()
     it = iter(source)
 
