@@ -141,6 +141,8 @@ def _env(extra: dict | None = None, root: Path = ROOT) -> dict:
     return env
 
 
+_PAUSE = None  # the _Pause of this benchmark run (checked before each timed run)
+
 #: the CLI's entry point, printing the process's own peak memory (VmHWM) at exit: the
 #: same measure for every version (ru_maxrss would include the forking parent's peak)
 _LAUNCH = ("import atexit, sys\n"
@@ -165,6 +167,8 @@ def run_command(cmd: str, clip: Path, keys: Path, model: Path | None, out: Path,
     env = _env({"TPN_TIMING": str(tfile)} if timing else {}, root)
     t0 = time.perf_counter()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if _PAUSE is not None:
+        _PAUSE.check()
     r = subprocess.run(args, capture_output=True, text=True, env=env, cwd=root)
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter() - t0
@@ -509,6 +513,20 @@ class _Pause:
             except ProcessLookupError:
                 pass
         self._t0 = time.perf_counter()
+        self.checks, self.found_stopped = 0, 0
+
+    def check(self) -> None:
+        """Count whether the paused processes are really stopped (something else may
+        resume them): reported, not fought."""
+        if not self.stopped:
+            return
+        for pid in self.pids:
+            try:
+                state = next(ln.split()[1] for ln in open(f"/proc/{pid}/status") if ln.startswith("State:"))
+            except (OSError, StopIteration):
+                continue
+            self.checks += 1
+            self.found_stopped += state in ("T", "t")
 
     def resume(self) -> None:
         import signal
@@ -521,9 +539,11 @@ class _Pause:
                     pass
             self.stopped = False
             self.seconds = time.perf_counter() - self._t0
-            self.note = (f"{len(self.pids)} training runs of the project were paused (SIGSTOP) for the "
+            seen = (f"found stopped at {self.found_stopped} of {self.checks} checks between runs"
+                    if self.checks else "not checked")
+            self.note = (f"{len(self.pids)} training runs of the project were sent SIGSTOP for the "
                          f"{self.seconds:.0f} s of timed runs (commands, baseline, modes, first "
-                         "version) and resumed for the rest; other users' jobs kept running")
+                         f"version; {seen}) and SIGCONT after; other users' jobs kept running")
 
     def __enter__(self):
         return self
@@ -568,7 +588,8 @@ def main(argv=None) -> None:
     res["threads"] = "tpn's default threads (1 torch thread per operation, pipelined stages)"
     res["load"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     keys_at = list(range(0, a.frames, a.every))
-    pause = _Pause([int(x) for x in a.pause_pids.split(",") if x.strip()])
+    global _PAUSE
+    pause = _PAUSE = _Pause([int(x) for x in a.pause_pids.split(",") if x.strip()])
     with tempfile.TemporaryDirectory(prefix="tpn-bench-") as tmpd, pause:
         tmp = Path(tmpd)
         models = {"colorize": None, "hdr": stand_in_model("hdr", tmp / "hdr.tpn"),

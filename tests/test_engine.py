@@ -305,3 +305,40 @@ def test_hdr_finish_fast_path_equals_hdr_blend():
     ref = colour.hdr_blend(mt.hdr_unprop(resize(u, rgb.shape[:2])), ldr, 0.7).permute(1, 2, 0).numpy()
     assert fast.dtype == np.float32 and fast.shape == ref.shape
     assert np.allclose(fast, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_timing_sections_are_exclusive_and_reported(tmp_path):
+    """The timing hook counts nested sections once (the outer one without the inner),
+    and a CLI run with TPN_TIMING writes the parts of the run."""
+    import time as _time
+
+    from tpn_cli import timing
+
+    was = timing.enabled()
+    timing.enable()
+    timing.reset()
+    try:
+        with timing.section("outer"):
+            _time.sleep(0.02)
+            with timing.section("inner"):
+                _time.sleep(0.03)
+        r = timing.report()
+    finally:
+        timing.reset()
+        if not was:
+            timing.disable()
+    assert r["outer"]["calls"] == 1 and r["inner"]["calls"] == 1
+    assert 0.015 < r["outer"]["wall"] < 0.03 and 0.025 < r["inner"]["wall"] < 0.05
+
+    from _cli_util import run_cli, tiny_model
+
+    model = tiny_model(tmp_path / "c.pt", "colour")
+    keys = extract_keys(DOG, tmp_path / "keys", [0])
+    report = tmp_path / "t.json"
+    code, _, err = run_cli("colorize", DOG, "--keyframes", keys, "--weights", model, "-o",
+                           tmp_path / "o", "-q", env={"TPN_TIMING": str(report)})
+    if not was:
+        timing.disable()
+    assert code == 0, err
+    parts = json.loads(report.read_text())
+    assert {"decode", "network", "scan", "colour", "encode"} <= set(parts)

@@ -245,6 +245,7 @@ class Run:
         o = self.opts
         if self.weights_path is None:
             weights.resolve(o.weights, o.task)  # raises the helpful exit-4 error
+        timing.enable_from_env()
         model, _ = weights.load(o.weights, o.task, device=str(self.device))
         model.for_inference(channels_last=True, precision=o.precision)
         if self.device.type == "cpu":

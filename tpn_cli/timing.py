@@ -22,12 +22,21 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["enable", "disable", "enabled", "reset", "report", "section", "write_report"]
+__all__ = ["enable", "enable_from_env", "disable", "enabled", "reset", "report", "section", "write_report"]
 
 _on = bool(os.environ.get("TPN_TIMING"))
 _lock = threading.Lock()
 _totals: dict[str, list[float]] = {}  # name -> [wall, cpu, calls]
 _local = threading.local()
+
+
+def enable_from_env() -> bool:
+    """Turn timing on (and start from zero) when ``TPN_TIMING`` is set; returns whether."""
+    if os.environ.get("TPN_TIMING"):
+        enable()
+        reset()
+        return True
+    return False
 
 
 def enable() -> None:
