@@ -153,7 +153,7 @@ def run_colour(a, model, compare: dict, log) -> dict:
     for name in a.seqs:
         t0 = time.time()
         r = ev.evaluate_colour_sequence(name, models, a.Ks, ev.SCHEDULES, a.stride,
-                                        extra_models=extra, extra_pairs=(max(a.Ks), "online"))
+                                        extra_models=extra, extra_pairs=[(K, "online") for K in a.Ks])
         res.append(r)
         log(f"colour {name}: {r['n']} frames, {len(r['pairs'])} pairs, {time.time() - t0:.0f} s")
     return {"seqs": res}
@@ -230,9 +230,22 @@ def colour_section(a, col: dict, model, compare: dict, compare_missing: dict) ->
                "other jobs shared the machine, so absolute numbers are pessimistic, the ratio is fair.")
     # comparison
     if compare or compare_missing:
+        names = list(compare) + list(compare_missing)
+        out.append("\n### Training modes compared (online schedule: the preceding key-frame)\n")
+        out.append(f"Each model on the same frames (every {a.stride}. frame), PSNR (dB) by key-frame "
+                   "interval K, with the baselines on the same frames:\n")
+        rows = []
+        for name in names:
+            if name in compare_missing:
+                rows.append([f"{name} (not available: {compare_missing[name]})"] + [NA] * len(a.Ks))
+            else:
+                key = "tpn" if compare[name] is model else name
+                rows.append([name] + [s(K, "online", key)["all"] for K in a.Ks])
+        for m in ("flow", "copy"):
+            rows.append([f"({m})"] + [s(K, "online", m)["all"] for K in a.Ks])
+        out.append(ev.markdown_table(["model"] + [f"K={K}" for K in a.Ks], rows))
         K = max(a.Ks)
-        out.append(f"\n### Training modes compared (K={K}, preceding key-frame)\n")
-        out.append(f"Each model on the same pairs (K={K}, online schedule, every {a.stride}. frame: one pair "
+        out.append(f"\nBy distance to the key-frame (K={K}, online schedule: one pair "
                    "per frame, distances 1…K−1).")
         sub = [(r, t, k) for r in res for t, k in r["assign"][(K, "online")].items()]
         cbins = [b for b in ev.DISTANCE_BINS if b[0] < K]
@@ -241,7 +254,7 @@ def colour_section(a, col: dict, model, compare: dict, compare_missing: dict) ->
         for what, title in (("psnr", "PSNR (dB)"), ("energy", "style energy")):
             heads = ["model", "all"] + labels
             rows = []
-            for name in list(compare) + list(compare_missing):
+            for name in names:
                 if name in compare_missing:
                     rows.append([f"{name} (not available: {compare_missing[name]})"] + [NA] * (len(heads) - 1))
                     continue
@@ -331,8 +344,8 @@ def segment_section(a, seg: dict, model_ok: bool) -> tuple[str, list]:
 # HDR
 # ----------------------------------------------------------------------------------------
 HDR_METHODS = [("icc", "inverse camera curve"), ("copy_sat", "key copied into saturated"),
-               ("flow_sat", "key warped by flow into saturated"), ("tpn", "TPN (blended, as the CLI)"),
-               ("tpn_sat", "TPN into saturated")]
+               ("flow_sat", "key warped by flow into saturated"), ("tpn", "TPN into saturated, soft edge (the CLI)"),
+               ("tpn_paper", "TPN, paper's 95th-percentile blend")]
 
 
 def run_hdr(a, model, log) -> dict:
@@ -387,9 +400,9 @@ def hdr_section(a, hd: dict, model_ok: bool) -> tuple[str, list]:
         base = ["icc", "copy_sat", "flow_sat"]
         best_l = min(per[m]["log_rmse"] for m in base)
         best_p = max(per[m]["pu21"] for m in base)
-        if model_ok:  # the better TPN output (blended as the CLI does, or into the saturated pixels)
-            tl = min(("tpn", "tpn_sat"), key=lambda m: per[m]["log_rmse"])
-            tp = max(("tpn", "tpn_sat"), key=lambda m: per[m]["pu21"])
+        if model_ok:  # the better TPN output (as the CLI does, or the paper's blend)
+            tl = min(("tpn", "tpn_paper"), key=lambda m: per[m]["log_rmse"])
+            tp = max(("tpn", "tpn_paper"), key=lambda m: per[m]["pu21"])
             ratio = per[tl]["log_rmse"] / best_l
             dp = per[tp]["pu21"] - best_p
         else:

@@ -3,27 +3,44 @@
     python scripts/ship_weights.py RUN/best.tpn NAME [--default] [--score key=value ...]
 
 The manifest entry gets the file's sha256 and size, the task and training data stored in
-the model file itself (so the licences travel with the weights), the training iteration,
-and the given validation scores. An entry of the same name is replaced.
+the model file itself (so the licences travel with the weights), what use they allow
+(non-commercial when a training source is CC BY-NC), the training iteration, and the
+given validation scores. An entry of the same name is replaced.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 
-from tpn_cli.weights import sha256_file
-
 ROOT = Path(__file__).resolve().parent.parent
-LICENCES = {  # training sources -> licence, from ../shared/data/README.md
-    "davis": "CC BY-NC 4.0 (DAVIS)",
-    "01_dog": "Apache-2.0", "02_cups": "Apache-2.0", "03_blocks": "Apache-2.0",
-    "04_coffee": "Apache-2.0", "05_default_juggle": "Apache-2.0", "bedroom": "Apache-2.0",
-    "ferris": "MIT", "v39": "MIT", "polyhaven": "CC0", "openexr": "BSD-3-Clause",
+sys.path.insert(0, str(ROOT))
+
+from tpn_cli.weights import sha256_file  # noqa: E402
+LICENCES = {  # training source name -> licence, from ../shared/data/README.md
+    **dict.fromkeys(["01_dog", "02_cups", "03_blocks", "04_coffee", "05_default_juggle",
+                     "bedroom"], "Apache-2.0 (SAM 2 demo clips)"),
+    **dict.fromkeys(["ferris", "v39"], "MIT"),
+    **dict.fromkeys(["breakdance", "camel", "car-roundabout", "car-shadow", "cows", "dog",
+                     "bmx-trees", "drift-chicane", "goat", "libby"], "CC BY-NC 4.0 (DAVIS)"),
+    **dict.fromkeys(["CandleGlass", "Cannon", "Carrots", "Desk", "MtTamWest", "StillLife",
+                     "Tree"], "BSD-3-Clause (OpenEXR sample images)"),
 }
+POLYHAVEN = "CC0 (Poly Haven)"  # the *_1k.hdr panoramas
+
+
+def licence_of(source: str) -> str:
+    """Licence of one training source (a clip, sequence or image name)."""
+    if source.endswith("_1k"):
+        return POLYHAVEN
+    if source not in LICENCES:
+        raise SystemExit(f"unknown training source {source!r}: add its licence to LICENCES")
+    return LICENCES[source]
 
 
 def main() -> None:
@@ -38,8 +55,8 @@ def main() -> None:
     config, meta = payload["config"], payload.get("meta", {})
     task = config["task"]
     data = config.get("extra", {}).get("data", "")
-    trained_on = data.split(", val")[0].lower()  # validation sources are not training data
-    licences = sorted({lic for key, lic in LICENCES.items() if key in trained_on})
+    trained_on = re.findall(r"'([^']+)'", data.split(", val")[0])  # validation sources are not training data
+    licences = sorted({licence_of(name) for name in trained_on})
 
     weights_dir = ROOT / "weights"
     weights_dir.mkdir(exist_ok=True)
@@ -52,6 +69,7 @@ def main() -> None:
         for e in entries:
             if e.get("task") == task:
                 e["default"] = False
+    non_commercial = [lic for lic in licences if "-NC" in lic]
     entries.append({
         "name": args.name,
         "file": target.name,
@@ -61,6 +79,8 @@ def main() -> None:
         "default": args.default,
         "training_data": data,
         "licences": licences,
+        "use": ("non-commercial only: trained on data licensed " + ", ".join(non_commercial)
+                if non_commercial else "any use allowed by the licences above"),
         "iteration": meta.get("iter"),
         "model": {k: config[k] for k in ("encoder", "scale", "residual", "mode", "hidden_channels") if k in config},
         "scores": {k: float(v) for k, v in (s.split("=", 1) for s in args.score)},

@@ -207,3 +207,19 @@ def test_rotated_phone_video_works_in_display_orientation(tmp_path, models):
     assert out.size == (90, 160) and out.rotation == 0 and out.count_frames() == 12
     upright = VideoReader(rot, autorotate=True)
     assert min(psnr(a.image, b.image) for a, b in zip(out.frames(), upright.frames())) > 30
+
+
+def test_chroma_upsample_option(tmp_path, models):
+    keys = extract_keys(DOG, tmp_path / "keys", [0])
+    outs = {}
+    for method in ("guided", "bilinear"):
+        out = tmp_path / method
+        # work at half size so that the colour is up-sampled
+        code, _, err = _colorize(models, DOG, keys, out, "--end", "4", "--work-size", "45",
+                                 "--chroma-upsample", method)
+        assert code == 0, err
+        outs[method] = [read_image(out / f"{i:05d}.png") for i in range(4)]
+    assert np.array_equal(outs["guided"][0], outs["bilinear"][0])  # the key: its own colour
+    assert not np.array_equal(outs["guided"][1], outs["bilinear"][1])
+    code, _, err = _colorize(models, DOG, keys, tmp_path / "x", "--chroma-upsample", "nearest")
+    assert code == 2 and "nearest" in err

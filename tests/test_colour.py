@@ -194,6 +194,20 @@ def test_hdr_blend_hard_and_smooth():
     close(out4, pred, 1e-12)
 
 
+def test_fill_saturated_takes_the_propagation_only_where_the_ldr_clips():
+    # Channel max 0.5 (kept), 0.925 (half way up the ramp 0.90 → 0.95), 0.95 and 1.0 (filled).
+    ldr = torch.tensor([[0.5, 0.1, 0.1], [0.2, 0.925, 0.3], [0.95, 0.0, 0.0], [1.0, 1.0, 1.0]],
+                       dtype=F64).T.reshape(1, 3, 1, 4)
+    pred = torch.full((1, 3, 1, 4), 7.0, dtype=F64)
+    inv = C.inverse_camera_curve(ldr)
+    a = torch.tensor([0.0, 0.5, 1.0, 1.0], dtype=F64)
+    close(C.fill_saturated(pred, ldr), (1 - a) * inv + a * pred, 1e-12)
+    hard = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=F64)
+    close(C.fill_saturated(pred, ldr, ramp=0.0), (1 - hard) * inv + hard * pred, 1e-12)
+    with pytest.raises(ValueError, match="ramp"):
+        C.fill_saturated(pred, ldr, ramp=-0.1)
+
+
 # --------------------------------------------------------------------------- PQ
 
 
@@ -299,3 +313,69 @@ def test_fast_frame_conversions_match_the_reference():
     im16 = img.astype(np.uint16) * 257
     t16 = torch.from_numpy(im16.astype(np.float32) / 65535).permute(2, 0, 1)
     assert np.abs(C.lightness_image(im16) - C.rgb_to_lab(t16)[0].numpy()).max() < 1e-3
+
+# --------------------------------------------------------------------------- chroma up-sampling
+
+
+def _disk_scene(size: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-res L (1, H, W) and ab (2, H, W): a bright disk with its own colour on a dark,
+    differently coloured ground (the colour edge is exactly the lightness edge)."""
+    y, x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    inside = (((y - 41.3) ** 2 + (x - 50.7) ** 2) < 27.0 ** 2).float()[None]
+    L = 30.0 + 45.0 * inside
+    ab = torch.cat([-20.0 + 60.0 * inside, 35.0 - 50.0 * inside])
+    return L, ab
+
+
+def _shrink(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return torch.nn.functional.interpolate(t[None], size=size, mode="bilinear",
+                                           align_corners=False, antialias=True)[0]
+
+
+def test_guided_upsampling_restores_colour_edges_that_follow_lightness():
+    L, ab = _disk_scene()
+    small = (24, 24)  # 4× smaller: bilinear smears the disk's colour over ~8 pixels
+    ab_s, L_s = _shrink(ab, small), _shrink(L, small)
+    bil = C.upsample_chroma(ab_s, L, L_s, method="bilinear")
+    gui = C.upsample_chroma(ab_s, L, L_s, method="guided")
+    err_bil = float(((bil - ab) ** 2).mean())
+    err_gui = float(((gui - ab) ** 2).mean())
+    assert err_gui < 0.25 * err_bil, (err_gui, err_bil)
+    # the default low-res guide (L down-sampled) does as well here
+    assert float(((C.upsample_chroma(ab_s, L) - ab) ** 2).mean()) < 0.25 * err_bil
+
+
+def test_guided_upsampling_keeps_constant_colour_constant():
+    torch.manual_seed(0)
+    L = torch.rand(1, 61, 83) * 100  # texture in L must not leak into a flat colour
+    ab = torch.tensor([12.5, -40.0]).view(2, 1, 1).expand(2, 20, 28).clone()
+    out = C.upsample_chroma(ab, L)
+    assert out.shape == (2, 61, 83)
+    close(out, ab[:, :1, :1].expand(2, 61, 83), 1e-3)
+
+
+@pytest.mark.parametrize("small,full", [((7, 11), (20, 33)), ((3, 2), (9, 5)), ((1, 1), (4, 6)),
+                                        ((17, 23), (51, 70))])
+def test_guided_upsampling_odd_sizes(small, full):
+    torch.manual_seed(1)
+    ab, L = torch.randn(2, *small) * 30, torch.rand(1, *full) * 100
+    out = C.upsample_chroma(ab, L)
+    assert out.shape == (2, *full) and torch.isfinite(out).all()
+    # a radius wider than the image is fine too (windows are clipped to the image)
+    assert C.guided_upsample(ab, L / 100, radius=5).shape == (2, *full)
+
+
+def test_chroma_upsampling_at_equal_size_is_a_no_op():
+    ab, L = torch.randn(2, 9, 13), torch.rand(1, 9, 13) * 100
+    for method in C.CHROMA_UPSAMPLE:
+        assert C.upsample_chroma(ab, L, method=method) is ab
+    with pytest.raises(ValueError):
+        C.upsample_chroma(torch.randn(2, 3, 3), L, method="bicubic")
+
+
+def test_box_filter_matches_average_pooling():
+    torch.manual_seed(2)
+    x = torch.randn(1, 3, 11, 8, dtype=F64)
+    for r in (1, 2):
+        ref = torch.nn.functional.avg_pool2d(x, 2 * r + 1, 1, r, count_include_pad=False)
+        close(C._box(x, r), ref, 1e-12)

@@ -289,20 +289,22 @@ def test_real_model_pipeline_is_identical_to_sequential(tmp_path, models):
 
 
 def test_hdr_finish_fast_path_equals_hdr_blend():
-    """The HDR adapter's table-lookup output equals colour.hdr_blend on a real frame."""
+    """The HDR adapter's table-lookup output equals colour.fill_saturated on a real frame."""
     from tpn_cli import colour
     from tpn_cli.adapters import HdrAdapter, to_float
 
-    rgb = next(VideoReader(DOG).frames()).image
+    rgb = next(VideoReader(DOG).frames()).image.copy()
+    rgb[:10, :10] = 250  # clipped: the propagation
+    rgb[10:20, :10] = 236  # on the ramp: a mix
     ad = HdrAdapter((45, 80), "cpu")
     torch.manual_seed(0)
     u = torch.randn(3, 45, 80) * 2
-    key = PreparedKey(0, u, u, exact=None, extra={"threshold": 0.7})
+    key = PreparedKey(0, u, u, exact=None)
     fast = ad.finish(rgb, u, None, [(key, 1.0)])
     ldr = to_float(rgb)
     from tpn_cli.adapters import resize
     from tpn_cli.models import tasks as mt
-    ref = colour.hdr_blend(mt.hdr_unprop(resize(u, rgb.shape[:2])), ldr, 0.7).permute(1, 2, 0).numpy()
+    ref = colour.fill_saturated(mt.hdr_unprop(resize(u, rgb.shape[:2])), ldr).permute(1, 2, 0).numpy()
     assert fast.dtype == np.float32 and fast.shape == ref.shape
     assert np.allclose(fast, ref, rtol=1e-5, atol=1e-6)
 

@@ -75,7 +75,7 @@ def test_run_checkpoints_and_resumes(tmp_path):
     cfg = {"run_dir": str(tmp_path / "run"), "max_iters": 3, "batch": 2, "crop": 48, "val_pairs": 2,
            "val_crop": 48, "val_every": 2, "log_every": 1, "minutes": 5,
            "model": {"unet_depth": 2}}
-    run("segment", cfg)
+    run("segment", {**cfg, "max_iters": 5, "stop_iter": 3})  # cut early, 5-iteration schedule
     state = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
     assert state["iter"] == 3
     run("segment", {**cfg, "max_iters": 5})
@@ -95,3 +95,20 @@ def test_same_iteration_draws_the_same_batch():
     a = pairs.colour_pair(np.random.default_rng([0, 7]), [clip], crop=32, max_dist=5)
     b = pairs.colour_pair(np.random.default_rng([0, 7]), [clip], crop=32, max_dist=5)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@needs_data
+def test_tpn_train_command_runs_and_rejects_unknown_settings(tmp_path):
+    from tests._cli_util import run_cli
+
+    sets = ["max_iters=2", "batch=2", "crop=48", "val_pairs=2", "val_crop=48", "model.unet_depth=2"]
+    args = ["train", "segment", str(tmp_path / "run"), "--minutes", "5"]
+    for s in sets:
+        args += ["--set", s]
+    code, _, err = run_cli(*args)
+    assert code == 0, err
+    assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)["iter"] == 2
+    assert load_model(tmp_path / "run" / "last.tpn").config.unet_depth == 2
+    code, _, err = run_cli("train", "colour", str(tmp_path / "bad"), "--set", "max_itres=5")
+    assert code == 2 and "max_itres" in err
+    assert not (tmp_path / "bad").exists()

@@ -71,7 +71,8 @@ class PreparedKey:
 
 
 class ColourAdapter:
-    """Colour: U = ab / AB_SCALE, V = L / 100; output L (frame, full res) + ab (up-sampled).
+    """Colour: U = ab / AB_SCALE, V = L / 100; output L (frame, full res) + ab (up-sampled,
+    guided by L unless ``chroma_upsample="bilinear"``).
 
     Each frame's full-resolution L is computed once (:func:`tpn_cli.colour.lightness_image`,
     a table lookup) and shared by ``guide`` and ``finish`` through the engine's per-frame
@@ -83,8 +84,10 @@ class ColourAdapter:
     needs_key_video_frame = False  # the key image carries its own L
     uses_context = True  # guide() and finish() share per-frame work through ``ctx``
 
-    def __init__(self, work: tuple[int, int], device: torch.device | str) -> None:
+    def __init__(self, work: tuple[int, int], device: torch.device | str,
+                 chroma_upsample: str = "guided") -> None:
         self.work, self.device = work, device  # work = (h, w)
+        self.chroma_upsample = chroma_upsample  # a colour.CHROMA_UPSAMPLE method
 
     @staticmethod
     def _full_L(rgb: np.ndarray, ctx: dict | None) -> np.ndarray:
@@ -118,27 +121,29 @@ class ColourAdapter:
                weights: Sequence[tuple[PreparedKey, float]] = (), ctx: dict | None = None) -> np.ndarray:
         if rgb.dtype not in (np.uint8, np.uint16):  # not expected from the readers
             full = to_float(rgb, self.device)
-            ab = key.exact if key is not None else resize(mt.colour_unprop(u), tuple(full.shape[-2:]))
-            out = colour.lab_to_rgb(torch.cat([colour.lightness(full), ab], dim=0))
+            L = colour.lightness(full)
+            ab = key.exact if key is not None else colour.upsample_chroma(
+                mt.colour_unprop(u), L, method=self.chroma_upsample)
+            out = colour.lab_to_rgb(torch.cat([L, ab], dim=0))
             return _to_dtype(out, np.uint8)
         if key is not None:  # the frame is a key-frame: its own colour, at full resolution
             ab = key.exact
         else:
-            ab = resize(mt.colour_unprop(u), tuple(rgb.shape[:2]))
+            L = torch.from_numpy(self._full_L(rgb, ctx)).to(self.device)[None]
+            ab = colour.upsample_chroma(mt.colour_unprop(u), L, method=self.chroma_upsample)
         ab = ab.permute(1, 2, 0).cpu().numpy()
         return colour.lab_image_to_rgb(self._full_L(rgb, ctx), ab, rgb.dtype)
 
 
 class HdrAdapter:
-    """HDR: U = log(H + 0.01), V = LDR RGB; output exp(U) − 0.01 blended with f⁻¹(LDR)
-    below the key-frame's 95th-percentile threshold (DESIGN.md §1)."""
+    """HDR: U = log(H + 0.01), V = LDR RGB; output exp(U) − 0.01 where the LDR frame clips,
+    f⁻¹(LDR) elsewhere (:func:`tpn_cli.colour.fill_saturated`)."""
 
     task = "hdr"
     needs_key_video_frame = True  # guidance of a key = the LDR video frame at its index
 
-    def __init__(self, work: tuple[int, int], device: torch.device | str,
-                 percentile: float = 0.95) -> None:
-        self.work, self.device, self.percentile = work, device, percentile
+    def __init__(self, work: tuple[int, int], device: torch.device | str) -> None:
+        self.work, self.device = work, device
 
     def guide(self, rgb: np.ndarray) -> torch.Tensor:
         return resize(to_float(rgb, self.device), self.work)
@@ -147,8 +152,7 @@ class HdrAdapter:
                     video_rgb: np.ndarray | None = None) -> PreparedKey:
         rad = to_float(key_image.astype(np.float32), self.device).clamp(min=0)
         u = mt.hdr_prop(resize(rad, self.work))
-        thr = float(colour.percentile_threshold(resize(rad, self.work), self.percentile))
-        return PreparedKey(index, u, self.guide(video_rgb), exact=rad, extra={"threshold": thr})
+        return PreparedKey(index, u, self.guide(video_rgb), exact=rad)
 
     def blend(self, parts: Sequence[tuple[torch.Tensor, float]]) -> torch.Tensor:
         return sum(w * u for u, w in parts)  # in the log domain, like the property
@@ -158,18 +162,19 @@ class HdrAdapter:
         if key is not None:
             out = key.exact
         elif rgb.dtype in (np.uint8, np.uint16):
-            # the same as colour.hdr_blend (hard threshold on the prediction's channel max),
-            # channel-last, with f⁻¹(LDR) from a table of its values per code
+            # colour.fill_saturated, channel-last, with f⁻¹(LDR) from a table of its value
+            # per code (the same numbers up to float rounding, a fraction of the time)
             pred = mt.hdr_unprop(resize(u, tuple(rgb.shape[:2]))).permute(1, 2, 0).cpu().numpy()
-            thr = sum(k.extra["threshold"] * w for k, w in weights)
-            above = (pred.max(axis=2, keepdims=True) >= np.float32(thr))
-            return np.where(above, pred, _inverse_camera_lut(rgb.dtype)[rgb]).astype(np.float32, copy=False)
+            inv = _inverse_camera_lut(rgb.dtype)[rgb]
+            level, ramp = 0.95, 0.05  # fill_saturated's defaults
+            m = rgb.max(axis=2, keepdims=True).astype(np.float32) / np.float32(np.iinfo(rgb.dtype).max)
+            alpha = np.clip((m - np.float32(level - ramp)) / np.float32(ramp), 0.0, 1.0)
+            return ((1.0 - alpha) * inv + alpha * pred).astype(np.float32, copy=False)
         else:
             ldr = to_float(rgb, self.device)
             # up-sample in the log domain (radiance spans decades), then decode
             pred = mt.hdr_unprop(resize(u, tuple(ldr.shape[-2:])))
-            thr = sum(k.extra["threshold"] * w for k, w in weights)
-            out = colour.hdr_blend(pred, ldr, thr)
+            out = colour.fill_saturated(pred, ldr)
         return np.ascontiguousarray(out.permute(1, 2, 0).cpu().numpy().astype(np.float32))
 
 

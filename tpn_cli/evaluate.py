@@ -29,9 +29,10 @@ HDR (held-out pseudo-video)
     ``icc`` (the inverse camera curve with the default parameters, a camera we do not
     know), the key-frame's radiance copied (``copy_sat``) or warped by flow (``flow_sat``)
     into the frame's saturated pixels (LDR channel max ≥ 0.95; f⁻¹(LDR) elsewhere), and TPN:
-    ``tpn`` blends like the command line (:func:`tpn_cli.colour.hdr_blend` at the
-    key-frame's 95th-percentile radiance), ``tpn_sat`` puts the TPN's radiance into the
-    saturated pixels (the baselines' rule). log-RMSE (whole frame and saturated pixels) and
+    ``tpn`` like the command line (the TPN's radiance into the clipped pixels with a soft
+    edge, :func:`tpn_cli.colour.fill_saturated`), ``tpn_paper`` the paper's rule
+    (:func:`tpn_cli.colour.hdr_blend` at the key-frame's 95th-percentile radiance).
+    log-RMSE (whole frame and saturated pixels) and
     PU21-PSNR (1.0 = 203 cd/m²).
 """
 from __future__ import annotations
@@ -274,13 +275,13 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
 def evaluate_colour_sequence(name: str, models: Mapping[str, Any], Ks: Sequence[int] = (10,),
                              schedules: Sequence[str] = SCHEDULES, stride: int = 1,
                              extra_models: Mapping[str, Any] | None = None,
-                             extra_pairs: tuple[int, str] | None = None) -> dict:
+                             extra_pairs: Sequence[tuple[int, str]] = ()) -> dict:
     """All colour numbers of one DAVIS sequence.
 
     Returns {'n': frames, 'assign': {(K, schedule): {t: k}}, 'pairs': {(t, k):
     ColourPairResult}, 'seconds': {...}, 'count': pairs computed}. ``extra_models`` are
-    evaluated only on the pairs of ``extra_pairs`` = (K, schedule) (a cheaper comparison);
-    their results are merged into the same ColourPairResult objects.
+    evaluated only on the pairs of the plans ``extra_pairs`` = [(K, schedule), ...] (a
+    cheaper comparison); their results are merged into the same ColourPairResult objects.
     """
     from .train import sources
     clip = sources.davis_clip(name)
@@ -290,8 +291,7 @@ def evaluate_colour_sequence(name: str, models: Mapping[str, Any], Ks: Sequence[
     only, counts = {}, {m: len(pairs) for m in ["flow", *models]}
     all_models = dict(models)
     if extra_models:
-        K, s = extra_pairs
-        sub = set(assign_keys(n, K, s, range(0, n, stride)).items())
+        sub = {p for K, s in extra_pairs for p in assign_keys(n, K, s, range(0, n, stride)).items()}
         for m, model in extra_models.items():
             if m not in all_models:
                 all_models[m] = model
@@ -478,8 +478,8 @@ def evaluate_hdr_sequence(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray],
             times["tpn"] = times.get("tpn", 0.0) + dt
             times["tpn+flow"] = times.get("tpn+flow", 0.0) + dt + (dt_flow if aligned else 0.0)
             thr = float(colour.percentile_threshold(H_k[0], 0.95))
-            preds["tpn"] = colour.hdr_blend(pred, D_t.double(), thr)
-            preds["tpn_sat"] = torch.where(sat, pred, inv)
+            preds["tpn"] = colour.fill_saturated(pred, D_t.double())
+            preds["tpn_paper"] = colour.hdr_blend(pred, D_t.double(), thr)
         res = {}
         for m, p in preds.items():
             res[m] = {"log_rmse": float(metrics.log_rmse(p, H_t)[0]),

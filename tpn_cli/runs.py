@@ -3,7 +3,9 @@
 :func:`prepare` does every check that can fail *before* the model runs (input readable,
 key-frames found, indices in range, sizes and content, outputs writable, weights
 present) and returns a :class:`Run`; :meth:`Run.describe` is the ``--dry-run`` report;
-:meth:`Run.execute` streams through :func:`tpn_cli.engine.run` with the output sinks.
+:meth:`Run.execute` streams through :func:`tpn_cli.engine.run` (colour, HDR: every frame
+from its key-frame) or :func:`tpn_cli.chain.run` (masks: frame to frame) with the output
+sinks.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import av
 import numpy as np
 import torch
 
-from . import __version__, engine, keyframes, timing, weights
+from . import __version__, chain, engine, keyframes, timing, weights
 from .adapters import ColourAdapter, HdrAdapter, SegmentAdapter
 from .errors import BadInputError, UsageError
 from .media import VideoReader, check_output_path, open_input, output_kind, read_image
@@ -43,7 +45,7 @@ class Options:
     keys: Path                      # key-frame folder/file, HDR key folder, or first mask
     output: Path | None = None
     masks: Path | None = None       # segment: more masks (objects appearing later)
-    mode: str = "online"
+    mode: str = "nearest"
     device: str = "auto"
     batch_size: int = 4
     work_size: int = 480
@@ -54,6 +56,7 @@ class Options:
     overwrite: bool = False
     quiet: bool = False
     snap_check: bool = True
+    chroma_upsample: str = "guided"  # colour: how working-size ab reaches full size
     crf: int | None = None
     preset: str | None = None
     codec: str | None = None
@@ -64,6 +67,8 @@ class Options:
     mask_format: str = "palette"
     void: int | None = None         # segment: a "don't care" id (DAVIS: 255)
     overlay: Path | None = None
+    tpn: bool | None = None         # segment: refine the chain with the TPN (None: --weights
+                                    # given, else chain.USE_TPN, the measured better)
     threads: int = 0                # torch threads per operation (0 = auto, see execute)
     precision: str = "fp32"         # guidance network: fp32, bf16 (measured in BENCHMARKS.md)
     pipeline: bool = True           # overlap decode / model / encode in threads
@@ -148,11 +153,28 @@ class Run:
     notes: list[str] = field(default_factory=list)
     masks: dict[int, Mask] = field(default_factory=dict)
     end: int = 0
+    uses_model: bool = True         # False: a segment chain without the TPN
 
     # -- plan -----------------------------------------------------------------------------
     @property
     def mode(self) -> str:
-        return "online" if self.opts.task == "segment" else self.opts.mode
+        return "chain" if self.opts.task == "segment" else self.opts.mode
+
+    @property
+    def propagation(self) -> str:
+        if self.opts.task != "segment":
+            return "TPN from the key-frame"
+        return ("frame to frame: optical flow, " + ("segment TPN, " if self.uses_model else "")
+                + "colour model of the mask frame")
+
+    def _mask_objects(self) -> dict[int, set[int]]:
+        return {i: set(m.object_ids) for i, m in self.masks.items()}
+
+    def _plan_lines(self) -> list[str]:
+        if self.opts.task == "segment":
+            return chain.describe([k.index for k in self.keys], self.opts.start, self.end,
+                                  self._mask_objects())
+        return keyframes.describe_plan(self.assignments(), self.mode)
 
     def assignments(self):
         return keyframes.iter_plan(self.frame_count, [k.index for k in self.keys], self.mode,
@@ -171,19 +193,20 @@ class Run:
         """The plan as a JSON-ready dict (``--dry-run``)."""
         r = self.reader
         prop, guide = self._config()
-        est = engine.estimate_memory_mb(r.width, r.height, self.work, self.opts.batch_size, prop, guide)
+        batch = 1 if self.opts.task == "segment" else self.opts.batch_size  # the chain: one frame
+        est = engine.estimate_memory_mb(r.width, r.height, self.work, batch, prop, guide)
         return {
             "command": COMMAND[self.opts.task],
             "input": str(self.opts.input), "frames": self.end - self.opts.start,
             "frame_range": [self.opts.start, self.end - 1], "video_frames": self.frame_count,
             "size": [r.width, r.height], "video_fps": float(r.fps),
             "keyframes": [{"index": k.index, "file": str(k.path)} for k in self.keys],
-            "mode": self.mode, "plan": keyframes.describe_plan(self.assignments(), self.mode),
+            "mode": self.mode, "plan": self._plan_lines(), "propagation": self.propagation,
             "work_size": [self.work[1], self.work[0]], "device": str(self.device),
-            "batch_size": self.opts.batch_size, "estimated_memory_mb": round(est),
+            "batch_size": batch, "estimated_memory_mb": round(est),
             "output": str(self.output), "output_kind": self.kind,
             "weights": str(self.weights_path) if self.weights_path else None,
-            "weights_error": self.weights_error, "notes": self.notes,
+            "weights_error": self.weights_error, "uses_model": self.uses_model, "notes": self.notes,
         }
 
     # -- keys -----------------------------------------------------------------------------
@@ -200,11 +223,11 @@ class Run:
     # -- run ------------------------------------------------------------------------------
     def _adapter(self):
         if self.opts.task == "colour":
-            return ColourAdapter(self.work, self.device)
+            return ColourAdapter(self.work, self.device, self.opts.chroma_upsample)
         if self.opts.task == "hdr":
             return HdrAdapter(self.work, self.device)
         ids = sorted({i for m in self.masks.values() for i in m.object_ids})
-        return SegmentAdapter(self.work, self.device, ids)
+        return SegmentAdapter(self.work, "cpu", ids)  # the chain's state and flow are on the CPU
 
     def _sinks(self, stack: contextlib.ExitStack) -> list:
         o, r = self.opts, self.reader
@@ -243,27 +266,43 @@ class Run:
     def execute(self) -> dict[str, Any]:
         """Stream the run; returns the ``--json`` summary. Outputs appear only when complete."""
         o = self.opts
-        if self.weights_path is None:
-            weights.resolve(o.weights, o.task)  # raises the helpful exit-4 error
         timing.enable_from_env()
-        model, _ = weights.load(o.weights, o.task, device=str(self.device))
-        model.for_inference(channels_last=True, precision=o.precision)
+        model = None
+        if self.uses_model:
+            if self.weights_path is None:
+                weights.resolve(o.weights, o.task)  # raises the helpful exit-4 error
+            model, _ = weights.load(o.weights, o.task, device=str(self.device))
+            model.for_inference(channels_last=True, precision=o.precision)
         if self.device.type == "cpu":
             # the pipeline's stages already run side by side; one thread per operation
             # avoids OpenMP barriers that stall on a busy machine (docs/BENCHMARKS.md)
-            torch.set_num_threads(o.threads or (1 if o.pipeline else torch.get_num_threads()))
+            # (the segment chain goes frame to frame, one step after another: torch's default)
+            pipelined = o.pipeline and o.task != "segment"
+            torch.set_num_threads(o.threads or (1 if pipelined else torch.get_num_threads()))
         adapter = self._adapter()
-        feed = None
-        if adapter.needs_key_video_frame:
-            feed = engine.KeyFrameFeed(lambda: self.reader.frames(0, max(k.index for k in self.keys) + 1))
         t0 = time.perf_counter()  # wall time includes closing: HDR10's second pass, renames
         with contextlib.ExitStack() as stack:
             sinks = self._sinks(stack)
-            stats = engine.run(frames=self.reader.frames(o.start, self.end),
-                               assignments=self.assignments(), adapter=adapter,
-                               load_key=self.load_key, model=model, sinks=sinks,
-                               batch_size=o.batch_size, key_feed=feed,
-                               total=self.end - o.start, quiet=o.quiet, pipeline=o.pipeline)
+            if o.task == "segment":
+                from .models.segment import MaskPropagator
+
+                keys = [k.index for k in self.keys]
+                first = chain.first_frame(keys, o.start, self._mask_objects())
+                stats = chain.run(frames=self.reader.frames(first, self.end), keys=keys,
+                                  load_key=self.load_key, adapter=adapter,
+                                  propagator=MaskPropagator(model), sinks=sinks, start=o.start,
+                                  total=self.end - first, quiet=o.quiet)
+            else:
+                feed = None
+                if adapter.needs_key_video_frame:
+                    feed = engine.KeyFrameFeed(
+                        lambda: self.reader.frames(0, max(k.index for k in self.keys) + 1))
+                stats = engine.run(frames=self.reader.frames(o.start, self.end),
+                                   assignments=self.assignments(), adapter=adapter,
+                                   load_key=self.load_key, model=model, sinks=sinks,
+                                   batch_size=o.batch_size, key_feed=feed,
+                                   total=self.end - o.start, quiet=o.quiet,
+                                   pipeline=o.pipeline)
             with timing.section("encode"):  # closing: flushing the encoders, HDR10's second pass
                 stack.close()
         timing.write_report()
@@ -277,8 +316,9 @@ class Run:
             "fps": round(stats.frames / seconds, 2) if seconds > 0 else 0.0,
             "video_fps": float(self.reader.fps), "size": [self.reader.width, self.reader.height],
             "work_size": [self.work[1], self.work[0]], "device": str(self.device),
-            "backend": backend(), "batch_size": o.batch_size, "mode": self.mode,
-            "keyframes": len(self.keys), "weights": str(self.weights_path),
+            "backend": backend(), "batch_size": 1 if o.task == "segment" else o.batch_size, "mode": self.mode,
+            "keyframes": len(self.keys), "propagation": self.propagation,
+            "weights": str(self.weights_path) if self.uses_model else None,
             "peak_memory_mb": round(stats.peak_memory_mb, 1), "notes": self.notes,
             "warnings": warnings,
         }
@@ -449,14 +489,17 @@ def prepare(opts: Options) -> Run:
     kind = output_kind(output)
     _check_outputs(opts, output, kind)
     device = pick_device(opts.device)
+    uses_model = opts.task != "segment" or (
+        opts.tpn if opts.tpn is not None else (opts.weights is not None or chain.USE_TPN))
     wpath, werr = None, None
     try:
-        wpath = weights.resolve(opts.weights, opts.task)
+        if uses_model:
+            wpath = weights.resolve(opts.weights, opts.task)
     except weights.WeightsUnavailableError as exc:
         werr = str(exc)
     run = Run(opts=opts, reader=reader, frame_count=frame_count, keys=keys, output=output,
               kind=kind, device=device, work=engine.work_size(reader.width, reader.height, opts.work_size),
-              weights_path=wpath, weights_error=werr, end=end)
+              weights_path=wpath, weights_error=werr, end=end, uses_model=uses_model)
     hint = keyframes.index_base_hint(keys, frame_count, opts.index_base)
     if hint:
         run.notes.append(hint)
@@ -466,4 +509,8 @@ def prepare(opts: Options) -> Run:
         _check_hdr_keys(run)
     else:
         _load_masks(run)
+        first = min(k.index for k in keys)
+        if opts.start < first:
+            run.notes.append(f"frames {opts.start}-{min(first, end) - 1} come before the first mask "
+                             f"({first}) and get it unchanged")
     return run

@@ -149,7 +149,8 @@ class MaskPropagator:
             if self.model.config.extra.get("mask_guide", False):
                 fg = 1.0 - u[:1]  # where any object is believed to be
                 v_key, v_tgt = torch.cat([v_key, fg]), torch.cat([v_tgt, fg])
-            u = self.model(u[None], v_key[None], v_tgt[None])[0]
+            dev = next(self.model.parameters()).device  # the chain's state stays on the CPU
+            u = self.model(u[None].to(dev), v_key[None].to(dev), v_tgt[None].to(dev))[0].float().cpu()
         u = normalise_probs(u)
         if self.appearance > 0:
             u = appearance_fuse(u, rgb, self.hist, self.appearance, self.band)

@@ -6,6 +6,8 @@ resumable loop.
 
 Presets for the shipped models are in :data:`PRESETS` (``run(task, preset(task, ...))``).
 """
+import json
+
 from .loop import TrainConfig, run
 
 #: Settings of the shipped models per task (override any key). Measured on colour
@@ -22,6 +24,25 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def parse_settings(items: list[str] | tuple[str, ...]) -> dict:
+    """``["key=JSON", "model.key=JSON", ...]`` → overrides for :func:`preset` (a value that
+    is not JSON is taken as a bare string)."""
+    out: dict = {"model": {}}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"settings are KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        if key.startswith("model."):
+            out["model"][key[6:]] = value
+        else:
+            out[key] = value
+    return out
+
+
 def preset(task: str, **overrides) -> dict:
     """The preset settings of ``task`` with ``overrides`` applied (model overrides merge)."""
     task = "colour" if task == "color" else task
@@ -32,4 +53,4 @@ def preset(task: str, **overrides) -> dict:
     return cfg
 
 
-__all__ = ["PRESETS", "TrainConfig", "preset", "run"]
+__all__ = ["PRESETS", "TrainConfig", "parse_settings", "preset", "run"]

@@ -1,10 +1,10 @@
-"""python -m tpn_cli.train TASK RUN_DIR [--minutes M] [--set key=value ...] (JSON values)."""
+"""python -m tpn_cli.train TASK RUN_DIR [--minutes M] [--set key=JSON ...]: the same as
+``tpn train`` (see its --help), usable without the console script."""
 from __future__ import annotations
 
 import argparse
-import json
 
-from . import preset, run
+from . import parse_settings, preset, run
 
 
 def main(argv=None) -> None:
@@ -15,18 +15,7 @@ def main(argv=None) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="override a setting, e.g. --set align=false --set model.scale=2")
     a = p.parse_args(argv)
-    overrides: dict = {"run_dir": a.run_dir, "minutes": a.minutes, "model": {}}
-    for item in a.set:
-        key, _, value = item.partition("=")
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass  # a bare string
-        if key.startswith("model."):
-            overrides["model"][key[6:]] = value
-        else:
-            overrides[key] = value
-    run(a.task, preset(a.task, **overrides))
+    run(a.task, preset(a.task, run_dir=a.run_dir, minutes=a.minutes, **parse_settings(a.set)))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ class TrainConfig:
     run_dir: str = "/work/runs/tpn"
     minutes: float = 60.0        # wall-clock budget of this invocation (resume continues)
     max_iters: int = 20000       # length of the learning-rate schedule; training stops there
+    stop_iter: int = 0           # stop earlier, schedule unchanged (0: at max_iters); for
+                                 # comparing runs at an equal iteration
     batch: int = 8
     crop: int = 160
     lr: float = 5e-4
@@ -95,7 +97,8 @@ def run(task: str, config: dict | TrainConfig | None = None) -> Path:
     """Train (or resume training) a TPN for ``task`` ('colour'/'color', 'hdr', 'segment').
 
     Resumes from ``run_dir/last.ckpt`` when it exists (the stored settings win over
-    ``config`` except ``minutes`` and ``max_iters``, so a run can be extended). Returns the
+    ``config`` except ``minutes``, ``max_iters`` and ``stop_iter``, so a run can be extended
+    or cut at a chosen iteration). Returns the
     run directory.
     """
     task = "colour" if task == "color" else task
@@ -109,8 +112,8 @@ def run(task: str, config: dict | TrainConfig | None = None) -> Path:
     state = None
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        minutes, max_iters = cfg.minutes, cfg.max_iters
-        cfg = TrainConfig.from_dict(state["train_config"])
+        minutes, max_iters, stop_iter = cfg.minutes, cfg.max_iters, cfg.stop_iter
+        cfg = TrainConfig.from_dict({**state["train_config"], "stop_iter": stop_iter})
         cfg.minutes, cfg.max_iters = minutes, max_iters
         log.line(f"resuming {task} from iteration {state['iter']}")
 
@@ -156,7 +159,8 @@ def run(task: str, config: dict | TrainConfig | None = None) -> Path:
     start = last_ckpt = time.time()
     t_log, sums, n_sum = time.time(), {}, 0
     model.train()
-    while it < cfg.max_iters and time.time() - start < cfg.minutes * 60:
+    end = min(cfg.max_iters, cfg.stop_iter or cfg.max_iters)
+    while it < end and time.time() - start < cfg.minutes * 60:
         if it % cfg.val_every == 0 and (state is None or it != state["iter"]):
             run_validation()
         rng = np.random.default_rng([cfg.seed, it])  # same batch for the same iteration
@@ -184,5 +188,5 @@ def run(task: str, config: dict | TrainConfig | None = None) -> Path:
             last_ckpt = time.time()
     run_validation()
     checkpoint()
-    log.line(f"stopped at iteration {it} ({'done' if it >= cfg.max_iters else 'time budget'})")
+    log.line(f"stopped at iteration {it} ({'done' if it >= end else 'time budget'})")
     return run_dir

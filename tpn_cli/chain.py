@@ -1,0 +1,158 @@
+"""Sequential propagation for `tpn segment`: every frame from the one before it.
+
+:mod:`tpn_cli.engine` computes each frame from a key-frame, independently (colour, HDR).
+Masks cannot work that way: one step from a mask 50 frames back cannot reach (the flow
+between them is garbage and the scans move labels a few pixels; docs/TRAINING.md). So
+masks are carried frame to frame by :class:`tpn_cli.models.segment.MaskPropagator`
+(flow-warped previous prediction, optional TPN refinement, the mask frame's colour model
+pulling drifting predictions back). This loop is sequential by nature:
+
+* frames are decoded one at a time, in order, and written as soon as they are done; the
+  only state is the previous frame and its probabilities at the working size (and the
+  colour histograms), so memory is flat in the clip's length;
+* at every mask (``--mask`` and each file of ``--masks``) the chain restarts from that
+  mask, colour model included. Objects the mask does not contain keep being tracked:
+  their propagated prediction is merged in where the mask is background, so a later mask
+  may hold only the object that appears (as YouTube-VOS / Cutie annotations do);
+* a mask's own frame is output as given (plus the carried objects);
+* frames before the first mask get the first mask unchanged; with ``--start`` after a
+  mask the chain still runs from the latest mask at or before ``--start`` (those frames
+  are computed, not written).
+"""
+from __future__ import annotations
+
+import bisect
+import sys
+import time
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .adapters import SegmentAdapter
+from .engine import RunStats, Sink, peak_memory_mb
+from .errors import OutOfMemoryError
+from .media.video import Frame
+from .models.segment import MaskPropagator
+
+__all__ = ["USE_TPN", "describe", "first_frame", "run"]
+
+#: Whether `tpn segment` refines each chained step with the segment TPN by default. No:
+#: on the 4 held-out DAVIS-2016 sequences (scripts/eval_segment.py, J&F) the chain scores
+#: 0.368 without it and 0.350 with it (docs/TRAINING.md).
+USE_TPN = False
+
+
+def _restarts(keys: Sequence[int], objects: Mapping[int, set[int]] | None) -> list[int]:
+    """Masks the chain can restart from: those holding every object of the masks before
+    them (the others add objects to what is carried)."""
+    out, seen = [], set()
+    for k in sorted(keys):
+        objs = objects.get(k, set()) if objects is not None else seen
+        if seen <= objs:
+            out.append(k)
+        seen |= objs
+    return out
+
+
+def first_frame(keys: Sequence[int], start: int,
+                objects: Mapping[int, set[int]] | None = None) -> int:
+    """The frame a run decodes from: the latest mask at or before ``start`` that the chain
+    can restart from (``objects``: mask index → object ids in it), else ``start``."""
+    before = [k for k in _restarts(keys, objects) if k <= start]
+    return max(before) if before else start
+
+
+def describe(keys: Sequence[int], start: int, end: int,
+             objects: Mapping[int, set[int]] | None = None) -> list[str]:
+    """``--dry-run`` lines: which mask each span of frames is carried from."""
+    keys = sorted(keys)
+    keyset, restarts = set(keys), set(_restarts(keys, objects))
+    spans: list[list[Any]] = []
+    for t in range(first_frame(keys, start, objects), end):
+        if t in keyset:
+            text = f"mask {t}" + ("" if t in restarts else " + objects carried from earlier masks")
+        elif t < keys[0]:
+            text = f"mask {keys[0]} copied (before the first mask)"
+        else:
+            text = f"chained from mask {keys[bisect.bisect_right(keys, t) - 1]}"
+        if t < start:
+            text += " (computed, not written: before --start)"
+        if spans and spans[-1][2] == text and t not in keyset:
+            spans[-1][1] = t
+        else:
+            spans.append([t, t, text])
+    return [f"{'frame ' + str(a) if a == b else f'frames {a}-{b}'} <- {text}" for a, b, text in spans]
+
+
+def run(*, frames: Iterable[Frame], keys: Sequence[int], load_key: Callable[[int], np.ndarray],
+        adapter: SegmentAdapter, propagator: MaskPropagator, sinks: Sequence[Sink], start: int = 0,
+        total: int | None = None, quiet: bool = False) -> RunStats:
+    """Carry masks through ``frames`` (in order, from :func:`first_frame`) and hand the id
+    map of every frame from ``start`` on to ``sinks``.
+
+    Args:
+        frames: decoded frames in order (a reader's ``frames(first_frame(...), end)``).
+        keys: frame indices that have a mask.
+        load_key: mask index → id map at the video's size (checked in prepare).
+        adapter: pixel ↔ tensor conversions and the channel ↔ object id table.
+        propagator: a fresh :class:`MaskPropagator` (with or without a TPN).
+        sinks: objects with ``write(frame, ids)``; written in frame order.
+        start: frames before it are computed (the chain needs them) but not written.
+        total: frame count for the progress bar.
+
+    Raises:
+        OutOfMemoryError: host or GPU memory exhausted. KeyboardInterrupt passes through
+            (callers abort their outputs).
+    """
+    from tqdm import tqdm
+
+    keyset, objects = set(keys), set(int(i) for i in adapter.ids[1:])
+    stats = RunStats()
+    tracked: set[int] = set()
+    head: list[np.ndarray] = []  # the first mask, for frames before it
+
+    def restart(frame: Frame) -> np.ndarray:
+        ids = load_key(frame.index)
+        present = objects.intersection(np.unique(ids).tolist())
+        if tracked - present and propagator.probs is not None:
+            carried = adapter.finish(frame.image, propagator.step(adapter.guide(frame.image)), None)
+            carried[np.isin(carried, list(present))] = 0
+            ids = np.where(ids == 0, carried, ids)
+        key = adapter.prepare_key(frame.index, ids, frame.image)
+        propagator.start(key.v, key.u)
+        tracked.update(present)
+        stats.keys_prepared += 1
+        return key.exact
+
+    def result(frame: Frame) -> Any:
+        if frame.index in keyset:
+            return restart(frame)
+        if propagator.probs is None:  # before the first mask
+            if not head:
+                head.append(load_key(min(keys)))
+            return head[0]
+        return adapter.finish(frame.image, propagator.step(adapter.guide(frame.image)), None)
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=quiet or None,
+               dynamic_ncols=True, smoothing=0.1)
+    try:
+        with torch.inference_mode():
+            for frame in frames:
+                ids = result(frame)
+                if frame.index >= start:
+                    for s in sinks:
+                        s.write(frame, ids)
+                    stats.frames += 1
+                bar.update(1)
+    except torch.OutOfMemoryError as exc:
+        raise OutOfMemoryError(f"out of GPU memory ({exc})".splitlines()[0],
+                               hint="lower --work-size (e.g. 360), or use --device cpu") from exc
+    except MemoryError as exc:
+        raise OutOfMemoryError("out of host memory", hint="lower --work-size (e.g. 360)") from exc
+    finally:
+        bar.close()
+    stats.seconds = time.perf_counter() - t0
+    stats.peak_memory_mb = peak_memory_mb()
+    return stats
