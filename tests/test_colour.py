@@ -290,6 +290,30 @@ def test_rgb_primaries_matrix_bt709_is_srgb():
         C.rgb_primaries_matrix("p3")
 
 
+def test_fast_frame_conversions_match_the_reference():
+    """lightness / lightness_image (table lookup) give rgb_to_lab's L; lab_image_to_rgb
+    (OpenCV) is within one code of lab_to_rgb, on a real frame and on every 8-bit grey."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from tpn_cli.media import VideoReader
+
+    img = next(VideoReader(Path(__file__).parent / "data" / "dog_2997_audio.mp4").frames()).image
+    grey = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+    for im in (img, grey):
+        t = torch.from_numpy(im).permute(2, 0, 1).float() / 255
+        lab = C.rgb_to_lab(t)
+        assert np.abs(C.lightness_image(im) - lab[0].numpy()).max() < 1e-3
+        assert (C.lightness(t)[0] - lab[0]).abs().max() < 1e-3
+        ref = (C.lab_to_rgb(lab) * 255).round().permute(1, 2, 0).numpy().astype(np.uint8)
+        fast = C.lab_image_to_rgb(lab[0].numpy(), lab[1:].permute(1, 2, 0).numpy(), np.uint8)
+        diff = np.abs(fast.astype(int) - ref)
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+    im16 = img.astype(np.uint16) * 257
+    t16 = torch.from_numpy(im16.astype(np.float32) / 65535).permute(2, 0, 1)
+    assert np.abs(C.lightness_image(im16) - C.rgb_to_lab(t16)[0].numpy()).max() < 1e-3
+
 # --------------------------------------------------------------------------- chroma up-sampling
 
 

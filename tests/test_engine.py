@@ -94,8 +94,10 @@ def test_run_follows_the_plan(batch, mode):
     assert max(calls) <= batch
 
 
-def test_key_cache_is_bounded():
-    """A plan with many keys never holds more than the two around the current frame."""
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_key_cache_is_bounded(pipeline):
+    """A plan with many keys never holds more than the two around the current frame
+    (sequential), or those of the few batches in flight (pipelined): not growing with n."""
     n = 200
     keys = list(range(0, n, 5))
     sizes = []
@@ -121,9 +123,11 @@ def test_key_cache_is_bounded():
     engine.run(frames=_frames(n), assignments=keyframes.iter_plan(n, keys, "blend"), adapter=adapter,
                load_key=lambda k: None, model=None, sinks=[Collect()], batch_size=4,
                key_feed=engine.KeyFrameFeed(lambda: _frames(n)), quiet=True,
-               predict=lambda m, u, vk, vt: u)
+               predict=lambda m, u, vk, vt: u, pipeline=pipeline)
     gc.collect()
-    assert max(sizes) <= 4  # keys of one batch (<= 4 frames) plus the next one
+    # sequential: keys of one batch (<= 4 frames) plus the next one; pipelined: up to
+    # about 7 batches between preparation and output (queues of 2 + one in each stage)
+    assert max(sizes) <= (4 if not pipeline else 12)
 
 
 def test_batch_script_skips_done_and_reports_failures(tmp_path, models):
@@ -213,3 +217,130 @@ def test_every_command_has_help_with_an_example():
                 ["weights", "list"], ["weights", "path"], ["weights", "verify"]):
         code, out, _ = run_cli(*cmd, "--help")
         assert code == 0 and "Example" in out, cmd
+
+
+def test_pipeline_keeps_order_and_matches_sequential():
+    """Stages that take uneven time still hand results over in frame order, and the
+    threaded run gives exactly what the sequential one gives."""
+    import random
+    import time as _time
+
+    n, keys = 41, [0, 9, 30]
+    rng = random.Random(0)
+
+    def predict(model, u, vk, vt):
+        _time.sleep(rng.random() * 0.004)
+        return u * 2
+
+    got = {}
+    for pipeline in (False, True):
+        sink = Collect()
+        engine.run(frames=_frames(n), assignments=keyframes.iter_plan(n, keys, "blend"),
+                   adapter=FakeAdapter(), load_key=lambda k: None, model=None, sinks=[sink],
+                   batch_size=3, key_feed=engine.KeyFrameFeed(lambda: _frames(n)), quiet=True,
+                   predict=predict, pipeline=pipeline)
+        got[pipeline] = sink.got
+    assert [i for i, _ in got[True]] == list(range(n))
+    assert got[True] == got[False]
+
+
+def test_pipeline_passes_errors_and_stops():
+    """An error in any stage reaches the caller (and no thread is left running)."""
+    import threading
+
+    def predict(model, u, vk, vt):
+        raise ValueError("boom")
+
+    before = threading.active_count()
+    with pytest.raises(ValueError, match="boom"):
+        engine.run(frames=_frames(30), assignments=keyframes.iter_plan(30, [0], "online"),
+                   adapter=FakeAdapter(), load_key=lambda k: None, model=None, sinks=[Collect()],
+                   key_feed=engine.KeyFrameFeed(lambda: _frames(30)), quiet=True, predict=predict)
+    assert threading.active_count() == before
+
+
+def test_real_model_pipeline_is_identical_to_sequential(tmp_path, models):
+    """The CLI's threaded run writes the same frames, bit for bit, as --no-pipeline
+    (a flow-aligned colour model: alignment, key codes and conversions all exercised)."""
+    from _cli_util import run_cli
+    from tpn_cli.media import read_image
+    from tpn_cli.models import TPN, save_model, task_config
+
+    torch.manual_seed(0)
+    m = TPN(task_config("colour", unet_base=4, unet_depth=2, encoder="signed", scale=2,
+                        extra={"align": True}))
+    torch.nn.init.normal_(m.guidance.head.weight, std=0.05)  # gates that propagate
+    save_model(m, tmp_path / "aligned.pt")
+    keys = extract_keys(DOG, tmp_path / "keys", [0, 7])
+    outs = {}
+    for flag in ([], ["--no-pipeline"]):
+        out = tmp_path / f"out{len(flag)}"
+        code, _, err = run_cli("colorize", DOG, "--keyframes", keys, "--weights", tmp_path / "aligned.pt",
+                               "-o", out, "-q", "--batch-size", "3", *flag)
+        assert code == 0, err
+        outs[bool(flag)] = [read_image(p) for p in sorted(out.iterdir())]
+    assert len(outs[True]) == len(outs[False]) == 12
+    for a, b in zip(outs[True], outs[False]):
+        assert np.array_equal(a, b)
+    # and the frames carry colour (the gates did something, the frames are in order)
+    src = [f.image for f in VideoReader(DOG).frames()]
+    diffs = [np.abs(a.astype(int) - s).mean() for a, s in zip(outs[True], src)]
+    assert diffs[0] < 1.0 and diffs[7] < 1.0
+
+
+def test_hdr_finish_fast_path_equals_hdr_blend():
+    """The HDR adapter's table-lookup output equals colour.fill_saturated on a real frame."""
+    from tpn_cli import colour
+    from tpn_cli.adapters import HdrAdapter, to_float
+
+    rgb = next(VideoReader(DOG).frames()).image.copy()
+    rgb[:10, :10] = 250  # clipped: the propagation
+    rgb[10:20, :10] = 236  # on the ramp: a mix
+    ad = HdrAdapter((45, 80), "cpu")
+    torch.manual_seed(0)
+    u = torch.randn(3, 45, 80) * 2
+    key = PreparedKey(0, u, u, exact=None)
+    fast = ad.finish(rgb, u, None, [(key, 1.0)])
+    ldr = to_float(rgb)
+    from tpn_cli.adapters import resize
+    from tpn_cli.models import tasks as mt
+    ref = colour.fill_saturated(mt.hdr_unprop(resize(u, rgb.shape[:2])), ldr).permute(1, 2, 0).numpy()
+    assert fast.dtype == np.float32 and fast.shape == ref.shape
+    assert np.allclose(fast, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_timing_sections_are_exclusive_and_reported(tmp_path):
+    """The timing hook counts nested sections once (the outer one without the inner),
+    and a CLI run with TPN_TIMING writes the parts of the run."""
+    import time as _time
+
+    from tpn_cli import timing
+
+    was = timing.enabled()
+    timing.enable()
+    timing.reset()
+    try:
+        with timing.section("outer"):
+            _time.sleep(0.02)
+            with timing.section("inner"):
+                _time.sleep(0.03)
+        r = timing.report()
+    finally:
+        timing.reset()
+        if not was:
+            timing.disable()
+    assert r["outer"]["calls"] == 1 and r["inner"]["calls"] == 1
+    assert 0.015 < r["outer"]["wall"] < 0.03 and 0.025 < r["inner"]["wall"] < 0.05
+
+    from _cli_util import run_cli, tiny_model
+
+    model = tiny_model(tmp_path / "c.pt", "colour")
+    keys = extract_keys(DOG, tmp_path / "keys", [0])
+    report = tmp_path / "t.json"
+    code, _, err = run_cli("colorize", DOG, "--keyframes", keys, "--weights", model, "-o",
+                           tmp_path / "o", "-q", env={"TPN_TIMING": str(report)})
+    if not was:
+        timing.disable()
+    assert code == 0, err
+    parts = json.loads(report.read_text())
+    assert {"decode", "network", "scan", "colour", "encode"} <= set(parts)

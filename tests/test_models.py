@@ -121,3 +121,27 @@ def test_pair_loss_terms_and_gradients():
     loss_s.backward()
     assert model.guidance.head.weight.grad.abs().sum() > 0
     assert all(p.grad is not None for p in model.encoder.parameters())
+
+
+def test_inference_modes_and_key_codes_give_the_same_prediction():
+    """for_inference (channels-last guidance network) and a precomputed key code
+    (encode_key) change nothing but float rounding; bf16 stays close."""
+    from tpn_cli.models import TPN, task_config
+
+    torch.manual_seed(0)
+    for cfg in (task_config("colour", unet_base=4, unet_depth=2, encoder="signed", scale=2),
+                task_config("hdr", unet_base=4, unet_depth=2, hidden_channels=8),
+                task_config("segment", unet_base=4, unet_depth=2, hidden_channels=8)):
+        m = TPN(cfg).eval()
+        torch.nn.init.normal_(m.guidance.head.weight, std=0.1)
+        c = 3 if cfg.task == "segment" else cfg.prop_channels
+        u = torch.rand(2, c, 37, 45)
+        vk, vt = torch.rand(2, cfg.guide_channels, 37, 45), torch.rand(2, cfg.guide_channels, 37, 45)
+        with torch.no_grad():
+            ref = m(u, vk, vt)
+            code = m.encode_key(u)
+            assert torch.allclose(m(u, vk, vt, key_code=code), ref, atol=1e-6)
+            m.for_inference(channels_last=True)
+            assert torch.allclose(m(u, vk, vt), ref, atol=1e-5)
+            m.for_inference(channels_last=True, precision="bf16")
+            assert (m(u, vk, vt) - ref).abs().max() < 0.05

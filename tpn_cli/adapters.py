@@ -72,41 +72,67 @@ class PreparedKey:
 
 class ColourAdapter:
     """Colour: U = ab / AB_SCALE, V = L / 100; output L (frame, full res) + ab (up-sampled,
-    guided by L unless ``chroma_upsample="bilinear"``)."""
+    guided by L unless ``chroma_upsample="bilinear"``).
+
+    Each frame's full-resolution L is computed once (:func:`tpn_cli.colour.lightness_image`,
+    a table lookup) and shared by ``guide`` and ``finish`` through the engine's per-frame
+    ``ctx``; the output is composed by OpenCV's Lab → RGB. At a working size below the
+    frame's, the guide is the L of the resized frame, as before.
+    """
 
     task = "colour"
     needs_key_video_frame = False  # the key image carries its own L
+    uses_context = True  # guide() and finish() share per-frame work through ``ctx``
 
     def __init__(self, work: tuple[int, int], device: torch.device | str,
                  chroma_upsample: str = "guided") -> None:
         self.work, self.device = work, device  # work = (h, w)
         self.chroma_upsample = chroma_upsample  # a colour.CHROMA_UPSAMPLE method
 
-    def guide(self, rgb: np.ndarray) -> torch.Tensor:
+    @staticmethod
+    def _full_L(rgb: np.ndarray, ctx: dict | None) -> np.ndarray:
+        if ctx is not None and "L" in ctx:
+            return ctx["L"]
+        L = colour.lightness_image(rgb)
+        if ctx is not None:
+            ctx["L"] = L
+        return L
+
+    def guide(self, rgb: np.ndarray, ctx: dict | None = None) -> torch.Tensor:
+        if tuple(rgb.shape[:2]) == tuple(self.work) and rgb.dtype in (np.uint8, np.uint16):
+            L = torch.from_numpy(self._full_L(rgb, ctx)).to(self.device)[None]
+            return mt.colour_guide(L)
         small = resize(to_float(rgb, self.device), self.work)
-        return mt.colour_guide(colour.rgb_to_lab(small)[:1])
+        return mt.colour_guide(colour.lightness(small))
 
     def prepare_key(self, index: int, key_image: np.ndarray,
                     video_rgb: np.ndarray | None = None) -> PreparedKey:
         full = to_float(key_image, self.device)
-        lab_small = colour.rgb_to_lab(resize(full, self.work))
-        ab_full = colour.rgb_to_lab(full)[1:]
+        lab_full = colour.rgb_to_lab(full)
+        same = tuple(full.shape[-2:]) == tuple(self.work)
+        lab_small = lab_full if same else colour.rgb_to_lab(resize(full, self.work))
         return PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]),
-                           exact=ab_full)
+                           exact=lab_full[1:])
 
     def blend(self, parts: Sequence[tuple[torch.Tensor, float]]) -> torch.Tensor:
         return sum(w * u for u, w in parts)
 
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
-               weights: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
-        full = to_float(rgb, self.device)
-        L = colour.rgb_to_lab(full)[:1]
+               weights: Sequence[tuple[PreparedKey, float]] = (), ctx: dict | None = None) -> np.ndarray:
+        if rgb.dtype not in (np.uint8, np.uint16):  # not expected from the readers
+            full = to_float(rgb, self.device)
+            L = colour.lightness(full)
+            ab = key.exact if key is not None else colour.upsample_chroma(
+                mt.colour_unprop(u), L, method=self.chroma_upsample)
+            out = colour.lab_to_rgb(torch.cat([L, ab], dim=0))
+            return _to_dtype(out, np.uint8)
         if key is not None:  # the frame is a key-frame: its own colour, at full resolution
             ab = key.exact
         else:
+            L = torch.from_numpy(self._full_L(rgb, ctx)).to(self.device)[None]
             ab = colour.upsample_chroma(mt.colour_unprop(u), L, method=self.chroma_upsample)
-        out = colour.lab_to_rgb(torch.cat([L, ab], dim=0))
-        return _to_dtype(out, rgb.dtype)
+        ab = ab.permute(1, 2, 0).cpu().numpy()
+        return colour.lab_image_to_rgb(self._full_L(rgb, ctx), ab, rgb.dtype)
 
 
 class HdrAdapter:
@@ -135,12 +161,34 @@ class HdrAdapter:
                weights: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
         if key is not None:
             out = key.exact
+        elif rgb.dtype in (np.uint8, np.uint16):
+            # colour.fill_saturated, channel-last, with f⁻¹(LDR) from a table of its value
+            # per code (the same numbers up to float rounding, a fraction of the time)
+            pred = mt.hdr_unprop(resize(u, tuple(rgb.shape[:2]))).permute(1, 2, 0).cpu().numpy()
+            inv = _inverse_camera_lut(rgb.dtype)[rgb]
+            level, ramp = 0.95, 0.05  # fill_saturated's defaults
+            m = rgb.max(axis=2, keepdims=True).astype(np.float32) / np.float32(np.iinfo(rgb.dtype).max)
+            alpha = np.clip((m - np.float32(level - ramp)) / np.float32(ramp), 0.0, 1.0)
+            return ((1.0 - alpha) * inv + alpha * pred).astype(np.float32, copy=False)
         else:
             ldr = to_float(rgb, self.device)
             # up-sample in the log domain (radiance spans decades), then decode
             pred = mt.hdr_unprop(resize(u, tuple(ldr.shape[-2:])))
             out = colour.fill_saturated(pred, ldr)
         return np.ascontiguousarray(out.permute(1, 2, 0).cpu().numpy().astype(np.float32))
+
+
+_INV_LUTS: dict = {}
+
+
+def _inverse_camera_lut(dtype) -> np.ndarray:
+    """f⁻¹(code / peak) for every code of an integer dtype, by colour.inverse_camera_curve."""
+    key = np.dtype(dtype).str
+    if key not in _INV_LUTS:
+        peak = float(np.iinfo(dtype).max)
+        codes = torch.arange(int(peak) + 1, dtype=torch.float32) / peak
+        _INV_LUTS[key] = colour.inverse_camera_curve(codes).numpy().astype(np.float32)
+    return _INV_LUTS[key]
 
 
 class SegmentAdapter:

@@ -89,6 +89,15 @@ def _common(f):
         click.option("--index-base", type=click.Choice(["0", "1"]), default="0", show_default=True,
                      help="1 if key-frame files are numbered from 1 (ffmpeg's default). For a frame-folder "
                           "input, key numbers are matched to the frames' own numbers instead."),
+        click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="CPU threads per operation (0 = auto: 1, as the run's stages already "
+                          "overlap in threads)."),
+        click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+                     show_default=True,
+                     help="Arithmetic of the guidance network (bf16: faster on CPUs with "
+                          "AVX-512 BF16/AMX and on GPUs; gates and scan stay fp32)."),
+        click.option("--no-pipeline", "pipeline", flag_value=False, default=True,
+                     help="Decode, compute and encode one after the other (for debugging)."),
         click.option("--dry-run", is_flag=True,
                      help="Check everything and print the plan (which key feeds which frame, "
                           "working size, device, memory estimate); process nothing."),

@@ -16,8 +16,10 @@ A frame that is itself a key-frame is output from the key (exact, full resolutio
 """
 from __future__ import annotations
 
+import queue
 import resource
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 import numpy as np
 import torch
 
+from . import timing
 from .errors import BadInputError, OutOfMemoryError
 from .keyframes import Assignment
 from .media.video import Frame
@@ -44,8 +47,23 @@ def work_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process (MB), plus the CUDA allocator's peak."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB on Linux
+    """Peak resident memory of this process (MB), plus the CUDA allocator's peak.
+
+    On Linux this is VmHWM of /proc/self/status: the peak of this program's own memory.
+    (``ru_maxrss`` keeps the peak of the parent process the program was forked from, so
+    a run started by a large Python process would report the parent's size.)
+    """
+    rss = 0.0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    rss = float(line.split()[1]) / 1024.0  # kB
+                    break
+    except OSError:
+        pass
+    if rss <= 0:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB on Linux
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rss += torch.cuda.max_memory_allocated() / 2**20
     return rss
@@ -99,22 +117,132 @@ class RunStats:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def _model_outputs(model: torch.nn.Module, predict: Callable, pairs: list, batch_size: int) -> list:
-    """Run the model on ``(key, v_tgt)`` pairs, ``batch_size`` at a time."""
-    outs: list[torch.Tensor] = []
-    for i in range(0, len(pairs), batch_size):
-        chunk = pairs[i:i + batch_size]
-        u = torch.stack([k.u for k, _ in chunk])
-        vk = torch.stack([k.v for k, _ in chunk])
-        vt = torch.stack([v for _, v in chunk])
-        outs.extend(predict(model, u, vk, vt).unbind(0))
-    return outs
+@dataclass
+class _Pair:
+    """One model item: a key-frame's property and guidance (aligned to the target when the
+    model wants it), the target's guidance, the key's cached code (if any)."""
+
+    u: torch.Tensor
+    v_key: torch.Tensor
+    v_tgt: torch.Tensor
+    code: Any = None
+
+
+@dataclass
+class _Work:
+    """One batch on its way through the pipeline."""
+
+    frames: list  # (Frame, Assignment, ctx)
+    slots: list   # per frame: None (a key-frame: output from the key) or [(pair index, key, w)]
+    own_keys: list  # per frame: its own PreparedKey when it is a key-frame, else None
+    pairs: list = field(default_factory=list)
+    outs: list = field(default_factory=list)
+
+
+_DONE = object()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _stage_thread(name: str, source: Callable[[], Any], fn: Callable[[Any], Any] | None,
+                  out: "queue.Queue", stop: threading.Event) -> threading.Thread:
+    """A worker that takes items from ``source`` (a blocking get returning _DONE at the
+    end), applies ``fn`` and puts the result on ``out``; an exception travels downstream
+    as _Failed and ends the stage."""
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def body() -> None:
+        with torch.inference_mode():
+            try:
+                while not stop.is_set():
+                    item = source()
+                    if item is _DONE or isinstance(item, _Failed):
+                        put(item)
+                        return
+                    if not put(fn(item) if fn is not None else item):
+                        return
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                put(_Failed(exc))
+
+    t = threading.Thread(target=body, name=f"tpn-{name}", daemon=True)
+    t.start()
+    return t
+
+
+def _pipeline(source: Iterator, stages: Sequence[tuple[str, Callable]], threaded: bool,
+              depth: int = 1) -> Iterator:
+    """``source`` items through ``stages`` in order; with ``threaded`` each stage (and the
+    source) runs in its own thread, joined by queues of ``depth`` items: decoding, the
+    model and encoding overlap, order is kept (one thread per stage), memory is bounded.
+    Without it, the same functions run one after the other in the caller's thread."""
+    if not threaded:
+        for item in source:
+            for _, fn in stages:
+                item = fn(item)
+            yield item
+        return
+    stop = threading.Event()
+    it = iter(source)
+
+    def first():
+        return next(it, _DONE)
+
+    def getter(q: queue.Queue) -> Callable[[], Any]:
+        def get():
+            while not stop.is_set():
+                try:
+                    return q.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+            return _DONE
+        return get
+
+    threads, get = [], first
+    queues = []
+    for name, fn in [("decode", None), *stages]:
+        q: queue.Queue = queue.Queue(maxsize=depth)
+        threads.append(_stage_thread(name, get, fn, q, stop))
+        queues.append(q)
+        get = getter(q)
+    last = queues[-1]
+    try:
+        while True:
+            try:
+                item = last.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        for q in queues:  # unblock producers
+            while True:
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    break
+        for t in threads:
+            t.join()
 
 
 def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: Any,
         load_key: Callable[[int], np.ndarray], model: torch.nn.Module, sinks: Sequence[Sink],
         batch_size: int = 4, key_feed: KeyFrameFeed | None = None, total: int | None = None,
-        quiet: bool = False, predict: Callable | None = None) -> RunStats:
+        quiet: bool = False, predict: Callable | None = None, pipeline: bool = True) -> RunStats:
     """Propagate key-frame properties through ``frames`` and hand each result to ``sinks``.
 
     Args:
@@ -129,7 +257,11 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
         key_feed: video frames at key indices (tasks whose key guidance is the video).
         total: frame count for the progress bar.
         quiet: no progress bar.
-        predict: ``predict(model, u_key, v_key, v_tgt)``; default :func:`tpn_cli.models.predict`.
+        predict: ``predict(model, u_key, v_key, v_tgt)``; default: the model itself, fed
+            key-frames flow-aligned (:mod:`tpn_cli.models.infer`) when it wants them.
+        pipeline: overlap decoding, preparation (conversions, key-frames, flow), the model
+            and output (conversion, encoding) in a small thread pipeline; False runs the
+            same steps one after the other (identical results).
 
     Raises:
         BadInputError: plan and frames disagree. OutOfMemoryError: host or GPU memory
@@ -138,68 +270,127 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
     """
     from tqdm import tqdm
 
-    if predict is None:
-        from .models import predict
+    from .models import infer
+
+    custom = predict is not None
+    align = not custom and model is not None and infer.wants_alignment(model)
+    # the key-frame's encoded property is reused for every frame it feeds (not possible
+    # when the key is warped to each frame first)
+    key_codes = not custom and not align and hasattr(model, "encode_key")
+    with_ctx = getattr(adapter, "uses_context", False)
     batch_size = max(1, int(batch_size))
     stats = RunStats()
     cache: dict[int, Any] = {}
 
     def key(k: int):
         if k not in cache:
-            video = key_feed.get(k) if adapter.needs_key_video_frame else None
-            cache[k] = adapter.prepare_key(k, load_key(k), video)
+            with timing.section("keys"):
+                video = key_feed.get(k) if adapter.needs_key_video_frame else None
+                pk = adapter.prepare_key(k, load_key(k), video)
+                if align:
+                    pk.extra["gray"] = infer.guide_to_gray(pk.v)
+                if key_codes:
+                    with timing.section("network"):
+                        h, dec = model.encode_key(pk.u[None])
+                    pk.extra["code"] = (h, dec)
+            cache[k] = pk
             stats.keys_prepared += 1
         return cache[k]
 
-    def flush(pending: list[tuple[Frame, Assignment]]) -> None:
-        # one model call per batch of (key, frame) pairs; key-frames themselves need none
-        pairs, slots = [], []
-        for frame, a in pending:
+    def batches() -> Iterator[list]:
+        pending: list = []
+        plan_it = iter(assignments)
+        it = iter(frames)
+        while True:
+            with timing.section("decode"):
+                frame = next(it, None)
+            if frame is None:
+                break
+            a = next(plan_it, None)
+            if a is None or a.frame != frame.index:
+                raise BadInputError(f"frame {frame.index} has no plan entry "
+                                    f"(got {a.frame if a else 'none'})", frame=frame.index,
+                                    hint="the frame count changed while reading; re-encode the input")
+            pending.append((frame, a, {}))
+            # count pairs, not frames: a blended frame costs two model items
+            if sum(len(x.sources) for _, x, _ in pending) >= batch_size:
+                yield pending
+                pending = []
+        if pending:
+            yield pending
+
+    def prepare(batch: list) -> _Work:
+        work = _Work(batch, [], [])
+        for frame, a, ctx in batch:
             if a.sources[0][0] == frame.index and len(a.sources) == 1:
-                slots.append(None)
+                work.slots.append(None)
+                work.own_keys.append(key(frame.index))
                 continue
-            v = adapter.guide(frame.image)
+            with timing.section("colour"):
+                v = adapter.guide(frame.image, ctx=ctx) if with_ctx else adapter.guide(frame.image)
+            gray = None
             mine = []
             for k, w in a.sources:
-                mine.append((len(pairs), key(k), w))
-                pairs.append((key(k), v))
-            slots.append(mine)
-        outs = _model_outputs(model, predict, pairs, batch_size) if pairs else []
-        for (frame, a), mine in zip(pending, slots):
-            if mine is None:
-                result = adapter.finish(frame.image, None, key(frame.index))
-            else:
-                u = adapter.blend([(outs[i], w) for i, _, w in mine])
-                result = adapter.finish(frame.image, u, None, [(k, w) for _, k, w in mine])
-            for s in sinks:
-                s.write(frame, result)
-            stats.frames += 1
-            bar.update(1)
+                pk = key(k)
+                u, vk = pk.u, pk.v
+                if align:
+                    with timing.section("flow"):
+                        gray = infer.guide_to_gray(v) if gray is None else gray
+                        u, vk = infer.align_key(pk.u, pk.v, v, key_gray=pk.extra["gray"],
+                                                tgt_gray=gray)
+                mine.append((len(work.pairs), pk, w))
+                work.pairs.append(_Pair(u, vk, v, pk.extra.get("code")))
+            work.slots.append(mine)
+            work.own_keys.append(None)
         # the plan is monotone: keys before the last frame's earliest key are done
-        low = min(k for k, _ in pending[-1][1].sources)
+        low = min(k for k, _ in batch[-1][1].sources)
         for k in [k for k in cache if k < low]:
             del cache[k]
-        pending.clear()
+        return work
+
+    def infer_batch(work: _Work) -> _Work:
+        pairs = work.pairs
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            u = torch.stack([p.u for p in chunk])
+            vk = torch.stack([p.v_key for p in chunk])
+            vt = torch.stack([p.v_tgt for p in chunk])
+            with timing.section("network"):
+                if custom:
+                    out = predict(model, u, vk, vt)
+                elif key_codes:
+                    h = torch.cat([p.code[0] for p in chunk])
+                    dec = None if chunk[0].code[1] is None else torch.cat([p.code[1] for p in chunk])
+                    out = model(u, vk, vt, key_code=(h, dec))
+                else:
+                    out = model(u, vk, vt)
+            work.outs.extend(out.unbind(0))
+        work.pairs = []  # the inputs are not needed any more
+        return work
+
+    def output(work: _Work) -> int:
+        for (frame, a, ctx), mine, own in zip(work.frames, work.slots, work.own_keys):
+            with timing.section("colour"):
+                kw = {"ctx": ctx} if with_ctx else {}
+                if mine is None:
+                    result = adapter.finish(frame.image, None, own, **kw)
+                else:
+                    u = adapter.blend([(work.outs[i], w) for i, _, w in mine])
+                    result = adapter.finish(frame.image, u, None, [(k, w) for _, k, w in mine], **kw)
+            with timing.section("encode"):
+                for s in sinks:
+                    s.write(frame, result)
+        return len(work.frames)
 
     t0 = time.perf_counter()
     bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=quiet or None,
                dynamic_ncols=True, smoothing=0.1)
     try:
-        pending: list[tuple[Frame, Assignment]] = []
-        plan_it = iter(assignments)
+        stages = [("prepare", prepare), ("model", infer_batch), ("output", output)]
         with torch.inference_mode():
-            for frame in frames:
-                a = next(plan_it, None)
-                if a is None or a.frame != frame.index:
-                    raise BadInputError(f"frame {frame.index} has no plan entry "
-                                        f"(got {a.frame if a else 'none'})", frame=frame.index,
-                                        hint="the frame count changed while reading; re-encode the input")
-                pending.append((frame, a))
-                # count pairs, not frames: a blended frame costs two model items
-                if sum(len(x.sources) for _, x in pending) >= batch_size:
-                    flush(pending)
-            if pending:
-                flush(pending)
+            for done in _pipeline(batches(), stages, threaded=pipeline):
+                stats.frames += done
+                bar.update(done)
     except torch.OutOfMemoryError as exc:
         raise OutOfMemoryError(f"out of GPU memory ({exc})".splitlines()[0],
                                hint="lower --batch-size (e.g. 1) or --work-size (e.g. 360), "

@@ -50,6 +50,7 @@ from . import colour, metrics
 from .flow import dis_flow, warp
 from .keyframes import plan
 from .models import load_model, predict, tasks
+from .models import infer
 from .models.infer import guide_to_gray
 
 __all__ = [
@@ -246,15 +247,25 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
         u_w, v_w = tasks.colour_prop(lab_w[:, 1:]), tasks.colour_guide(lab_w[:, :1])
         r.psnr["flow"] = _psnr_u8(_colour_rgb(v_t, u_w), truth)
         r.energy["flow"] = float(metrics.style_energy_ratio(lab_w[:, 1:], true_ab)[0])
+        model_in = None  # the aligned key as the run aligns it (tpn_cli.models.infer)
         for name, model in models.items():
             if model is None or (only and name in only and (t, k) not in only[name]):
                 continue
             aligned = model.config.extra.get("align", False)
+            dt_align = dt_flow
+            if aligned and model_in is None:
+                if infer.ALIGN_SCALE == 1 and infer.ALIGN_PRESET == "medium":
+                    model_in = (u_w, v_w)  # the same flow as the baseline
+                else:
+                    t0 = time.perf_counter()
+                    ua, va = infer.align_key(u_k[0], v_k[0], v_t[0])
+                    model_in = (ua[None], va[None])
+                    dt_align = time.perf_counter() - t0
             t0 = time.perf_counter()
-            pred = model(u_w, v_w, v_t) if aligned else model(u_k, v_k, v_t)
+            pred = model(*model_in, v_t) if aligned else model(u_k, v_k, v_t)
             dt = time.perf_counter() - t0
             times[name] = times.get(name, 0.0) + dt
-            times[name + "+flow"] = times.get(name + "+flow", 0.0) + dt + (dt_flow if aligned else 0.0)
+            times[name + "+flow"] = times.get(name + "+flow", 0.0) + dt + (dt_align if aligned else 0.0)
             r.psnr[name] = _psnr_u8(_colour_rgb(v_t, pred), truth)
             r.energy[name] = float(metrics.style_energy_ratio(tasks.colour_unprop(pred), true_ab)[0])
         out.append(r)

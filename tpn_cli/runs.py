@@ -22,7 +22,7 @@ import av
 import numpy as np
 import torch
 
-from . import __version__, chain, engine, keyframes, weights
+from . import __version__, chain, engine, keyframes, timing, weights
 from .adapters import ColourAdapter, HdrAdapter, SegmentAdapter
 from .errors import BadInputError, UsageError
 from .media import VideoReader, check_output_path, open_input, output_kind, read_image
@@ -69,6 +69,9 @@ class Options:
     overlay: Path | None = None
     tpn: bool | None = None         # segment: refine the chain with the TPN (None: --weights
                                     # given, else chain.USE_TPN, the measured better)
+    threads: int = 0                # torch threads per operation (0 = auto, see execute)
+    precision: str = "fp32"         # guidance network: fp32, bf16 (measured in BENCHMARKS.md)
+    pipeline: bool = True           # overlap decode / model / encode in threads
 
 
 def default_output(task: Task, input_path: Path) -> Path:
@@ -263,11 +266,19 @@ class Run:
     def execute(self) -> dict[str, Any]:
         """Stream the run; returns the ``--json`` summary. Outputs appear only when complete."""
         o = self.opts
+        timing.enable_from_env()
         model = None
         if self.uses_model:
             if self.weights_path is None:
                 weights.resolve(o.weights, o.task)  # raises the helpful exit-4 error
             model, _ = weights.load(o.weights, o.task, device=str(self.device))
+            model.for_inference(channels_last=True, precision=o.precision)
+        if self.device.type == "cpu":
+            # the pipeline's stages already run side by side; one thread per operation
+            # avoids OpenMP barriers that stall on a busy machine (docs/BENCHMARKS.md)
+            # (the segment chain goes frame to frame, one step after another: torch's default)
+            pipelined = o.pipeline and o.task != "segment"
+            torch.set_num_threads(o.threads or (1 if pipelined else torch.get_num_threads()))
         adapter = self._adapter()
         t0 = time.perf_counter()  # wall time includes closing: HDR10's second pass, renames
         with contextlib.ExitStack() as stack:
@@ -290,7 +301,11 @@ class Run:
                                    assignments=self.assignments(), adapter=adapter,
                                    load_key=self.load_key, model=model, sinks=sinks,
                                    batch_size=o.batch_size, key_feed=feed,
-                                   total=self.end - o.start, quiet=o.quiet)
+                                   total=self.end - o.start, quiet=o.quiet,
+                                   pipeline=o.pipeline)
+            with timing.section("encode"):  # closing: flushing the encoders, HDR10's second pass
+                stack.close()
+        timing.write_report()
         warnings = [w for s in sinks for w in s.warnings]
         seconds = time.perf_counter() - t0
         from .ops import backend

@@ -3,14 +3,29 @@ that a model trained with ``align`` expects (model.config.extra['align']).
 
 Flow is computed from the guidance images only (L for colour, LDR/RGB otherwise), since
 that is all a real input (a grayscale film, an LDR video) provides.
+
+The alignment flow is DIS (preset :data:`ALIGN_PRESET`) computed on the guidance images
+shrunk by :data:`ALIGN_SCALE` and enlarged back (vectors scaled): the TPN refines the
+warped key-frame anyway, so the flow's finest detail buys little, while its cost is the
+largest single item of a colour run after the guidance network (see docs/BENCHMARKS.md
+and the quality check in the commit that set it).
 """
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import torch
 
 from ..flow import dis_flow, warp
 from .tpn import TPN
+
+#: DIS preset of the alignment flow.
+ALIGN_PRESET = "medium"
+#: Size at which the alignment flow is computed, relative to the guidance images.
+ALIGN_SCALE = 1.0
+
+_local = threading.local()
 
 
 def guide_to_gray(v: torch.Tensor) -> np.ndarray:
@@ -20,22 +35,52 @@ def guide_to_gray(v: torch.Tensor) -> np.ndarray:
     return (g.clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
 
 
+def alignment_flow(target_gray: np.ndarray, key_gray: np.ndarray, scale: float | None = None,
+                   preset: str | None = None) -> np.ndarray:
+    """Flow (H, W, 2) from the target to the key-frame, for :func:`align_key`: DIS at
+    ``scale`` (default :data:`ALIGN_SCALE`) of the images' size, enlarged back."""
+    import cv2
+
+    scale = ALIGN_SCALE if scale is None else scale
+    preset = preset or ALIGN_PRESET
+    h, w = target_gray.shape[:2]
+    sh, sw = max(8, round(h * scale)), max(8, round(w * scale))
+    if (sh, sw) == (h, w):
+        return dis_flow(target_gray, key_gray, preset)
+    small = dis_flow(cv2.resize(target_gray, (sw, sh), interpolation=cv2.INTER_AREA),
+                     cv2.resize(key_gray, (sw, sh), interpolation=cv2.INTER_AREA), preset)
+    flow = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    flow[..., 0] *= w / sw
+    flow[..., 1] *= h / sh
+    return flow
+
+
 def align_key(u_key: torch.Tensor, v_key: torch.Tensor, v_tgt: torch.Tensor,
-              flow: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Warp one key-frame's property and guidance (C, H, W) into the target frame."""
+              flow: np.ndarray | None = None, key_gray: np.ndarray | None = None,
+              tgt_gray: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp one key-frame's property and guidance (C, H, W) into the target frame.
+
+    ``key_gray``/``tgt_gray``: the images' :func:`guide_to_gray`, when already known (a
+    key-frame's is computed once for all the frames it feeds)."""
     if flow is None:
-        flow = dis_flow(guide_to_gray(v_tgt), guide_to_gray(v_key))
+        tgt_gray = guide_to_gray(v_tgt) if tgt_gray is None else tgt_gray
+        key_gray = guide_to_gray(v_key) if key_gray is None else key_gray
+        flow = alignment_flow(tgt_gray, key_gray)
+    # property and guidance in one remap call (same flow)
+    both = torch.cat([u_key.float(), v_key.float()], dim=0).permute(1, 2, 0).numpy()
+    out = torch.from_numpy(warp(both, flow)).permute(2, 0, 1)
+    c = u_key.shape[0]
+    return out[:c], out[c:]
 
-    def w(t):
-        return torch.from_numpy(warp(t.permute(1, 2, 0).numpy(), flow)).permute(2, 0, 1)
 
-    return w(u_key.float()), w(v_key.float())
+def wants_alignment(model: TPN) -> bool:
+    return bool(model.config.extra.get("align", False))
 
 
 @torch.no_grad()
 def predict(model: TPN, u_key: torch.Tensor, v_key: torch.Tensor, v_tgt: torch.Tensor) -> torch.Tensor:
     """Target properties (N, C, H, W) from key-frames; aligns by flow when the model wants it."""
-    if model.config.extra.get("align", False):
+    if wants_alignment(model):
         pairs = [align_key(u_key[i], v_key[i], v_tgt[i]) for i in range(len(u_key))]
         u_key = torch.stack([p[0] for p in pairs])
         v_key = torch.stack([p[1] for p in pairs])

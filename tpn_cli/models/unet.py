@@ -63,7 +63,13 @@ class GuidanceUNet(nn.Module):
         """Input sizes must divide this (the TPN pads to it)."""
         return 2**self.depth
 
+    #: run the convolutions in channels-last layout (set by :meth:`TPN.for_inference`;
+    #: about twice as fast on CPU, same numbers up to float rounding)
+    channels_last = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         skips = [self.stem(x)]
         for down in self.down:
             skips.append(down(skips[-1]))
@@ -72,4 +78,4 @@ class GuidanceUNet(nn.Module):
             skip = skips.pop()
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = self.fuse[i](self.up[i](y) + skip)
-        return self.head(y)  # gates at the hidden map's resolution
+        return self.head(y).contiguous()  # gates at the hidden map's resolution (NCHW)
