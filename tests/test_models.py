@@ -145,3 +145,23 @@ def test_inference_modes_and_key_codes_give_the_same_prediction():
             assert torch.allclose(m(u, vk, vt), ref, atol=1e-5)
             m.for_inference(channels_last=True, precision="bf16")
             assert (m(u, vk, vt) - ref).abs().max() < 0.05
+
+
+def test_blend_weights_follow_the_key_that_matches_the_frame():
+    from tpn_cli.models import infer
+
+    torch.manual_seed(0)
+    target = torch.rand(1, 40, 60)
+    good = target.clone()
+    bad = target.clone()
+    bad[:, :, 30:] = torch.rand(1, 40, 30)  # right half of this key's warp went wrong
+    w_good, w_bad = infer.blend_weights([0.3, 0.7], [good, bad], target)
+    assert w_good.shape == (1, 40, 60)
+    torch.testing.assert_close(w_good + w_bad, torch.ones(1, 40, 60))
+    # where both keys fit, the distance weights decide; where one fails, the other wins
+    torch.testing.assert_close(w_good[:, :, :10], torch.full((1, 40, 10), 0.3), atol=1e-4, rtol=0)
+    assert float(w_good[:, :, 45:].min()) > 0.95
+    # two keys that both fail everywhere still get the distance weights (no 0/0)
+    noise = [torch.rand(1, 40, 60), torch.rand(1, 40, 60)]
+    w = infer.blend_weights([0.25, 0.75], [noise[0] + 5, noise[1] + 5], target)
+    torch.testing.assert_close(w[0], torch.full((1, 40, 60), 0.25), atol=1e-3, rtol=0)

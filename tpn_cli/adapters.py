@@ -114,7 +114,7 @@ class ColourAdapter:
         return PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]),
                            exact=lab_full[1:])
 
-    def blend(self, parts: Sequence[tuple[torch.Tensor, float]]) -> torch.Tensor:
+    def blend(self, parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
         return sum(w * u for u, w in parts)
 
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
@@ -154,7 +154,7 @@ class HdrAdapter:
         u = mt.hdr_prop(resize(rad, self.work))
         return PreparedKey(index, u, self.guide(video_rgb), exact=rad)
 
-    def blend(self, parts: Sequence[tuple[torch.Tensor, float]]) -> torch.Tensor:
+    def blend(self, parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
         return sum(w * u for u, w in parts)  # in the log domain, like the property
 
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
@@ -217,7 +217,7 @@ class SegmentAdapter:
         u = resize(onehot.to(self.device), self.work)
         return PreparedKey(index, u, self.guide(video_rgb), exact=ids)
 
-    def blend(self, parts: Sequence[tuple[torch.Tensor, float]]) -> torch.Tensor:
+    def blend(self, parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
         return sum(w * u for u, w in parts)
 
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,

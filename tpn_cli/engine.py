@@ -340,6 +340,11 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
                                                 tgt_gray=gray)
                 mine.append((len(work.pairs), pk, w))
                 work.pairs.append(_Pair(u, vk, v, pk.extra.get("code")))
+            if align and len(mine) > 1:  # blend: per-pixel weights from each key's aligned fit
+                with timing.section("flow"):
+                    maps = infer.blend_weights([w for _, _, w in mine],
+                                               [work.pairs[i].v_key for i, _, _ in mine], v)
+                mine = [(i, pk, m) for (i, pk, _), m in zip(mine, maps)]
             work.slots.append(mine)
             work.own_keys.append(None)
         # the plan is monotone: keys before the last frame's earliest key are done

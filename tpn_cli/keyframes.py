@@ -248,7 +248,7 @@ def describe_plan(assignments: Iterable[Assignment], mode: Mode = "online") -> l
         if len(ks) == 1:
             lines.append(f"{span} <- key {ks[0]}")
         else:
-            lines.append(f"{span} <- keys {'+'.join(map(str, ks))} ({mode}, distance-weighted)")
+            lines.append(f"{span} <- keys {'+'.join(map(str, ks))} ({mode}: weighted by distance and per-pixel fit)")
     return lines
 
 
