@@ -19,7 +19,7 @@ Clips are cut from /work/shared/data/video/01_dog.mp4 (1280×720, Apache-2.0): s
 854×480, as is at 1280×720, and scaled up to 1920×1080. Colour key-frames are the clip's
 own frames; HDR key-frames are made from them as the tests do (inverse camera curve,
 highlights ×4); the segment mask is an ellipse on the first frame. Every command runs
-with its shipped defaults (colour-v1, hdr-v1, the segment chain). :func:`stand_in_model`
+with its shipped defaults (colour-v1, hdr-v2, the segment chain). :func:`stand_in_model`
 makes an untrained model of a preset's shape for tasks without shipped weights.
 
 Usage: python benchmarks/bench_run.py [--frames 30] [--long 2000] [--first-tree DIR]
@@ -379,7 +379,7 @@ def write_report(path: Path, res: dict) -> str:
     a("")
     a(f"Clips: {res['frames']} frames of `01_dog.mp4` (Apache-2.0) per size, key-frames every "
       f"{res['every']} frames (colour, HDR; the default schedule), one mask on frame 0 "
-      "(segment). Each command with its shipped defaults: colour-v1, hdr-v1, and `tpn segment`'s "
+      "(segment). Each command with its shipped defaults: colour-v1, hdr-v2, and `tpn segment`'s "
       "frame-to-frame chain (tpn_cli/chain.py; optical flow and the mask frame's colour model, "
       "its TPN refinement is opt-in). frames/s is the command's own figure (from the first "
       "decoded frame to the closed output file); CPU s/frame is the whole process's CPU time "
@@ -595,7 +595,7 @@ def main(argv=None) -> None:
     pause = _PAUSE = _Pause([int(x) for x in a.pause_pids.split(",") if x.strip()])
     with tempfile.TemporaryDirectory(prefix="tpn-bench-") as tmpd, pause:
         tmp = Path(tmpd)
-        # the shipped defaults: colour-v1, hdr-v1, and the segment chain (its TPN is opt-in)
+        # the shipped defaults: colour-v1, hdr-v2, and the segment chain (its TPN is opt-in)
         models = {"colorize": None, "hdr": None, "segment": None}
         inputs = {}
         for size, wh in SIZES.items():
