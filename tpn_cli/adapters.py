@@ -166,7 +166,7 @@ class HdrAdapter:
             # per code (the same numbers up to float rounding, a fraction of the time)
             pred = mt.hdr_unprop(resize(u, tuple(rgb.shape[:2]))).permute(1, 2, 0).cpu().numpy()
             inv = _inverse_camera_lut(rgb.dtype)[rgb]
-            level, ramp = 0.95, 0.05  # fill_saturated's defaults
+            level, ramp = colour.CLIP_LEVEL, colour.CLIP_RAMP
             m = rgb.max(axis=2, keepdims=True).astype(np.float32) / np.float32(np.iinfo(rgb.dtype).max)
             alpha = np.clip((m - np.float32(level - ramp)) / np.float32(ramp), 0.0, 1.0)
             return ((1.0 - alpha) * inv + alpha * pred).astype(np.float32, copy=False)

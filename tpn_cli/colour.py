@@ -26,7 +26,7 @@ import torch.nn.functional as F
 __all__ = [
     "AB_SCALE",
     "REFERENCE_WHITE_NITS",
-    "LOG_EPS",
+    "LOG_EPS", "CLIP_LEVEL", "CLIP_RAMP",
     "srgb_to_linear",
     "linear_to_srgb",
     "rgb_to_xyz",
@@ -69,6 +69,9 @@ AB_SCALE = 110.0
 REFERENCE_WHITE_NITS = 203.0
 #: Offset of the log-HDR property U = log(H + LOG_EPS).
 LOG_EPS = 0.01
+#: HDR output (:func:`fill_saturated`): an LDR pixel clips at this channel max; the
+#: propagation is blended in over the ``CLIP_RAMP`` below it.
+CLIP_LEVEL, CLIP_RAMP = 0.95, 0.05
 
 
 def _check_channels(x: torch.Tensor, name: str = "image") -> None:
@@ -375,8 +378,8 @@ def hdr_blend(pred_hdr: torch.Tensor, ldr: torch.Tensor, threshold: Number,
     return (1.0 - alpha) * inv + alpha * pred_hdr
 
 
-def fill_saturated(pred_hdr: torch.Tensor, ldr: torch.Tensor, level: float = 0.95,
-                   ramp: float = 0.05, n: Number = 0.9, sigma: Number = 0.6) -> torch.Tensor:
+def fill_saturated(pred_hdr: torch.Tensor, ldr: torch.Tensor, level: float = CLIP_LEVEL,
+                   ramp: float = CLIP_RAMP, n: Number = 0.9, sigma: Number = 0.6) -> torch.Tensor:
     """Final HDR frame: the propagation where the LDR frame clips, f⁻¹(LDR) elsewhere.
 
     The weight of the propagation is α = clamp((m − (level − ramp)) / ramp, 0, 1) with m
