@@ -65,7 +65,7 @@ SCHEDULES = ("online", "nearest")
 DISTANCE_BINS: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (3, 4), (5, 7), (8, 10), (11, 15),
                                               (16, 20), (21, 30), (31, 40))
 #: HDR: an LDR pixel is saturated when its largest channel reaches this level.
-HDR_SAT_LEVEL = 0.95
+HDR_SAT_LEVEL = colour.CLIP_LEVEL
 
 
 # ----------------------------------------------------------------------------------------
