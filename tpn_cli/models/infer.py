@@ -4,15 +4,13 @@ that a model trained with ``align`` expects (model.config.extra['align']).
 Flow is computed from the guidance images only (L for colour, LDR/RGB otherwise), since
 that is all a real input (a grayscale film, an LDR video) provides.
 
-The alignment flow is DIS (preset :data:`ALIGN_PRESET`) computed on the guidance images
-shrunk by :data:`ALIGN_SCALE` and enlarged back (vectors scaled): the TPN refines the
-warped key-frame anyway, so the flow's finest detail buys little, while its cost is the
-largest single item of a colour run after the guidance network (see docs/BENCHMARKS.md
-and the quality check in the commit that set it).
+The alignment flow is DIS (preset :data:`ALIGN_PRESET`) on the guidance images at
+:data:`ALIGN_SCALE` of their size (enlarged back, vectors scaled, below 1). It is the
+largest cost of a colour run after the guidance network (docs/BENCHMARKS.md), but half
+size or preset FAST each lost about 0.3 dB (docs/what-we-tried.md), so the default is
+full size, MEDIUM: the flow the shipped models were trained with.
 """
 from __future__ import annotations
-
-import threading
 
 import numpy as np
 import torch
@@ -25,7 +23,6 @@ ALIGN_PRESET = "medium"
 #: Size at which the alignment flow is computed, relative to the guidance images.
 ALIGN_SCALE = 1.0
 
-_local = threading.local()
 
 
 def guide_to_gray(v: torch.Tensor) -> np.ndarray:
