@@ -288,6 +288,27 @@ def test_real_model_pipeline_is_identical_to_sequential(tmp_path, models):
     assert diffs[0] < 1.0 and diffs[7] < 1.0
 
 
+def test_colour_working_size_defaults_and_key_guide_consistency():
+    """colorize works at 240 by default (hdr, segment at 480; --work-size wins), and at a
+    working size below the frame's a key-frame's guidance equals the same image's frame
+    guidance, so the network compares like with like."""
+    from pathlib import Path
+
+    from tpn_cli.adapters import ColourAdapter
+    from tpn_cli.runs import Options, _work_short_side
+
+    assert _work_short_side(Options(task="colour", input=Path("a"), keys=Path("b"))) == 240
+    assert _work_short_side(Options(task="hdr", input=Path("a"), keys=Path("b"))) == 480
+    assert _work_short_side(Options(task="segment", input=Path("a"), keys=Path("b"))) == 480
+    assert _work_short_side(Options(task="colour", input=Path("a"), keys=Path("b"), work_size=0)) == 0
+    rgb = next(VideoReader(DOG).frames()).image
+    ad = ColourAdapter(engine.work_size(160, 90, 45), "cpu")
+    v, key = ad.guide(rgb), ad.prepare_key(0, rgb)
+    assert v.shape == key.v.shape == (1, 45, 80)
+    assert torch.allclose(v, key.v, atol=1e-4)
+    assert key.exact.shape == (2, 90, 160)  # the key's own frame keeps its full-size colour
+
+
 def test_hdr_finish_fast_path_equals_hdr_blend():
     """The HDR adapter's table-lookup output equals colour.fill_saturated on a real frame."""
     from tpn_cli import colour

@@ -76,9 +76,11 @@ def _common(f):
                      show_default=True, help="Where the network runs."),
         click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
                      help="Frames per network call (lower it if memory runs out)."),
-        click.option("--work-size", type=click.IntRange(min=0), default=480, show_default=True,
+        click.option("--work-size", type=click.IntRange(min=0), default=None,
                      help="Short side the network works at (never above the input's; 0 = full "
-                          "size). The output keeps the input's size."),
+                          "size). The output keeps the input's size. Default: 240 for colorize "
+                          "(colour comes back to full size guided by the frame's lightness, and "
+                          "scores as 480 at a third of the time), 480 for hdr and segment."),
         click.option("--weights", default=None, metavar="NAME|PATH",
                      help="Model: a name from `tpn weights list` or a .pt file. Default: the "
                           "bundled model of the task."),

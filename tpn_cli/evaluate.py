@@ -47,6 +47,8 @@ import numpy as np
 import torch
 
 from . import colour, metrics
+from .adapters import ColourAdapter
+from .engine import work_size
 from .flow import dis_flow, warp
 from .keyframes import plan
 from .models import load_model, predict, tasks
@@ -217,57 +219,65 @@ class _FrameCache:
 @torch.no_grad()
 def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mapping[str, Any],
                           times: dict[str, float] | None = None,
-                          only: Mapping[str, set] | None = None) -> list[ColourPairResult]:
+                          only: Mapping[str, set] | None = None,
+                          work_short_side: int = ColourAdapter.default_work_size) -> list[ColourPairResult]:
     """Copy, flow and each model on the (frame, key) ``pairs`` of ``clip``.
 
     ``models`` maps a name to a colour TPN (or None: left out); ``only[name]``, if given,
-    restricts that model to a subset of the pairs. Seconds spent are added to
-    ``times``: 'flow' (DIS + warp), each model's name (the network alone), and
-    '<name>+flow' for a flow-aligned model (what the model costs end to end).
+    restricts that model to a subset of the pairs. The models run as `tpn colorize` runs
+    them: at the working size ``work_short_side`` (the command's default), inputs from
+    :class:`tpn_cli.adapters.ColourAdapter`, the key-frame flow-aligned at that size when
+    the model wants it, the ab brought back to full size guided by L. The baselines work
+    at full size. Seconds spent are added to ``times``: 'flow' (DIS + warp), each model's
+    name (the network alone), and '<name>+flow' (model, alignment, resizing: end to end).
     """
     times = times if times is not None else defaultdict(float)
     cache = _FrameCache(clip)
+    h, w = clip.read(0).shape[:2]
+    adapter = ColourAdapter(work_size(w, h, work_short_side), "cpu")
+    keys: dict[int, Any] = {}  # prepared key-frames (the adapter's, at the working size)
     out = []
     for t, k in pairs:
         rgb_t, lab_t = cache.get(t)
-        _, lab_k = cache.get(k)
+        rgb_k, lab_k = cache.get(k)
         truth = torch.from_numpy(rgb_t).permute(2, 0, 1)[None]
         true_ab = lab_t[:, 1:]
         v_t = tasks.colour_guide(lab_t[:, :1])
-        u_k, v_k = tasks.colour_prop(lab_k[:, 1:]), tasks.colour_guide(lab_k[:, :1])
+        u_k = tasks.colour_prop(lab_k[:, 1:])
         r = ColourPairResult(t, k)
         r.psnr["copy"] = _psnr_u8(_colour_rgb(v_t, u_k), truth)
         r.energy["copy"] = float(metrics.style_energy_ratio(lab_k[:, 1:], true_ab)[0])
         t0 = time.perf_counter()
         # flow from L only: all a grayscale input offers (baseline and models alike)
-        flow = dis_flow(guide_to_gray(v_t[0]), guide_to_gray(v_k[0]))
-        lab_w = torch.from_numpy(warp(lab_k[0].permute(1, 2, 0).numpy(), flow)).permute(2, 0, 1)[None]
-        dt_flow = time.perf_counter() - t0
-        times["flow"] = times.get("flow", 0.0) + dt_flow
-        u_w, v_w = tasks.colour_prop(lab_w[:, 1:]), tasks.colour_guide(lab_w[:, :1])
-        r.psnr["flow"] = _psnr_u8(_colour_rgb(v_t, u_w), truth)
-        r.energy["flow"] = float(metrics.style_energy_ratio(lab_w[:, 1:], true_ab)[0])
-        model_in = None  # the aligned key as the run aligns it (tpn_cli.models.infer)
-        for name, model in models.items():
-            if model is None or (only and name in only and (t, k) not in only[name]):
-                continue
-            aligned = model.config.extra.get("align", False)
-            dt_align = dt_flow
-            if aligned and model_in is None:
-                if infer.ALIGN_SCALE == 1 and infer.ALIGN_PRESET == "medium":
-                    model_in = (u_w, v_w)  # the same flow as the baseline
-                else:
-                    t0 = time.perf_counter()
-                    ua, va = infer.align_key(u_k[0], v_k[0], v_t[0])
-                    model_in = (ua[None], va[None])
-                    dt_align = time.perf_counter() - t0
+        flow = dis_flow(guide_to_gray(v_t[0]), guide_to_gray(tasks.colour_guide(lab_k[0, :1])))
+        ab_w = torch.from_numpy(warp(lab_k[0, 1:].permute(1, 2, 0).numpy(), flow)).permute(2, 0, 1)[None]
+        times["flow"] = times.get("flow", 0.0) + time.perf_counter() - t0
+        r.psnr["flow"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab_w)), truth)
+        r.energy["flow"] = float(metrics.style_energy_ratio(ab_w, true_ab)[0])
+        todo = {name: m for name, m in models.items()
+                if m is not None and not (only and name in only and (t, k) not in only[name])}
+        if not todo:
+            out.append(r)
+            continue
+        t0 = time.perf_counter()
+        if k not in keys:
+            if len(keys) >= 8:  # pairs come sorted by frame: a key serves nearby frames
+                keys.pop(next(iter(keys)))
+            keys[k] = adapter.prepare_key(k, rgb_k)
+        pk, v_small = keys[k], adapter.guide(rgb_t)
+        aligned = infer.align_key(pk.u, pk.v, v_small)
+        dt_in = time.perf_counter() - t0
+        for name, model in todo.items():
             t0 = time.perf_counter()
-            pred = model(*model_in, v_t) if aligned else model(u_k, v_k, v_t)
+            pred = model(*(a[None] for a in aligned), v_small[None]) if infer.wants_alignment(model) \
+                else model(pk.u[None], pk.v[None], v_small[None])
             dt = time.perf_counter() - t0
+            ab = colour.upsample_chroma(tasks.colour_unprop(pred[0]), lab_t[0, :1])
+            dt_out = time.perf_counter() - t0 - dt
             times[name] = times.get(name, 0.0) + dt
-            times[name + "+flow"] = times.get(name + "+flow", 0.0) + dt + (dt_align if aligned else 0.0)
-            r.psnr[name] = _psnr_u8(_colour_rgb(v_t, pred), truth)
-            r.energy[name] = float(metrics.style_energy_ratio(tasks.colour_unprop(pred), true_ab)[0])
+            times[name + "+flow"] = times.get(name + "+flow", 0.0) + dt + dt_in + dt_out
+            r.psnr[name] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
+            r.energy[name] = float(metrics.style_energy_ratio(ab[None], true_ab)[0])
         out.append(r)
     return out
 

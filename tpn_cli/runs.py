@@ -48,7 +48,7 @@ class Options:
     mode: str = "nearest"
     device: str = "auto"
     batch_size: int = 4
-    work_size: int = 480
+    work_size: int | None = None    # network's short side (None: the task's adapter default)
     weights: str | None = None
     start: int | str = 0            # a frame index, or a time ("5s", "1:02.5") until prepare()
     end: int | str | None = None
@@ -127,6 +127,14 @@ def pick_device(name: str) -> torch.device:
         raise UsageError("--device cuda asked for, but torch sees no CUDA device",
                          hint="use --device cpu (or auto); `tpn doctor` shows what torch sees")
     return torch.device(name)
+
+
+ADAPTERS = {"colour": ColourAdapter, "hdr": HdrAdapter, "segment": SegmentAdapter}
+
+
+def _work_short_side(opts: Options) -> int:
+    """--work-size, or the task's measured default (the adapters' ``default_work_size``)."""
+    return opts.work_size if opts.work_size is not None else ADAPTERS[opts.task].default_work_size
 
 
 def _resize_ids(ids: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -498,7 +506,7 @@ def prepare(opts: Options) -> Run:
     except weights.WeightsUnavailableError as exc:
         werr = str(exc)
     run = Run(opts=opts, reader=reader, frame_count=frame_count, keys=keys, output=output,
-              kind=kind, device=device, work=engine.work_size(reader.width, reader.height, opts.work_size),
+              kind=kind, device=device, work=engine.work_size(reader.width, reader.height, _work_short_side(opts)),
               weights_path=wpath, weights_error=werr, end=end, uses_model=uses_model)
     hint = keyframes.index_base_hint(keys, frame_count, opts.index_base)
     if hint:
