@@ -104,8 +104,10 @@ class ColourAdapter:
         return L
 
     def guide(self, rgb: np.ndarray, ctx: dict | None = None) -> torch.Tensor:
-        L = torch.from_numpy(self._full_L(rgb, ctx)).to(self.device)[None]
-        return mt.colour_guide(resize(L, self.work))
+        L = resize(torch.from_numpy(self._full_L(rgb, ctx)).to(self.device)[None], self.work)
+        if ctx is not None:
+            ctx["L_small"] = L  # finish() fits the chroma up-sampling on it
+        return mt.colour_guide(L)
 
     def prepare_key(self, index: int, key_image: np.ndarray,
                     video_rgb: np.ndarray | None = None) -> PreparedKey:
@@ -131,7 +133,8 @@ class ColourAdapter:
             ab = key.exact
         else:
             L = torch.from_numpy(self._full_L(rgb, ctx)).to(self.device)[None]
-            ab = colour.upsample_chroma(mt.colour_unprop(u), L, method=self.chroma_upsample)
+            ab = colour.upsample_chroma(mt.colour_unprop(u), L, (ctx or {}).get("L_small"),
+                                        method=self.chroma_upsample)
         ab = ab.permute(1, 2, 0).cpu().numpy()
         return colour.lab_image_to_rgb(self._full_L(rgb, ctx), ab, rgb.dtype)
 
