@@ -1,13 +1,14 @@
 """Quick colour validation on whole DAVIS sequences: copy / DIS-flow / TPN models.
 
     python scripts/eval_colour.py MODEL.tpn [MODEL2.tpn ...] [--seqs a,b] [--K 10] [--stride 1]
-        [--schedule nearest|online]
+        [--schedule nearest|online|blend]
 
 Key-frames every K frames; each other frame takes its nearest key-frame (the paper's
-offline schedule; ``--schedule online`` for the preceding one); PSNR on 8-bit RGB rebuilt
+offline schedule; ``--schedule online`` for the preceding one, ``blend`` both neighbours
+weighted by distance and per-pixel fit, as ``--mode blend``); PSNR on 8-bit RGB rebuilt
 with the frame's own L, averaged over non-key frames (per sequence, then over all frames).
-Models whose config says extra.align=True get the flow-aligned key-frame (same flow as the
-flow baseline). The evaluation is tpn_cli.evaluate (shared with scripts/make_results.py,
+Models run as `tpn colorize` runs them (its working size, the key-frame flow-aligned when
+the model's config says extra.align=True). The evaluation is tpn_cli.evaluate (shared with scripts/make_results.py,
 which writes docs/RESULTS.md).
 """
 from __future__ import annotations
@@ -27,19 +28,14 @@ from tpn_cli import evaluate as ev  # noqa: E402
 from tpn_cli.models import load_model  # noqa: E402
 
 
-def nearest_key(t: int, K: int, n: int) -> int:
-    """The key-frame (multiple of K, inside the clip) nearest to t; ties go to the earlier."""
-    return ev.assign_keys(n, K, "nearest", [t]).get(t, t)
-
-
 def evaluate_sequence(name: str, models: dict, K: int, stride: int = 1, schedule: str = "nearest") -> dict:
-    """Per-method lists of (distance, PSNR) over the non-key frames of one sequence."""
+    """Per-method lists of (distance to the nearest key, PSNR) over the non-key frames of
+    one sequence."""
     res = ev.evaluate_colour_sequence(name, models, (K,), (schedule,), stride)
     out = defaultdict(list)
-    for t, k in sorted(res["assign"][(K, schedule)].items()):
-        r = res["pairs"][(t, k)]
-        for m, v in r.psnr.items():
-            out[m].append((r.distance, v))
+    for t, (d, psnr) in sorted(ev.colour_frame_values(res, K, schedule).items()):
+        for m, v in psnr.items():
+            out[m].append((d, v))
     ms = {m: 1000 * s / max(1, res["count"].get(m, 1)) for m, s in res["seconds"].items()
           if not m.endswith("+flow")}
     return {"psnr": dict(out), "ms_per_frame": ms}

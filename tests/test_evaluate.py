@@ -1,11 +1,13 @@
 """tpn_cli.evaluate: the pure parts (schedules, pair sets, distance bins, tables) and the
-HDR pseudo-video on a synthetic still. Fast: no DAVIS, no model."""
+HDR pseudo-video on a synthetic still, and the colour blends on a few small real frames."""
 import math
 
 import numpy as np
 import pytest
+import torch
 
 from tpn_cli import evaluate as ev
+from tpn_cli.train import sources
 
 
 def test_key_frames():
@@ -35,17 +37,27 @@ def test_assign_subset_and_bad_schedule():
     assert a[12] == 20 and a[9] == 0
     assert ev.assign_keys(10, 5, "online", frames=[-1, 3, 99]) == {3: 0}
     with pytest.raises(ValueError):
-        ev.assign_keys(10, 5, "blend")
+        ev.assign_keys(10, 5, "bilateral")
+
+
+def test_assign_blend_gives_both_neighbours_weighted_by_distance():
+    a = ev.assign_keys(25, 10, "blend")
+    assert [k for k, _ in a[3]] == [0, 10] and a[3][0][1] > a[3][1][1]  # nearer key weighs more
+    assert abs(sum(w for _, w in a[3]) - 1) < 1e-9
+    assert a[24] == ((20, 1.0),)  # after the last key: the preceding one alone
+    assert ev.blends_of({(10, "blend"): a, (10, "online"): ev.assign_keys(25, 10, "online")}) == {
+        t: {v} for t, v in a.items() if len(v) == 2}
 
 
 def test_colour_pairs_are_shared_across_K_and_schedules():
     per, pairs = ev.colour_pairs(41, (10, 20, 40), ev.SCHEDULES, stride=1)
     assert set(per) == {(K, s) for K in (10, 20, 40) for s in ev.SCHEDULES}
     assert pairs == sorted(set(pairs))
-    needed = {(t, k) for a in per.values() for t, k in a.items()}
+    needed = {(t, k) for (_, s), a in per.items() if s != "blend" for t, k in a.items()}
+    needed |= {(t, k) for K in (10, 20, 40) for t, v in per[(K, "blend")].items() for k, _ in v}
     assert set(pairs) == needed
-    # frame 15: K=10 online 10, nearest 10 (tie), K=20 online 0 / nearest 20, K=40 online 0, nearest 0
-    assert {k for t, k in pairs if t == 15} == {0, 10, 20}
+    # frame 15: K=10 keys 10/20, K=20 keys 0/20, K=40 keys 0/40
+    assert {k for t, k in pairs if t == 15} == {0, 10, 20, 40}
     # distinct pairs are fewer than the sum of the schedule sizes
     assert len(pairs) < sum(len(a) for a in per.values())
 
@@ -151,3 +163,40 @@ def test_hdr_baselines_on_a_static_clip():
     assert r["copy_sat"]["pu21"] > r["icc"]["pu21"] + 5.0
     # outside the saturated pixels every method is the inverse camera curve
     assert r["copy_sat"]["log_rmse"] < r["icc"]["log_rmse"]
+
+
+class _SmallClip:
+    """The first frames of a DAVIS sequence at 1/4 size (a fast real clip)."""
+
+    def __init__(self, name: str, n: int):
+        import cv2
+
+        clip = sources.davis_clip(name)
+        self.frames = [cv2.resize(clip.read(i), (214, 120), interpolation=cv2.INTER_AREA) for i in range(n)]
+
+    def __len__(self):
+        return len(self.frames)
+
+    def read(self, i):
+        return self.frames[i]
+
+
+@pytest.mark.skipif(not sources.DAVIS_JPEG.exists(), reason="shared data not available")
+def test_blend_of_real_predictions_follows_the_weights():
+    """Blends are computed from the same predictions as the pairs: with all the distance
+    weight on one key the blend is that key's prediction; an even blend of two keys is
+    scored for flow and for a (flow-aligned) model."""
+    from tpn_cli.models import TPN, task_config
+
+    torch.manual_seed(0)
+    model = TPN(task_config("colour", encoder="signed", scale=2, residual=True, extra={"align": True})).eval()
+    clip = _SmallClip("goat", 9)
+    one, even = ((0, 1.0), (8, 0.0)), ((0, 0.5), (8, 0.5))
+    out: dict = {}
+    res = ev.evaluate_colour_pairs(clip, [(4, 0), (4, 8)], {"tpn": model}, work_short_side=60,
+                                   blends={4: {one, even}}, blend_out=out)
+    by_key = {r.k: r for r in res}
+    for m in ("flow", "tpn"):
+        assert out[(4, one)][m] == pytest.approx(by_key[0].psnr[m], abs=1e-6)
+        assert np.isfinite(out[(4, even)][m])
+    assert out[(4, even)]["flow"] != pytest.approx(by_key[0].psnr["flow"], abs=1e-3)

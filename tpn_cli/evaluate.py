@@ -58,11 +58,11 @@ from .models.infer import guide_to_gray
 __all__ = [
     "DISTANCE_BINS", "SCHEDULES", "key_frames", "assign_keys", "colour_pairs", "distance_bin",
     "bin_by_distance", "fmt", "markdown_table", "mean", "ColourPairResult", "evaluate_colour_sequence",
-    "colour_summary", "segment_method", "evaluate_segment_sequence", "hdr_sequence",
+    "colour_summary", "colour_frame_values", "blends_of", "segment_method", "evaluate_segment_sequence", "hdr_sequence",
     "evaluate_hdr_sequence", "HDR_SAT_LEVEL",
 ]
 
-SCHEDULES = ("online", "nearest")
+SCHEDULES = ("online", "nearest", "blend")
 #: Distance-to-key-frame bins (inclusive ranges) for the "as a function of distance" tables.
 DISTANCE_BINS: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (3, 4), (5, 7), (8, 10), (11, 15),
                                               (16, 20), (21, 30), (31, 40))
@@ -80,9 +80,10 @@ def key_frames(n: int, K: int) -> list[int]:
     return list(range(0, n, K))
 
 
-def assign_keys(n: int, K: int, schedule: str, frames: Iterable[int] | None = None) -> dict[int, int]:
-    """{frame: key-frame} for the non-key frames among ``frames`` (default all) under
-    ``schedule`` ('online' or 'nearest'), key-frames every K frames from 0."""
+def assign_keys(n: int, K: int, schedule: str, frames: Iterable[int] | None = None) -> dict[int, Any]:
+    """Key-frames of the non-key frames among ``frames`` (default all) under ``schedule``,
+    key-frames every K frames from 0: {frame: key} for 'online' and 'nearest', {frame:
+    ((key, weight), ...)} for 'blend' (one or two keys, :func:`tpn_cli.keyframes.plan`)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
     keys = key_frames(n, K)
@@ -91,18 +92,32 @@ def assign_keys(n: int, K: int, schedule: str, frames: Iterable[int] | None = No
     out = {}
     for a in plan(n, keys, schedule):
         if a.frame in wanted and a.frame not in keyset:
-            out[a.frame] = a.key
+            out[a.frame] = a.sources if schedule == "blend" else a.key
     return out
 
 
+def _keys_of(assigned: Any) -> list[int]:
+    return [k for k, _ in assigned] if isinstance(assigned, tuple) else [assigned]
+
+
 def colour_pairs(n: int, Ks: Sequence[int], schedules: Sequence[str] = SCHEDULES,
-                 stride: int = 1) -> tuple[dict[tuple[int, str], dict[int, int]], list[tuple[int, int]]]:
+                 stride: int = 1) -> tuple[dict[tuple[int, str], dict[int, Any]], list[tuple[int, int]]]:
     """Evaluated frames (every ``stride``-th, from 0) for each (K, schedule), and the sorted
     distinct (frame, key) pairs they need."""
     frames = range(0, n, stride)
     per = {(K, s): assign_keys(n, K, s, frames) for K in Ks for s in schedules}
-    pairs = sorted({(t, k) for a in per.values() for t, k in a.items()})
+    pairs = sorted({(t, k) for a in per.values() for t, v in a.items() for k in _keys_of(v)})
     return per, pairs
+
+
+def blends_of(per: Mapping[tuple[int, str], Mapping[int, Any]]) -> dict[int, set]:
+    """{frame: {((key, weight), (key, weight)), ...}}: the two-key blends of the plans."""
+    out: dict[int, set] = defaultdict(set)
+    for (_, s), a in per.items():
+        for t, v in a.items():
+            if s == "blend" and len(v) == 2:
+                out[t].add(v)
+    return dict(out)
 
 
 def distance_bin(d: int, bins: Sequence[tuple[int, int]] = DISTANCE_BINS) -> str | None:
@@ -220,8 +235,10 @@ class _FrameCache:
 def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mapping[str, Any],
                           times: dict[str, float] | None = None,
                           only: Mapping[str, set] | None = None,
-                          work_short_side: int = ColourAdapter.default_work_size) -> list[ColourPairResult]:
-    """Copy, flow and each model on the (frame, key) ``pairs`` of ``clip``.
+                          work_short_side: int = ColourAdapter.default_work_size,
+                          blends: Mapping[int, set] | None = None,
+                          blend_out: dict | None = None) -> list[ColourPairResult]:
+    """Copy, flow and each model on the (frame, key) ``pairs`` of ``clip`` (sorted by frame).
 
     ``models`` maps a name to a colour TPN (or None: left out); ``only[name]``, if given,
     restricts that model to a subset of the pairs. The models run as `tpn colorize` runs
@@ -230,14 +247,44 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
     the model wants it, the ab brought back to full size guided by L. The baselines work
     at full size. Seconds spent are added to ``times``: 'flow' (DIS + warp), each model's
     name (the network alone), and '<name>+flow' (model, alignment, resizing: end to end).
+
+    ``blends`` ({frame: {((k0, w0), (k1, w1)), ...}}, :func:`blends_of`): for those frames
+    the predictions from both keys are also blended as ``--mode blend`` does
+    (:func:`tpn_cli.models.infer.blend_weights`: distance weight × per-pixel fit of each
+    flow-aligned key), flow's and each model's, and their PSNR put in
+    ``blend_out[(frame, sources)][method]``.
     """
     times = times if times is not None else defaultdict(float)
+    blends = blends or {}
     cache = _FrameCache(clip)
     h, w = clip.read(0).shape[:2]
     adapter = ColourAdapter(work_size(w, h, work_short_side), "cpu")
     keys: dict[int, Any] = {}  # prepared key-frames (the adapter's, at the working size)
     out = []
+    kept: dict[int, dict[str, tuple]] = {}  # this frame's predictions per key, for its blends
+
+    def finish_blends(t: int, lab_t: torch.Tensor, truth: torch.Tensor, v_small: torch.Tensor) -> None:
+        v_t = tasks.colour_guide(lab_t[:, :1])
+        for sources in blends.get(t, ()):
+            got = [kept.get(k, {}) for k, _ in sources]
+            dist_w = [wt for _, wt in sources]
+            res = blend_out.setdefault((t, sources), {})
+            for m in set(got[0]) & set(got[1]):
+                if m == "flow":  # full size: warped ab and L
+                    maps = infer.blend_weights(dist_w, [g[m][1] for g in got], v_t[0])
+                    ab = sum(mp * g[m][0] for mp, g in zip(maps, got))
+                else:  # working size, as the engine blends, then up-sampled as it finishes
+                    maps = infer.blend_weights(dist_w, [g[m][1] for g in got], v_small)
+                    u = sum(mp * g[m][0] for mp, g in zip(maps, got))
+                    ab = colour.upsample_chroma(tasks.colour_unprop(u), lab_t[0, :1])
+                res[m] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
+        kept.clear()
+
+    pending = None  # (t, lab_t, truth, v_small) of the frame whose blends are not done
     for t, k in pairs:
+        if pending is not None and pending[0] != t:
+            finish_blends(*pending)
+            pending = None
         rgb_t, lab_t = cache.get(t)
         rgb_k, lab_k = cache.get(k)
         truth = torch.from_numpy(rgb_t).permute(2, 0, 1)[None]
@@ -250,35 +297,43 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
         t0 = time.perf_counter()
         # flow from L only: all a grayscale input offers (baseline and models alike)
         flow = dis_flow(guide_to_gray(v_t[0]), guide_to_gray(tasks.colour_guide(lab_k[0, :1])))
-        ab_w = torch.from_numpy(warp(lab_k[0, 1:].permute(1, 2, 0).numpy(), flow)).permute(2, 0, 1)[None]
+        lab_w = torch.from_numpy(warp(lab_k[0].permute(1, 2, 0).numpy(), flow)).permute(2, 0, 1)
         times["flow"] = times.get("flow", 0.0) + time.perf_counter() - t0
-        r.psnr["flow"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab_w)), truth)
-        r.energy["flow"] = float(metrics.style_energy_ratio(ab_w, true_ab)[0])
+        ab_w = lab_w[1:]
+        r.psnr["flow"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab_w[None])), truth)
+        r.energy["flow"] = float(metrics.style_energy_ratio(ab_w[None], true_ab)[0])
+        mine = {"flow": (ab_w, tasks.colour_guide(lab_w[:1]))} if t in blends else None
         todo = {name: m for name, m in models.items()
                 if m is not None and not (only and name in only and (t, k) not in only[name])}
-        if not todo:
-            out.append(r)
-            continue
-        t0 = time.perf_counter()
-        if k not in keys:
-            if len(keys) >= 8:  # pairs come sorted by frame: a key serves nearby frames
-                keys.pop(next(iter(keys)))
-            keys[k] = adapter.prepare_key(k, rgb_k)
-        pk, v_small = keys[k], adapter.guide(rgb_t)
-        aligned = infer.align_key(pk.u, pk.v, v_small)
-        dt_in = time.perf_counter() - t0
+        v_small = None
+        if todo:
+            t0 = time.perf_counter()
+            if k not in keys:
+                if len(keys) >= 8:  # pairs come sorted by frame: a key serves nearby frames
+                    keys.pop(next(iter(keys)))
+                keys[k] = adapter.prepare_key(k, rgb_k)
+            pk, v_small = keys[k], adapter.guide(rgb_t)
+            aligned = infer.align_key(pk.u, pk.v, v_small)
+            dt_in = time.perf_counter() - t0
         for name, model in todo.items():
             t0 = time.perf_counter()
-            pred = model(*(a[None] for a in aligned), v_small[None]) if infer.wants_alignment(model) \
-                else model(pk.u[None], pk.v[None], v_small[None])
+            u_in, v_in = aligned if infer.wants_alignment(model) else (pk.u, pk.v)
+            pred = model(u_in[None], v_in[None], v_small[None])[0]
             dt = time.perf_counter() - t0
-            ab = colour.upsample_chroma(tasks.colour_unprop(pred[0]), lab_t[0, :1])
+            ab = colour.upsample_chroma(tasks.colour_unprop(pred), lab_t[0, :1])
             dt_out = time.perf_counter() - t0 - dt
             times[name] = times.get(name, 0.0) + dt
             times[name + "+flow"] = times.get(name + "+flow", 0.0) + dt + dt_in + dt_out
             r.psnr[name] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
             r.energy[name] = float(metrics.style_energy_ratio(ab[None], true_ab)[0])
+            if mine is not None:
+                mine[name] = (pred, v_in)
+        if mine is not None:
+            kept[k] = mine
+            pending = (t, lab_t, truth, v_small if v_small is not None else adapter.guide(rgb_t))
         out.append(r)
+    if pending is not None:
+        finish_blends(*pending)
     return out
 
 
@@ -288,8 +343,9 @@ def evaluate_colour_sequence(name: str, models: Mapping[str, Any], Ks: Sequence[
                              extra_pairs: Sequence[tuple[int, str]] = ()) -> dict:
     """All colour numbers of one DAVIS sequence.
 
-    Returns {'n': frames, 'assign': {(K, schedule): {t: k}}, 'pairs': {(t, k):
-    ColourPairResult}, 'seconds': {...}, 'count': pairs computed}. ``extra_models`` are
+    Returns {'n': frames, 'assign': {(K, schedule): {t: k or sources}}, 'pairs': {(t, k):
+    ColourPairResult}, 'blend': {(t, sources): {method: PSNR}} (two-key blends),
+    'seconds': {...}, 'count': pairs computed}. ``extra_models`` are
     evaluated only on the pairs of the plans ``extra_pairs`` = [(K, schedule), ...] (a
     cheaper comparison); their results are merged into the same ColourPairResult objects.
     """
@@ -307,9 +363,26 @@ def evaluate_colour_sequence(name: str, models: Mapping[str, Any], Ks: Sequence[
                 all_models[m] = model
                 only[m] = sub
                 counts[m] = len(sub)
-    results = {(r.t, r.k): r for r in evaluate_colour_pairs(clip, pairs, all_models, times, only)}
-    return {"name": name, "n": n, "assign": assign, "pairs": results, "seconds": dict(times),
-            "count": counts}
+    blend: dict = {}
+    results = {(r.t, r.k): r for r in evaluate_colour_pairs(clip, pairs, all_models, times, only,
+                                                            blends=blends_of(assign), blend_out=blend)}
+    return {"name": name, "n": n, "assign": assign, "pairs": results, "blend": blend,
+            "seconds": dict(times), "count": counts}
+
+
+def colour_frame_values(res: dict, K: int, schedule: str, what: str = "psnr") -> dict[int, tuple[int, dict]]:
+    """{frame: (distance to its nearest key, {method: value})} of one sequence's results
+    (:func:`evaluate_colour_sequence`) under (K, schedule); ``what``: 'psnr' or 'energy'
+    (blends have PSNR only)."""
+    out = {}
+    for t, v in res["assign"].get((K, schedule), {}).items():
+        ks = _keys_of(v)
+        if len(ks) == 2:
+            vals = res["blend"].get((t, v), {}) if what == "psnr" else {}
+        else:
+            vals = getattr(res["pairs"][(t, ks[0])], what)
+        out[t] = (min(abs(t - k) for k in ks), vals)
+    return out
 
 
 def colour_summary(seq_results: Sequence[dict], K: int, schedule: str, method: str,
@@ -318,11 +391,7 @@ def colour_summary(seq_results: Sequence[dict], K: int, schedule: str, method: s
     name, and 'all' = the mean over all evaluated frames of all sequences."""
     out, pooled = {}, []
     for res in seq_results:
-        vals = []
-        for t, k in res["assign"].get((K, schedule), {}).items():
-            v = getattr(res["pairs"][(t, k)], what).get(method)
-            if v is not None:
-                vals.append(v)
+        vals = [v[method] for _, v in colour_frame_values(res, K, schedule, what).values() if method in v]
         out[res["name"]] = mean(vals)
         pooled += vals
     out["all"] = mean(pooled)
