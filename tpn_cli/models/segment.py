@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import timing
 from ..flow import dis_flow, warp
 from .infer import guide_to_gray
 from .tpn import TPN
@@ -141,21 +142,25 @@ class MaskPropagator:
         if self.probs is None:
             raise RuntimeError("call start() with the first frame and its mask first")
         rgb = rgb.detach().float().cpu()
-        gray = guide_to_gray(rgb)
-        flow = dis_flow(gray, self.prev_gray, self.preset)
-        u = _warp_t(self.probs, flow)
-        if self.model is not None:
-            v_key, v_tgt = _warp_t(self.prev_rgb, flow), rgb
-            if self.model.config.extra.get("mask_guide", False):
-                fg = 1.0 - u[:1]  # where any object is believed to be
-                v_key, v_tgt = torch.cat([v_key, fg]), torch.cat([v_tgt, fg])
-            dev = next(self.model.parameters()).device  # the chain's state stays on the CPU
-            u = self.model(u[None].to(dev), v_key[None].to(dev), v_tgt[None].to(dev))[0].float().cpu()
-        u = normalise_probs(u)
-        if self.appearance > 0:
-            u = appearance_fuse(u, rgb, self.hist, self.appearance, self.band)
-        if self.sharpen != 1.0:
-            u = normalise_probs(u ** self.sharpen)
+        with timing.section("flow"):
+            gray = guide_to_gray(rgb)
+            flow = dis_flow(gray, self.prev_gray, self.preset)
+            u = _warp_t(self.probs, flow)
+            if self.model is not None:
+                v_key, v_tgt = _warp_t(self.prev_rgb, flow), rgb
+        # the TPN (its scans counted under "scan") and the colour model count as "network"
+        with timing.section("network"):
+            if self.model is not None:
+                if self.model.config.extra.get("mask_guide", False):
+                    fg = 1.0 - u[:1]  # where any object is believed to be
+                    v_key, v_tgt = torch.cat([v_key, fg]), torch.cat([v_tgt, fg])
+                dev = next(self.model.parameters()).device  # the chain's state stays on the CPU
+                u = self.model(u[None].to(dev), v_key[None].to(dev), v_tgt[None].to(dev))[0].float().cpu()
+            u = normalise_probs(u)
+            if self.appearance > 0:
+                u = appearance_fuse(u, rgb, self.hist, self.appearance, self.band)
+            if self.sharpen != 1.0:
+                u = normalise_probs(u ** self.sharpen)
         self.prev_rgb, self.prev_gray, self.probs = rgb, gray, u
         return u
 
