@@ -4,7 +4,8 @@
 Masks cannot work that way: one step from a mask 50 frames back cannot reach (the flow
 between them is garbage and the scans move labels a few pixels; docs/TRAINING.md). So
 masks are carried frame to frame by :class:`tpn_cli.models.segment.MaskPropagator`
-(flow-warped previous prediction, optional TPN refinement, the mask frame's colour model
+(flow-warped previous prediction, optional TPN refinement, the mask frame's mask warped
+straight to the frame where that flow is consistent, the mask frame's colour model
 pulling drifting predictions back). This loop is sequential by nature:
 
 * frames are decoded one at a time, in order, and written as soon as they are done; the
@@ -39,8 +40,11 @@ from .models.segment import MaskPropagator
 __all__ = ["USE_TPN", "describe", "first_frame", "run"]
 
 #: Whether `tpn segment` refines each chained step with the segment TPN by default. No:
-#: on the 4 held-out DAVIS-2016 sequences (scripts/eval_segment.py, J&F) the chain scores
-#: 0.368 without it and 0.350 with it (docs/TRAINING.md).
+#: on the 4 held-out DAVIS-2016 sequences (scripts/eval_segment.py, J&F) the chain (colour
+#: model + mask-frame anchor + speck removal) scores 0.526 without it and 0.509 with
+#: `segment-v1` (bmx-trees 0.296/0.322, drift-chicane 0.453/0.440, goat 0.745/0.745,
+#: libby 0.609/0.528), at about twice the time. Before the anchor: 0.368 and 0.350
+#: (docs/TRAINING.md).
 USE_TPN = False
 
 
