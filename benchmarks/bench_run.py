@@ -402,8 +402,8 @@ def write_report(path: Path, res: dict) -> str:
       "output conversion + encode), so they add up to more than the run's time per frame. "
       "`colour` = pixel↔tensor conversions (Lab, radiance, resizing to and from the "
       "working size), `keys` = reading and preparing key-frames; FFmpeg's and x264's own "
-      "threads are not inside any part. The segment chain (tpn_cli/chain.py) has no timing "
-      "sections yet, so its row is mostly empty.")
+      "threads are not inside any part. The segment chain (tpn_cli/chain.py) runs in one "
+      "thread; its `network` part is its first-frame colour model (no TPN by default).")
     a("")
     a("| command | size | " + " | ".join(PARTS) + " | 1000/fps |")
     a("|---|---|" + "---:|" * (len(PARTS) + 1))

@@ -166,3 +166,29 @@ def test_interrupted_run_leaves_no_output(tmp_path, monkeypatch):
         code = 130
     assert code != 0 and len(calls) == 5
     assert list(work.iterdir()) == []
+
+
+def test_timing_sections_explain_the_chain(tmp_path, models):
+    """TPN_TIMING on a segment run: every part of the chain is timed (no TPN: decode,
+    colour, flow, network = the colour model, encode, keys; with one: scan too), and the
+    parts add up to most of the run (they nest exclusively, so never more than it)."""
+    from tpn_cli import timing
+
+    was = timing.enabled()
+    base = ["segment", GOAT, "--mask", GOAT_MASKS / "00000.png", "--end", "8", "-q", "--json"]
+    try:
+        for name, extra, want in (
+                ("a", [], {"decode", "colour", "flow", "network", "encode", "keys"}),
+                ("b", ["--weights", models["segment"]], {"scan"})):
+            report = tmp_path / f"{name}.json"
+            code, stdout, err = run_cli(*base, "-o", tmp_path / name, *extra,
+                                        env={"TPN_TIMING": str(report)})
+            assert code == 0, err
+            parts = json.loads(report.read_text())
+            assert want <= {k for k, v in parts.items() if v["wall"] > 0}, parts
+            total = sum(v["wall"] for v in parts.values())
+            seconds = json.loads(stdout)["seconds"]
+            assert 0.6 * seconds <= total <= seconds * 1.05 + 0.01, (total, seconds)
+    finally:
+        if not was:
+            timing.disable()

@@ -148,3 +148,39 @@ def test_local_background_histogram_ignores_far_background():
     blue = 3  # bin of (0, 0, 1) with 4 bins: (0 * 4 + 0) * 4 + 3
     assert far[0, blue] > 0.3 and near[0, blue] == 0
     torch.testing.assert_close(near[1], far[1])
+
+
+def test_drop_specks_hands_small_pieces_to_the_background():
+    from tpn_cli.models.segment import drop_specks
+    ids = np.zeros((30, 40), np.uint8)
+    ids[2:22, 2:22] = 1      # object 1: 400 px …
+    ids[25:27, 30:32] = 1    # … and a 4 px speck
+    ids[2:4, 30:32] = 2      # object 2: its only piece stays, however small
+    probs = torch.from_numpy(np.stack([ids == k for k in range(3)]).astype(np.float32)) * 0.8 + 0.2 / 3
+    out = drop_specks(probs, 0.05)
+    got = out.argmax(0).numpy()
+    assert (got[25:27, 30:32] == 0).all() and (got[2:22, 2:22] == 1).all() and (got[2:4, 30:32] == 2).all()
+    torch.testing.assert_close(out.sum(0), probs.sum(0))
+    assert drop_specks(probs, 0.0005) is probs  # nothing to drop: unchanged
+
+
+def test_anchor_confidence_is_one_where_the_flows_agree():
+    from tpn_cli.models.segment import anchor_confidence
+    zero = np.zeros((8, 10, 2), np.float32)
+    shift = zero.copy()
+    shift[..., 0] = 2.0
+    torch.testing.assert_close(anchor_confidence(zero, zero, 1.0), torch.ones(8, 10))
+    # frame → key says +2 px, key → frame says 0: 2 px off, exp(-2)
+    c = anchor_confidence(shift, zero, 1.0)
+    torch.testing.assert_close(c, torch.full((8, 10), float(np.exp(-2.0))))
+
+
+def test_anchor_brings_back_an_object_the_chain_lost():
+    frames, masks = _moving_square(n=3, step=0)  # a still scene: the direct flow holds
+    for anchor, want in ((0.0, False), (1.0, True)):
+        prop = MaskPropagator(None, appearance=0, anchor=anchor)
+        prop.start(frames[0], _probs(masks[0]))
+        prop.probs = _probs(np.zeros_like(masks[0]))  # the chain lost the object
+        pred = prop.step(frames[1]).argmax(0).numpy() > 0
+        iou = (pred & (masks[1] > 0)).sum() / max(1, (pred | (masks[1] > 0)).sum())
+        assert (iou > 0.8) == want, (anchor, iou)

@@ -4,7 +4,8 @@
 Masks cannot work that way: one step from a mask 50 frames back cannot reach (the flow
 between them is garbage and the scans move labels a few pixels; docs/TRAINING.md). So
 masks are carried frame to frame by :class:`tpn_cli.models.segment.MaskPropagator`
-(flow-warped previous prediction, optional TPN refinement, the mask frame's colour model
+(flow-warped previous prediction, optional TPN refinement, the mask frame's mask warped
+straight to the frame where that flow is consistent, the mask frame's colour model
 pulling drifting predictions back). This loop is sequential by nature:
 
 * frames are decoded one at a time, in order, and written as soon as they are done; the
@@ -29,6 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from . import timing
 from .adapters import SegmentAdapter
 from .engine import RunStats, Sink, peak_memory_mb
 from .errors import OutOfMemoryError
@@ -38,8 +40,11 @@ from .models.segment import MaskPropagator
 __all__ = ["USE_TPN", "describe", "first_frame", "run"]
 
 #: Whether `tpn segment` refines each chained step with the segment TPN by default. No:
-#: on the 4 held-out DAVIS-2016 sequences (scripts/eval_segment.py, J&F) the chain scores
-#: 0.368 without it and 0.350 with it (docs/TRAINING.md).
+#: on the 4 held-out DAVIS-2016 sequences (scripts/eval_segment.py, J&F) the chain (colour
+#: model + mask-frame anchor + speck removal) scores 0.526 without it and 0.509 with
+#: `segment-v1` (bmx-trees 0.296/0.322, drift-chicane 0.453/0.440, goat 0.745/0.745,
+#: libby 0.609/0.528), at about twice the time. Before the anchor: 0.368 and 0.350
+#: (docs/TRAINING.md).
 USE_TPN = False
 
 
@@ -112,15 +117,23 @@ def run(*, frames: Iterable[Frame], keys: Sequence[int], load_key: Callable[[int
     tracked: set[int] = set()
     head: list[np.ndarray] = []  # the first mask, for frames before it
 
+    def chained(frame: Frame) -> np.ndarray:
+        with timing.section("colour"):
+            v = adapter.guide(frame.image)
+        u = propagator.step(v)  # flow, network (and scan) sections inside
+        with timing.section("colour"):
+            return adapter.finish(frame.image, u, None)
+
     def restart(frame: Frame) -> np.ndarray:
-        ids = load_key(frame.index)
-        present = objects.intersection(np.unique(ids).tolist())
-        if tracked - present and propagator.probs is not None:
-            carried = adapter.finish(frame.image, propagator.step(adapter.guide(frame.image)), None)
-            carried[np.isin(carried, list(present))] = 0
-            ids = np.where(ids == 0, carried, ids)
-        key = adapter.prepare_key(frame.index, ids, frame.image)
-        propagator.start(key.v, key.u)
+        with timing.section("keys"):
+            ids = load_key(frame.index)
+            present = objects.intersection(np.unique(ids).tolist())
+            if tracked - present and propagator.probs is not None:
+                carried = chained(frame)
+                carried[np.isin(carried, list(present))] = 0
+                ids = np.where(ids == 0, carried, ids)
+            key = adapter.prepare_key(frame.index, ids, frame.image)
+            propagator.start(key.v, key.u)
         tracked.update(present)
         stats.keys_prepared += 1
         return key.exact
@@ -130,20 +143,27 @@ def run(*, frames: Iterable[Frame], keys: Sequence[int], load_key: Callable[[int
             return restart(frame)
         if propagator.probs is None:  # before the first mask
             if not head:
-                head.append(load_key(min(keys)))
+                with timing.section("keys"):
+                    head.append(load_key(min(keys)))
             return head[0]
-        return adapter.finish(frame.image, propagator.step(adapter.guide(frame.image)), None)
+        return chained(frame)
 
     t0 = time.perf_counter()
     bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=quiet or None,
                dynamic_ncols=True, smoothing=0.1)
     try:
         with torch.inference_mode():
-            for frame in frames:
+            it = iter(frames)
+            while True:
+                with timing.section("decode"):
+                    frame = next(it, None)
+                if frame is None:
+                    break
                 ids = result(frame)
                 if frame.index >= start:
-                    for s in sinks:
-                        s.write(frame, ids)
+                    with timing.section("encode"):
+                        for s in sinks:
+                            s.write(frame, ids)
                     stats.frames += 1
                 bar.update(1)
     except torch.OutOfMemoryError as exc:

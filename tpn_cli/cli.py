@@ -282,8 +282,9 @@ def segment(input_path: Path, keys: Path, **kw) -> None:
     """Carry object masks from annotated frames to every frame of a video.
 
     Masks are carried frame to frame, in order: the previous frame's object
-    probabilities are moved by optical flow and pulled back onto the objects by a colour
-    model of the annotated frame. At every mask of --masks the chain restarts from it;
+    probabilities are moved by optical flow, pulled back onto the objects by a colour
+    model of the annotated frame, and mixed with the annotated mask warped straight to the
+    frame wherever that direct flow is consistent. At every mask of --masks the chain restarts from it;
     objects that mask does not contain keep being tracked, so a later mask may hold only
     an object that appears. Frames before the first mask get it unchanged. Output masks
     keep the input's object ids and palette, at the input's size, one PNG per frame
@@ -291,8 +292,8 @@ def segment(input_path: Path, keys: Path, **kw) -> None:
     tool.
 
     Measured on the 4 held-out DAVIS-2016 sequences (J&F, scripts/eval_segment.py):
-    copying the first mask 0.173, plain flow chaining 0.288, this chain 0.368; the
-    segment TPN refining each step lowered it to 0.350 (docs/TRAINING.md), so it is used
+    copying the first mask 0.173, plain flow chaining 0.288, this chain 0.526; the
+    segment TPN refining each step lowers it to 0.509 (docs/TRAINING.md), so it is used
     only with --tpn or --weights.
 
     \b

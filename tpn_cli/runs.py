@@ -173,7 +173,7 @@ class Run:
         if self.opts.task != "segment":
             return "TPN from the key-frame"
         return ("frame to frame: optical flow, " + ("segment TPN, " if self.uses_model else "")
-                + "colour model of the mask frame")
+                + "colour model of the mask frame, its mask by direct flow where consistent")
 
     def _mask_objects(self) -> dict[int, set[int]]:
         return {i: set(m.object_ids) for i, m in self.masks.items()}

@@ -8,10 +8,12 @@ section records wall seconds and the thread's own CPU seconds (``time.thread_tim
 so the shares stay meaningful when the run's stages overlap in threads and the machine
 is busy. Thread-safe.
 
-Sections used by the run (tpn_cli.engine and the model): ``decode``, ``keys`` (key-frame
-preparation), ``colour`` (pixel ↔ tensor conversions: Lab, radiance, resizing to and from
-the working size), ``flow`` (alignment flow and warp), ``network`` (guidance U-Net and
-property encoder/decoder), ``scan`` (the propagation op), ``encode`` (writing outputs).
+Sections used by the run (tpn_cli.engine, tpn_cli.chain and the models): ``decode``,
+``keys`` (key-frame / mask preparation), ``colour`` (pixel ↔ tensor conversions: Lab,
+radiance, resizing to and from the working size), ``flow`` (alignment flow and warp; the
+segment chain's frame-to-frame flow and warp), ``network`` (guidance U-Net and property
+encoder/decoder; in the segment chain also its first-frame colour model), ``scan`` (the
+propagation op), ``encode`` (writing outputs).
 """
 from __future__ import annotations
 
