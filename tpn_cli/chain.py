@@ -153,12 +153,7 @@ def run(*, frames: Iterable[Frame], keys: Sequence[int], load_key: Callable[[int
                dynamic_ncols=True, smoothing=0.1)
     try:
         with torch.inference_mode():
-            it = iter(frames)
-            while True:
-                with timing.section("decode"):
-                    frame = next(it, None)
-                if frame is None:
-                    break
+            for frame in timing.timed(frames, "decode"):
                 ids = result(frame)
                 if frame.index >= start:
                     with timing.section("encode"):

@@ -300,12 +300,7 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
     def batches() -> Iterator[list]:
         pending: list = []
         plan_it = iter(assignments)
-        it = iter(frames)
-        while True:
-            with timing.section("decode"):
-                frame = next(it, None)
-            if frame is None:
-                break
+        for frame in timing.timed(frames, "decode"):
             a = next(plan_it, None)
             if a is None or a.frame != frame.index:
                 raise BadInputError(f"frame {frame.index} has no plan entry "

@@ -22,9 +22,11 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator, TypeVar
 
-__all__ = ["enable", "enable_from_env", "disable", "enabled", "reset", "report", "section", "write_report"]
+T = TypeVar("T")
+
+__all__ = ["enable", "enable_from_env", "timed", "disable", "enabled", "reset", "report", "section", "write_report"]
 
 _on = bool(os.environ.get("TPN_TIMING"))
 _lock = threading.Lock()
@@ -91,6 +93,21 @@ def section(name: str) -> Iterator[None]:
         _add(name, w - entry[1], c - entry[2], 1)
         if stack:  # resume it
             stack[-1][1], stack[-1][2] = w, c
+
+
+_END = object()
+
+
+def timed(items: Iterable[T], name: str) -> Iterator[T]:
+    """The items of ``items``, each ``next`` counted under section ``name`` (a decoder's
+    frames: the decoding happens inside ``next``)."""
+    it = iter(items)
+    while True:
+        with section(name):
+            item = next(it, _END)
+        if item is _END:
+            return
+        yield item
 
 
 def report() -> dict[str, dict[str, float]]:
