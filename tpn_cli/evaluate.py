@@ -270,13 +270,10 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
             dist_w = [wt for _, wt in sources]
             res = blend_out.setdefault((t, sources), {})
             for m in set(got[0]) & set(got[1]):
-                if m == "flow":  # full size: warped ab and L
-                    maps = infer.blend_weights(dist_w, [g[m][1] for g in got], v_t[0])
-                    ab = sum(mp * g[m][0] for mp, g in zip(maps, got))
-                else:  # working size, as the engine blends, then up-sampled as it finishes
-                    maps = infer.blend_weights(dist_w, [g[m][1] for g in got], v_small)
-                    u = sum(mp * g[m][0] for mp, g in zip(maps, got))
-                    ab = colour.upsample_chroma(tasks.colour_unprop(u), lab_t[0, :1])
+                full = m == "flow"  # flow: full size; models: working size, as the engine
+                maps = infer.blend_weights(dist_w, [g[m][1] for g in got], v_t[0] if full else v_small)
+                blended = adapter.blend([(g[m][0], mp) for mp, g in zip(maps, got)])
+                ab = blended if full else colour.upsample_chroma(tasks.colour_unprop(blended), lab_t[0, :1])
                 res[m] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
         kept.clear()
 
@@ -313,7 +310,8 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
                     keys.pop(next(iter(keys)))
                 keys[k] = adapter.prepare_key(k, rgb_k)
             pk, v_small = keys[k], adapter.guide(rgb_t)
-            aligned = infer.align_key(pk.u, pk.v, v_small)
+            aligned = (infer.align_key(pk.u, pk.v, v_small)
+                       if any(infer.wants_alignment(m) for m in todo.values()) else None)
             dt_in = time.perf_counter() - t0
         for name, model in todo.items():
             t0 = time.perf_counter()
