@@ -1,4 +1,6 @@
 """Model contracts: odd sizes, identity at initialisation, save/load, switchable modes."""
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -165,3 +167,17 @@ def test_blend_weights_follow_the_key_that_matches_the_frame():
     noise = [torch.rand(1, 40, 60), torch.rand(1, 40, 60)]
     w = infer.blend_weights([0.25, 0.75], [noise[0] + 5, noise[1] + 5], target)
     torch.testing.assert_close(w[0], torch.full((1, 40, 60), 0.25), atol=1e-3, rtol=0)
+
+
+def test_alignment_flow_matches_patches_at_full_size_on_small_frames():
+    """At colorize's working size (240) the alignment flow keeps full-size detail; at 480
+    it is DIS MEDIUM as trained (finest level half size)."""
+    from tpn_cli.models import infer
+    assert infer.alignment_finest_scale(240) == 0
+    assert infer.alignment_finest_scale(480) is None
+    rng = np.random.default_rng(0)
+    key = cv2.GaussianBlur((rng.random((240, 320)) * 255).astype(np.uint8), (0, 0), 1.5)
+    tgt = np.roll(key, (0, 3), axis=(0, 1))  # key moved 3 px right
+    flow = infer.alignment_flow(tgt, key)
+    assert np.abs(flow[20:-20, 20:-20, 0] + 3).mean() < 0.2
+    assert np.abs(flow[20:-20, 20:-20, 1]).mean() < 0.2

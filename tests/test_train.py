@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tpn_cli.models import TPN, load_model, task_config
+from tpn_cli.models import TPN, load_model, save_model, task_config
 from tpn_cli.train import pairs, run, sources
 from tpn_cli.train import hdr_video
 
@@ -23,6 +23,21 @@ def test_colour_pairs_real_frames():
     assert p["rgb2"].dtype == torch.uint8 and p["rgb2"].shape == (3, 48, 48)
     assert 0 <= float(p["v2"].min()) and float(p["v2"].max()) <= 1.0
     assert float(p["u2"].abs().max()) <= 1.0
+
+
+@needs_data
+def test_colour_pairs_at_a_working_short_side_see_more_of_the_frame():
+    """short_side=240 shrinks the 480p frames first: a crop covers twice the scene, so a
+    crop as tall as the frame is only possible after shrinking."""
+    clip = sources.davis_clip("goat")
+    p = pairs.colour_pair(np.random.default_rng(0), [clip], crop=192, max_dist=5, align=True,
+                          short_side=240)
+    assert p["u1"].shape == (2, 192, 192)
+    with pytest.raises(ValueError):  # 192 + flow margins does not fit a 240-px frame...
+        pairs.colour_pair(np.random.default_rng(0), [clip], crop=200, max_dist=5, align=True,
+                          short_side=240)
+    full = pairs.colour_pair(np.random.default_rng(0), [clip], crop=200, max_dist=5, align=True)
+    assert full["u1"].shape == (2, 200, 200)  # ...but fits the stored 480p frame
 
 
 @needs_data
@@ -87,6 +102,22 @@ def test_run_checkpoints_and_resumes(tmp_path):
     assert [r["iter"] for r in records if "loss" in r] == [1, 2, 3, 4, 5]
     model = load_model(tmp_path / "run" / "best.tpn")
     assert model.config.task == "segment" and model.config.unet_depth == 2
+
+
+@needs_data
+def test_init_starts_a_new_run_from_given_weights(tmp_path):
+    start = TPN(task_config("colour", unet_depth=2))
+    with torch.no_grad():
+        for p in start.parameters():
+            p.add_(0.25)  # nothing a seeded fresh model could be
+    save_model(start, tmp_path / "start.tpn", meta={})
+    run("colour", {"run_dir": str(tmp_path / "run"), "init": str(tmp_path / "start.tpn"),
+                   "short_side": 240, "max_iters": 1, "batch": 2, "crop": 48, "val_pairs": 2,
+                   "val_crop": 48, "val_every": 100, "log_every": 1, "minutes": 5, "lr": 1e-12,
+                   "warmup": 1, "model": {"unet_depth": 2}})
+    tuned = load_model(tmp_path / "run" / "last.tpn")
+    for name, value in start.state_dict().items():  # lr 1e-12: one step leaves the start
+        torch.testing.assert_close(tuned.state_dict()[name], value, atol=1e-6, rtol=0)
 
 
 @needs_data

@@ -21,15 +21,20 @@ def _require_cv2():
     return cv2
 
 
-def dis_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "medium") -> np.ndarray:
+def dis_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "medium",
+             finest_scale: int | None = None) -> np.ndarray:
     """Flow (H, W, 2) float32 from the target frame to the key-frame (DIS, OpenCV).
 
     target(x) ≈ key(x + flow(x)), so :func:`warp` samples the key-frame into the target.
+    ``finest_scale`` overrides the preset's finest pyramid level (0: patches matched at
+    full size; MEDIUM stops at 1, half size).
     """
     cv = _require_cv2()
     code = {"ultrafast": cv.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv.DISOPTICAL_FLOW_PRESET_FAST,
             "medium": cv.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
     dis = cv.DISOpticalFlow_create(code)
+    if finest_scale is not None:
+        dis.setFinestScale(finest_scale)
     return dis.calc(_as_u8(target_gray), _as_u8(key_gray), None)
 
 

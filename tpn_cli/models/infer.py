@@ -22,6 +22,10 @@ from .tpn import TPN
 ALIGN_PRESET = "medium"
 #: Size at which the alignment flow is computed, relative to the guidance images.
 ALIGN_SCALE = 1.0
+#: Below this short side the alignment flow matches patches at full size (DIS finest
+#: scale 0) instead of MEDIUM's half size, so its detail does not depend on the working
+#: size: at colorize's 240 the half-size flow lost 0.2 dB (docs/what-we-tried.md).
+FINE_ALIGN_BELOW = 360
 
 
 
@@ -42,14 +46,21 @@ def alignment_flow(target_gray: np.ndarray, key_gray: np.ndarray, scale: float |
     preset = preset or ALIGN_PRESET
     h, w = target_gray.shape[:2]
     sh, sw = max(8, round(h * scale)), max(8, round(w * scale))
+    finest = alignment_finest_scale(min(sh, sw))
     if (sh, sw) == (h, w):
-        return dis_flow(target_gray, key_gray, preset)
+        return dis_flow(target_gray, key_gray, preset, finest)
     small = dis_flow(cv2.resize(target_gray, (sw, sh), interpolation=cv2.INTER_AREA),
-                     cv2.resize(key_gray, (sw, sh), interpolation=cv2.INTER_AREA), preset)
+                     cv2.resize(key_gray, (sw, sh), interpolation=cv2.INTER_AREA), preset, finest)
     flow = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     flow[..., 0] *= w / sw
     flow[..., 1] *= h / sh
     return flow
+
+
+def alignment_finest_scale(short_side: int) -> int | None:
+    """DIS finest scale of the alignment flow on frames of ``short_side`` px (None: the
+    preset's own), see :data:`FINE_ALIGN_BELOW`."""
+    return 0 if short_side < FINE_ALIGN_BELOW else None
 
 
 def align_key(u_key: torch.Tensor, v_key: torch.Tensor, v_tgt: torch.Tensor,

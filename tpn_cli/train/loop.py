@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models import TPN, save_model, task_config
+from ..models import TPN, load_model, save_model, task_config
 from . import validate
 from .tasks import TaskData, task_data
 
@@ -47,6 +47,9 @@ class TrainConfig:
     align: bool = False          # flow-align the key-frame to the target before the TPN
     still_prob: float = 0.1      # share of similarity-transformed still pairs (colour)
     data: str = "permissive"     # colour: 'permissive' clips only, or 'all' (+ DAVIS train)
+    short_side: int = 0          # colour: shrink frames to this short side (240: colorize's
+                                 # working size); 0: as stored (480p)
+    init: str = ""               # start a new run from these weights (a .tpn file)
     degrade: float = 0.0         # segment: spoil the key mask like a chained prediction
     mask_guide: bool = False     # segment: the key mask is a 4th guidance channel (set
                                  # model.guide_channels=4)
@@ -130,6 +133,8 @@ def run(task: str, config: dict | TrainConfig | None = None) -> Path:
         opt.load_state_dict(state["opt"])
         it, best = state["iter"], state["best"]
     else:
+        if cfg.init:  # fine-tuning: the same architecture, new optimiser and schedule
+            model.load_state_dict(load_model(cfg.init).state_dict())
         log.line(f"new {task} run: {json.dumps(asdict(cfg))}")
         log.line(f"model: {json.dumps(model_cfg.to_dict())}")
 

@@ -13,6 +13,7 @@ import torch
 
 from .. import colour
 from ..flow import dis_flow, warp
+from ..models.infer import alignment_finest_scale
 from ..models import tasks
 from .sources import Clip
 
@@ -65,6 +66,16 @@ def _window(rng, shape, size, centre=None, jitter=0):
     return int(np.clip(y, 0, h - size)), int(np.clip(x, 0, w - size))
 
 
+def _shrunk(img: np.ndarray, short_side: int) -> np.ndarray:
+    """``img`` shrunk to ``short_side`` (never enlarged; 0: unchanged)."""
+    h, w = img.shape[:2]
+    if not short_side or min(h, w) <= short_side:
+        return img
+    import cv2
+    s = short_side / min(h, w)
+    return cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+
+
 def _crop(a, y, x, size):
     return a[y:y + size, x:x + size]
 
@@ -81,16 +92,18 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def colour_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dist: int,
-                align: bool = False, still_prob: float = 0.0) -> dict:
-    """One colour training pair (see module docstring)."""
+                align: bool = False, still_prob: float = 0.0, short_side: int = 0) -> dict:
+    """One colour training pair (see module docstring); ``short_side`` shrinks the frames
+    first (240: the clips seen as at colorize's working size; 0: as stored)."""
     size = crop + 2 * FLOW_MARGIN if align else crop
     clip = _pick_clip(rng, clips)
     if rng.random() < still_prob:
-        img1 = clip.read(int(rng.integers(len(clip))))
+        img1 = _shrunk(clip.read(int(rng.integers(len(clip)))), short_side)
         img2 = similarity_transform(rng, img1)
     else:
         k, t = _pick_frames(rng, len(clip), max_dist)
-        img1, img2 = clip.read(k), clip.read(t)
+        img1, img2 = _shrunk(clip.read(k), short_side), _shrunk(clip.read(t), short_side)
+    frame_side = min(img1.shape[:2])
     y, x = _window(rng, img1.shape, size)
     img1, img2 = _crop(img1, y, x, size), _crop(img2, y, x, size)
     if rng.random() < 0.5:
@@ -99,7 +112,9 @@ def colour_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dist
     lab1, lab2 = _lab(img1), _lab(img2)
     if align:
         # flow from L only, as at inference on a grayscale film
-        lab1 = warp(lab1, dis_flow(_l8(lab2), _l8(lab1)))
+        # the alignment flow's detail follows the frame's size, as at inference
+        finest = alignment_finest_scale(frame_side)
+        lab1 = warp(lab1, dis_flow(_l8(lab2), _l8(lab1), finest_scale=finest))
         m = FLOW_MARGIN
         lab1, lab2, img2 = (a[m:m + crop, m:m + crop] for a in (lab1, lab2, img2))
     return {

@@ -41,8 +41,10 @@ def task_data(task: str, cfg) -> TaskData:
         train = sources.colour_clips(cfg.data)
         val = [sources.davis_clip(n) for n in sources.DAVIS_VAL]
         return TaskData(
-            lambda r: pairs.colour_pair(r, train, cfg.crop, cfg.max_dist, cfg.align, cfg.still_prob),
-            lambda r: pairs.colour_pair(r, val, cfg.val_crop, VAL_MAX_DIST, cfg.align),
+            lambda r: pairs.colour_pair(r, train, cfg.crop, cfg.max_dist, cfg.align, cfg.still_prob,
+                                        cfg.short_side),
+            lambda r: pairs.colour_pair(r, val, cfg.val_crop, VAL_MAX_DIST, cfg.align,
+                                        short_side=cfg.short_side),
             cfg.batch, cfg.val_pairs,
             f"colour train clips {[c.name for c in train]}, val DAVIS {list(sources.DAVIS_VAL)}")
     if task == "segment":
