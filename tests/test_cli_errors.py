@@ -143,7 +143,7 @@ def test_sigint_mid_run_exits_130_and_leaves_nothing(tmp_path, models):
     src = tmp_path / "long.mp4"
     frames = [f.image for f in __import__("tpn_cli.media", fromlist=["x"]).VideoReader(DOG).frames()]
     with VideoWriter(src, width=160, height=90, fps=Fraction(25), preset="ultrafast") as w:
-        for i in range(600):
+        for i in range(2000):  # long enough that the run cannot finish before the signal
             w.write(frames[i % 12])
     keys = extract_keys(src, tmp_path / "keys", [0])
     out = tmp_path / "out"
@@ -157,7 +157,7 @@ def test_sigint_mid_run_exits_130_and_leaves_nothing(tmp_path, models):
     while not os.listdir(out) and time.time() < deadline:  # the temporary output appears
         time.sleep(0.05)
     assert os.listdir(out), "the run never started writing"
-    time.sleep(0.3)
+    time.sleep(0.1)
     p.send_signal(signal.SIGINT)
     p.wait(timeout=30)
     err = p.stderr.read().decode()
