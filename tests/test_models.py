@@ -181,3 +181,18 @@ def test_alignment_flow_matches_patches_at_full_size_on_small_frames():
     flow = infer.alignment_flow(tgt, key)
     assert np.abs(flow[20:-20, 20:-20, 0] + 3).mean() < 0.2
     assert np.abs(flow[20:-20, 20:-20, 1]).mean() < 0.2
+
+
+def test_hold_back_trusts_the_aligned_key_only_where_it_fits():
+    from tpn_cli.models import infer
+    model = TPN(task_config("colour", unet_depth=2))
+    model.config.extra["align"] = True
+    beta = infer.FIT_TRUST["colour"]
+    u, out = torch.zeros(1, 2, 32, 32), torch.ones(1, 2, 32, 32)
+    v = torch.rand(1, 1, 32, 32)
+    fits = infer.hold_back(model, u, out, v, v)  # aligned key equals the frame: fit = 1
+    torch.testing.assert_close(fits, torch.full_like(out, 1.0 - beta))
+    far = infer.hold_back(model, u, out, v, 1.0 - v)  # nothing alike: the full correction
+    assert float(far.min()) > 0.99
+    model.config.extra["align"] = False  # unaligned models are left alone
+    torch.testing.assert_close(infer.hold_back(model, u, out, v, v), out)

@@ -361,9 +361,9 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
                 elif key_codes:
                     h = torch.cat([p.code[0] for p in chunk])
                     dec = None if chunk[0].code[1] is None else torch.cat([p.code[1] for p in chunk])
-                    out = model(u, vk, vt, key_code=(h, dec))
+                    out = infer.hold_back(model, u, model(u, vk, vt, key_code=(h, dec)), vk, vt)
                 else:
-                    out = model(u, vk, vt)
+                    out = infer.hold_back(model, u, model(u, vk, vt), vk, vt)
             work.outs.extend(out.unbind(0))
         work.pairs = []  # the inputs are not needed any more
         return work

@@ -316,7 +316,8 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
         for name, model in todo.items():
             t0 = time.perf_counter()
             u_in, v_in = aligned if infer.wants_alignment(model) else (pk.u, pk.v)
-            pred = model(u_in[None], v_in[None], v_small[None])[0]
+            pred = infer.hold_back(model, u_in[None], model(u_in[None], v_in[None], v_small[None]),
+                                   v_in[None], v_small[None])[0]
             dt = time.perf_counter() - t0
             ab = colour.upsample_chroma(tasks.colour_unprop(pred), lab_t[0, :1])
             dt_out = time.perf_counter() - t0 - dt

@@ -101,6 +101,25 @@ def alignment_confidence(v_key_aligned: torch.Tensor, v_tgt: torch.Tensor) -> to
     return torch.exp(-d[0] / CONFIDENCE_SCALE)
 
 
+#: How much a flow-aligned model's correction is held back where the aligned key-frame
+#: already fits the frame: û = u + (1 − β·fit)·(TPN(u) − u), u the aligned key's property,
+#: fit = :func:`alignment_confidence`. Where flow demonstrably fits, it is trusted; where it
+#: fails (occlusions, long distances) the TPN's full correction stays. Measured on colour
+#: (docs/what-we-tried.md, "Motion-aware input"); other tasks not measured (0: no change).
+FIT_TRUST = {"colour": 1.0}
+
+
+def hold_back(model: TPN, u_aligned: torch.Tensor, out: torch.Tensor,
+              v_key_aligned: torch.Tensor, v_tgt: torch.Tensor) -> torch.Tensor:
+    """``out`` (N, C, H, W) of a flow-aligned ``model`` with its correction of
+    ``u_aligned`` held back by :data:`FIT_TRUST` where the aligned key fits the target."""
+    beta = FIT_TRUST.get(model.config.task, 0.0)
+    if not beta or not wants_alignment(model):
+        return out
+    fit = torch.stack([alignment_confidence(k, t) for k, t in zip(v_key_aligned, v_tgt)])
+    return u_aligned + (1.0 - beta * fit) * (out - u_aligned)
+
+
 def blend_weights(distance_weights: list[float], v_keys_aligned: list[torch.Tensor],
                   v_tgt: torch.Tensor) -> list[torch.Tensor]:
     """Per-pixel weights (1, H, W), summing to 1, for blending the predictions from
@@ -122,4 +141,4 @@ def predict(model: TPN, u_key: torch.Tensor, v_key: torch.Tensor, v_tgt: torch.T
         pairs = [align_key(u_key[i], v_key[i], v_tgt[i]) for i in range(len(u_key))]
         u_key = torch.stack([p[0] for p in pairs])
         v_key = torch.stack([p[1] for p in pairs])
-    return model(u_key, v_key, v_tgt)
+    return hold_back(model, u_key, model(u_key, v_key, v_tgt), v_key, v_tgt)
