@@ -47,8 +47,9 @@ __all__ = ["LEVELS", "PRIOR_PIXELS", "CameraResponse", "fit", "generic"]
 #: Bins of the LDR value [0, 1]: level i holds the values that round to i / (LEVELS − 1)
 #: (8-bit codes exactly; finer inputs share the bins and are interpolated between them).
 LEVELS = 256
-#: A level's own mean counts as this many pixels' worth less than the parametric fit:
-#: levels seen in a few pixels only follow the fitted curve, well-sampled levels their mean.
+#: The parametric fit counts as this many pixels at every level: levels seen in a few
+#: pixels follow the fitted curve, well-sampled levels their own mean (with one 32×32 key,
+#: 16 was as good as 4 or 64 and better than 0.5: docs/what-we-tried.md).
 PRIOR_PIXELS = 16.0
 #: The parametric fit uses levels below the clipping level only (above it the mean is of
 #: clipped, censored radiance), with at least this many pixels.
@@ -63,7 +64,8 @@ class CameraResponse:
     ``params`` is the parametric fit per channel, (n, σ, exposure scale) with
     H = scale·f⁻¹(D; n, σ), that stands in for sparse levels, and
     ``key_rmse`` / ``generic_key_rmse`` the log-RMSE of this table and of the generic curve
-    on the key pixels below the clipping level (NaN when not fitted)."""
+    on the key-frames' values below the clipping level (NaN when not fitted): how much the
+    calibration changed, and a sign of mismatched keys when even the fit is far off."""
 
     log_table: np.ndarray
     params: tuple[tuple[float, float, float], ...] = ((0.9, 0.6, 1.0),) * 3
@@ -128,28 +130,36 @@ def _fit_curves(mean: np.ndarray, count: np.ndarray) -> np.ndarray:
     """(3, 3) rows (n, σ, log s) of HDRCNN's curve fitting the levels' means (3, LEVELS),
     count-weighted, in the log domain: one shape (n, σ) for the three channels and one
     exposure scale per channel (white balance). Levels at or above the clipping level are
-    left out (their radiance is censored)."""
-    from scipy.optimize import least_squares
-
+    left out (their radiance is censored). Weighted least squares by L-BFGS (torch)."""
     d = _centres()
     use = (count >= FIT_MIN_PIXELS) & (d < colour.CLIP_LEVEL) & (d > 0)
-    generic = np.array([0.9, math.log(0.6), 0.0, 0.0, 0.0])  # n, log σ, log s per channel
     if use.sum() < 3:  # nothing to fit to: keep the generic curve
         return np.array([[0.9, 0.6, 0.0]] * 3)
-    w = np.sqrt(count[use])
+    generic = torch.tensor([0.9, math.log(0.6), 0.0, 0.0, 0.0], dtype=torch.float64)  # n, log σ, log s ×3
+    p = generic.clone().requires_grad_(True)
+    dt, target = torch.from_numpy(d), torch.from_numpy(mean)
+    w, mask = torch.from_numpy(count / count[use].sum()), torch.from_numpy(use)
 
-    def curves(p: np.ndarray) -> np.ndarray:
-        return np.array([[p[0], math.exp(p[1]), p[2 + c]] for c in range(3)])
+    def curves(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return q[0].clamp(0.2, 5.0), q[1].clamp(math.log(0.05), math.log(5.0)).exp(), q[2:].clamp(-20, 20)
 
-    def residual(p: np.ndarray) -> np.ndarray:
-        model = np.stack([_curve_log(row, d) for row in curves(p)])
+    def loss() -> torch.Tensor:
+        opt.zero_grad()
+        n, sigma, log_s = curves(p)
+        h = colour.inverse_camera_curve(dt, n=n, sigma=sigma)
+        model = torch.log(log_s.exp()[:, None] * h[None] + colour.LOG_EPS)
         # σ and the scale trade off against each other unless the levels near the clip are
         # well sampled: a weak pull towards the generic curve keeps a sparse fit sane
-        return np.concatenate([w * (model[use] - mean[use]), 0.25 * (p - generic)])
+        # (weights are per pixel, normalised; the pull is 1/16 per unit of n, log σ, log s)
+        value = (w * (model - target) ** 2)[mask].sum() + ((p - generic) ** 2).sum() / (16.0 * count[use].sum())
+        value.backward()
+        return value
 
-    lo = [0.2, math.log(0.05), -20.0, -20.0, -20.0]
-    hi = [5.0, math.log(5.0), 20.0, 20.0, 20.0]
-    return curves(least_squares(residual, x0=generic, bounds=(lo, hi)).x)
+    opt = torch.optim.LBFGS([p], max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-14,
+                            line_search_fn="strong_wolfe")
+    opt.step(loss)
+    n, sigma, log_s = (x.detach().numpy() for x in curves(p))
+    return np.array([[float(n), float(sigma), float(ls)] for ls in log_s])
 
 
 def _monotone(y: np.ndarray, w: np.ndarray) -> np.ndarray:

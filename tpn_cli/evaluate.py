@@ -25,15 +25,18 @@ HDR (held-out pseudo-video)
     A virtual camera pans, zooms and rolls smoothly over a held-out HDR still
     (:func:`hdr_sequence`); the LDR stream has one exposure (5–15 % of the first frame's
     values clip), one random camera curve, per-frame noise and 8-bit quantisation, as the
-    training pairs (tpn_cli.train.hdr_video). Key-frames carry the true radiance. Methods:
-    ``icc`` (the inverse camera curve with the default parameters, a camera we do not
-    know), the key-frame's radiance copied (``copy_sat``) or warped by flow (``flow_sat``)
-    into the frame's saturated pixels (LDR channel max ≥ 0.95; f⁻¹(LDR) elsewhere), and TPN:
-    ``tpn`` like the command line (the TPN's radiance into the clipped pixels with a soft
-    edge, :func:`tpn_cli.colour.fill_saturated`), ``tpn_paper`` the paper's rule
-    (:func:`tpn_cli.colour.hdr_blend` at the key-frame's 95th-percentile radiance).
-    log-RMSE (whole frame and saturated pixels) and
-    PU21-PSNR (1.0 = 203 cd/m²).
+    training pairs (tpn_cli.train.hdr_video). Key-frames carry the true radiance; each K
+    is a separate run. Methods: ``icc`` (the inverse camera curve with the default
+    parameters, a camera we do not know), the key-frame's radiance copied (``copy_sat``)
+    or warped by flow (``flow_sat``) into the frame's saturated pixels (LDR channel max ≥
+    0.95; generic f⁻¹(LDR) elsewhere); ``flow_sat_cal`` the same with f⁻¹ the response
+    fitted to the run's key-frames (:mod:`tpn_cli.camera_response`), and TPN: ``tpn`` as
+    the command line runs it (:class:`tpn_cli.adapters.HdrAdapter` with the fitted
+    response: the TPN's radiance into the clipped pixels with a soft edge),
+    ``tpn_generic`` the same with the generic curve (the command before calibration),
+    ``tpn_paper`` the paper's rule (:func:`tpn_cli.colour.hdr_blend` at the key-frame's
+    95th-percentile radiance). log-RMSE (whole frame, saturated and unsaturated pixels)
+    and PU21-PSNR (1.0 = 203 cd/m²).
 """
 from __future__ import annotations
 
