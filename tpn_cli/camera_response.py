@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -77,26 +77,40 @@ class CameraResponse:
         """log(H + 0.01) (H, W, 3) float32 of an (H, W, 3) LDR image: uint8, uint16 or float
         in [0, 1] (clipped to it)."""
         if ldr.dtype in (np.uint8, np.uint16):
-            return self._lut(ldr.dtype)[ldr, np.arange(3)]
+            return _lookup(ldr, self._lut(ldr.dtype, "log"))
         x = np.clip(np.asarray(ldr, np.float32), 0.0, 1.0) * (LEVELS - 1)
         return np.stack([self._interp(x[..., c], c) for c in range(3)], axis=-1)
 
     def radiance(self, ldr: np.ndarray) -> np.ndarray:
-        """Radiance H = exp(log table) − 0.01 (H, W, 3) float32 of an LDR image."""
+        """Radiance H = exp(log table) − 0.01 (H, W, 3) float32 of an LDR image (integer
+        images by a table of radiance per code: no exp per pixel)."""
+        if ldr.dtype in (np.uint8, np.uint16):
+            return _lookup(ldr, self._lut(ldr.dtype, "radiance"))
         return colour.log_decode(torch.from_numpy(self.log_radiance(ldr))).numpy()
 
     def _interp(self, pos: np.ndarray, c: int) -> np.ndarray:
         """Channel c's table at fractional level positions (linear between levels)."""
         return np.interp(pos, np.arange(LEVELS), self.log_table[c]).astype(np.float32)
 
-    def _lut(self, dtype) -> np.ndarray:
-        """(codes, 3) log table for every code of an integer dtype, computed once."""
-        key = np.dtype(dtype).str
+    def _lut(self, dtype, kind: str) -> np.ndarray:
+        """(codes, 3) table of log radiance or radiance for every code of an integer
+        dtype, computed once."""
+        key = (np.dtype(dtype).str, kind)
         if key not in self._luts:
             peak = np.iinfo(dtype).max
             pos = np.arange(peak + 1, dtype=np.float64) * ((LEVELS - 1) / peak)
-            self._luts[key] = np.stack([self._interp(pos, c) for c in range(3)], axis=-1)
+            log = np.stack([self._interp(pos, c) for c in range(3)], axis=-1)
+            self._luts[key] = log if kind == "log" else colour.log_decode(torch.from_numpy(log)).numpy()
         return self._luts[key]
+
+
+def _lookup(ldr: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """table[code, channel] for every value of a uint8/uint16 (H, W, 3) image."""
+    if ldr.dtype == np.uint8:  # OpenCV's per-channel table lookup: 5× numpy's indexing
+        import cv2
+
+        return cv2.LUT(np.ascontiguousarray(ldr), np.ascontiguousarray(table).reshape(256, 1, 3))
+    return table[ldr, np.arange(3)]
 
 
 def _levels(ldr: np.ndarray) -> np.ndarray:
@@ -126,40 +140,54 @@ def generic() -> CameraResponse:
     return CameraResponse(np.repeat(row[None], 3, axis=0).astype(np.float32))
 
 
+def _least_squares(residual: Callable[[np.ndarray], np.ndarray], x0: np.ndarray,
+                   lo: np.ndarray, hi: np.ndarray, iterations: int = 100) -> np.ndarray:
+    """Minimise |residual(x)|² within [lo, hi]: Levenberg-Marquardt with a forward-difference
+    Jacobian (a handful of parameters; no optimiser library needed)."""
+    x, damping = x0.astype(np.float64), 1e-3
+    r = residual(x)
+    cost = float(r @ r)
+    for _ in range(iterations):
+        jac = np.stack([(residual(x + e) - r) / 1e-7 for e in np.eye(len(x)) * 1e-7], axis=1)
+        a, g = jac.T @ jac, jac.T @ r
+        step = np.linalg.solve(a + damping * np.diag(np.diag(a) + 1e-12), -g)
+        x_new = np.clip(x + step, lo, hi)
+        r_new = residual(x_new)
+        if float(r_new @ r_new) < cost:
+            x, r, cost, damping = x_new, r_new, float(r_new @ r_new), damping / 3
+        else:
+            damping *= 4
+        if np.abs(step).max() < 1e-8 or damping > 1e8:
+            break
+    return x
+
+
 def _fit_curves(mean: np.ndarray, count: np.ndarray) -> np.ndarray:
     """(3, 3) rows (n, σ, log s) of HDRCNN's curve fitting the levels' means (3, LEVELS),
     count-weighted, in the log domain: one shape (n, σ) for the three channels and one
     exposure scale per channel (white balance). Levels at or above the clipping level are
-    left out (their radiance is censored). Weighted least squares by L-BFGS (torch)."""
+    left out (their radiance is censored)."""
     d = _centres()
     use = (count >= FIT_MIN_PIXELS) & (d < colour.CLIP_LEVEL) & (d > 0)
+    generic = np.array([0.9, math.log(0.6), 0.0, 0.0, 0.0])  # n, log σ, log s per channel
     if use.sum() < 3:  # nothing to fit to: keep the generic curve
         return np.array([[0.9, 0.6, 0.0]] * 3)
-    generic = torch.tensor([0.9, math.log(0.6), 0.0, 0.0, 0.0], dtype=torch.float64)  # n, log σ, log s ×3
-    p = generic.clone().requires_grad_(True)
-    dt, target = torch.from_numpy(d), torch.from_numpy(mean)
-    w, mask = torch.from_numpy(count / count[use].sum()), torch.from_numpy(use)
+    w = np.sqrt(count[use] / count[use].sum())
 
-    def curves(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return q[0].clamp(0.2, 5.0), q[1].clamp(math.log(0.05), math.log(5.0)).exp(), q[2:].clamp(-20, 20)
+    def curves(p: np.ndarray) -> np.ndarray:
+        return np.array([[p[0], math.exp(p[1]), p[2 + c]] for c in range(3)])
 
-    def loss() -> torch.Tensor:
-        opt.zero_grad()
-        n, sigma, log_s = curves(p)
-        h = colour.inverse_camera_curve(dt, n=n, sigma=sigma)
-        model = torch.log(log_s.exp()[:, None] * h[None] + colour.LOG_EPS)
+    def residual(p: np.ndarray) -> np.ndarray:
+        model = np.stack([_curve_log(row, d) for row in curves(p)])
         # σ and the scale trade off against each other unless the levels near the clip are
         # well sampled: a weak pull towards the generic curve keeps a sparse fit sane
-        # (weights are per pixel, normalised; the pull is 1/16 per unit of n, log σ, log s)
-        value = (w * (model - target) ** 2)[mask].sum() + ((p - generic) ** 2).sum() / (16.0 * count[use].sum())
-        value.backward()
-        return value
+        # (pixel weights normalised; the pull is 1/16 per unit of n, log σ, log s, per pixel)
+        pull = (p - generic) / (4.0 * math.sqrt(count[use].sum()))
+        return np.concatenate([w * (model[use] - mean[use]), pull])
 
-    opt = torch.optim.LBFGS([p], max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-14,
-                            line_search_fn="strong_wolfe")
-    opt.step(loss)
-    n, sigma, log_s = (x.detach().numpy() for x in curves(p))
-    return np.array([[float(n), float(sigma), float(ls)] for ls in log_s])
+    lo = np.array([0.2, math.log(0.05), -20.0, -20.0, -20.0])
+    hi = np.array([5.0, math.log(5.0), 20.0, 20.0, 20.0])
+    return curves(_least_squares(residual, generic, lo, hi))
 
 
 def _monotone(y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -196,12 +224,12 @@ def fit(pairs: Iterable[tuple[np.ndarray, np.ndarray]], per_channel: bool = True
     for ldr, rad in pairs:
         if ldr.shape != rad.shape or ldr.ndim != 3 or ldr.shape[-1] != 3:
             raise ValueError(f"LDR {ldr.shape} and radiance {rad.shape} must be the same (H, W, 3)")
-        u = colour.log_encode(torch.from_numpy(np.asarray(rad, np.float64))).numpy()
-        lv = _levels(ldr)
-        for c in range(3):
-            counts[c] += np.bincount(lv[..., c].ravel(), minlength=LEVELS)
-            sums[c] += np.bincount(lv[..., c].ravel(), weights=u[..., c].ravel(), minlength=LEVELS)
-            squares[c] += np.bincount(lv[..., c].ravel(), weights=u[..., c].ravel() ** 2, minlength=LEVELS)
+        for c in range(3):  # one channel at a time, contiguous: bincount wants flat arrays
+            u = colour.log_encode(torch.from_numpy(np.ascontiguousarray(rad[..., c], np.float64))).numpy().ravel()
+            lv = _levels(np.ascontiguousarray(ldr[..., c])).ravel()
+            counts[c] += np.bincount(lv, minlength=LEVELS)
+            sums[c] += np.bincount(lv, weights=u, minlength=LEVELS)
+            squares[c] += np.bincount(lv, weights=u * u, minlength=LEVELS)
     if counts.sum() == 0:
         return generic()
     if not per_channel:
