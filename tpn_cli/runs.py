@@ -237,7 +237,7 @@ class Run:
             response = camera_response.fit((feed.get(i), self.load_key(i)) for i in idx)
         self.notes.append(
             f"camera response fitted to {len(idx)} key-frame(s): log-RMSE on their unclipped "
-            f"pixels {response.key_rmse:.3f} (generic curve {response.generic_key_rmse:.3f})")
+            f"values {response.key_rmse:.3f} (generic curve {response.generic_key_rmse:.3f})")
         return response
 
     # -- run ------------------------------------------------------------------------------
