@@ -154,7 +154,7 @@ def test_hdr_baselines_on_a_static_clip():
     res = ev.evaluate_hdr_sequence(hdr, ldr, [(1, 0), (2, 0)], model=None)
     assert set(res) == {(1, 0), (2, 0)}
     r = res[(1, 0)]
-    assert set(r) == {"icc", "copy_sat", "flow_sat"}
+    assert set(r) == {"icc", "copy_sat", "flow_sat", "flow_sat_cal"}
     # nothing moves: the key's radiance is exact in the saturated pixels, where the inverse
     # camera curve cannot go above the clip level
     assert r["copy_sat"]["log_rmse_sat"] < 1e-6
@@ -163,6 +163,39 @@ def test_hdr_baselines_on_a_static_clip():
     assert r["copy_sat"]["pu21"] > r["icc"]["pu21"] + 5.0
     # outside the saturated pixels every method is the inverse camera curve
     assert r["copy_sat"]["log_rmse"] < r["icc"]["log_rmse"]
+    assert r["copy_sat"]["log_rmse_unsat"] == r["icc"]["log_rmse_unsat"]
+    # this clip's camera is the generic curve: the response fitted to its key-frame is as
+    # good there (8-bit rounding of the codes only), and the same in the saturated pixels
+    assert r["flow_sat_cal"]["log_rmse_unsat"] <= r["flow_sat"]["log_rmse_unsat"] + 1e-3
+    assert r["flow_sat_cal"]["log_rmse_sat"] == r["flow_sat"]["log_rmse_sat"]
+
+
+def test_hdr_clip_fits_the_response_per_run_and_runs_the_tpn_as_the_cli():
+    """Each K is its own run (the response fitted to its key-frames); the TPN's output is
+    HdrAdapter's: the calibrated one beats the generic curve on a camera that is not it."""
+    import torch
+
+    from tpn_cli import colour
+    from tpn_cli.models import TPN, task_config
+
+    torch.manual_seed(0)
+    model = TPN(task_config("hdr", encoder="signed", scale=2, residual=True, extra={"align": True})).eval()
+    img = _still()
+    hdr, _ = ev.hdr_sequence(np.random.default_rng(1), img, n_frames=5, size=48)
+    # a camera far from the generic curve: sRGB's, with noise
+    rng = np.random.default_rng(2)
+    ldr = [np.round(np.clip(colour.linear_to_srgb(torch.from_numpy(np.clip(h, 0, 1))).numpy()
+                            + rng.normal(0, 0.005, h.shape), 0, 1) * 255).astype(np.float32) / 255 for h in hdr]
+    times: dict = {}
+    res = ev.evaluate_hdr_clip(hdr, ldr, [2, 4], model, times)
+    assert set(res) == {2, 4}
+    assert res[4]["assign"] == {1: 0, 2: 0, 3: 4}
+    assert set(res[4]["pairs"]) == {(1, 0), (2, 0), (3, 4)}
+    summ = ev.hdr_summary([res], 2)
+    assert {"tpn", "tpn_generic", "tpn_paper", "flow_sat_cal"} <= set(summ)
+    assert summ["tpn"]["log_rmse_unsat"] < 0.5 * summ["tpn_generic"]["log_rmse_unsat"]
+    assert summ["flow_sat_cal"]["log_rmse"] < summ["flow_sat"]["log_rmse"]
+    assert times["tpn"] > 0 and times["tpn+flow"] >= times["tpn"]
 
 
 class _SmallClip:

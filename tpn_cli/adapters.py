@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import colour
+from . import camera_response, colour
 from .models import tasks as mt
 
 __all__ = ["ColourAdapter", "HdrAdapter", "PreparedKey", "SegmentAdapter", "to_float", "resize"]
@@ -141,14 +141,21 @@ class ColourAdapter:
 
 class HdrAdapter:
     """HDR: U = log(H + 0.01), V = LDR RGB; output exp(U) − 0.01 where the LDR frame clips,
-    f⁻¹(LDR) elsewhere (:func:`tpn_cli.colour.fill_saturated`)."""
+    the inverse camera response f⁻¹(LDR) elsewhere, blended over a ramp below the clipping
+    level (the rule of :func:`tpn_cli.colour.fill_saturated`).
+
+    ``response`` is f⁻¹ (:mod:`tpn_cli.camera_response`): the generic curve by default;
+    ``tpn hdr`` sets the one fitted to the clip's key-frames before any frame is finished.
+    """
 
     task = "hdr"
     default_work_size = 480  # smaller sizes not measured for this task
     needs_key_video_frame = True  # guidance of a key = the LDR video frame at its index
 
-    def __init__(self, work: tuple[int, int], device: torch.device | str) -> None:
+    def __init__(self, work: tuple[int, int], device: torch.device | str,
+                 response: camera_response.CameraResponse | None = None) -> None:
         self.work, self.device = work, device
+        self.response = response if response is not None else camera_response.generic()
 
     def guide(self, rgb: np.ndarray) -> torch.Tensor:
         return resize(to_float(rgb, self.device), self.work)
@@ -165,35 +172,15 @@ class HdrAdapter:
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
                weights: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
         if key is not None:
-            out = key.exact
-        elif rgb.dtype in (np.uint8, np.uint16):
-            # colour.fill_saturated, channel-last, with f⁻¹(LDR) from a table of its value
-            # per code (the same numbers up to float rounding, a fraction of the time)
-            pred = mt.hdr_unprop(resize(u, tuple(rgb.shape[:2]))).permute(1, 2, 0).cpu().numpy()
-            inv = _inverse_camera_lut(rgb.dtype)[rgb]
-            level, ramp = colour.CLIP_LEVEL, colour.CLIP_RAMP
-            m = rgb.max(axis=2, keepdims=True).astype(np.float32) / np.float32(np.iinfo(rgb.dtype).max)
-            alpha = np.clip((m - np.float32(level - ramp)) / np.float32(ramp), 0.0, 1.0)
-            return ((1.0 - alpha) * inv + alpha * pred).astype(np.float32, copy=False)
-        else:
-            ldr = to_float(rgb, self.device)
-            # up-sample in the log domain (radiance spans decades), then decode
-            pred = mt.hdr_unprop(resize(u, tuple(ldr.shape[-2:])))
-            out = colour.fill_saturated(pred, ldr)
-        return np.ascontiguousarray(out.permute(1, 2, 0).cpu().numpy().astype(np.float32))
-
-
-_INV_LUTS: dict = {}
-
-
-def _inverse_camera_lut(dtype) -> np.ndarray:
-    """f⁻¹(code / peak) for every code of an integer dtype, by colour.inverse_camera_curve."""
-    key = np.dtype(dtype).str
-    if key not in _INV_LUTS:
-        peak = float(np.iinfo(dtype).max)
-        codes = torch.arange(int(peak) + 1, dtype=torch.float32) / peak
-        _INV_LUTS[key] = colour.inverse_camera_curve(codes).numpy().astype(np.float32)
-    return _INV_LUTS[key]
+            return np.ascontiguousarray(key.exact.permute(1, 2, 0).cpu().numpy().astype(np.float32))
+        # up-sample in the log domain (radiance spans decades), then decode
+        pred = mt.hdr_unprop(resize(u, tuple(rgb.shape[:2]))).permute(1, 2, 0).cpu().numpy()
+        inv = self.response.radiance(rgb)
+        peak = np.float32(np.iinfo(rgb.dtype).max if rgb.dtype in (np.uint8, np.uint16) else 1.0)
+        m = rgb.max(axis=2, keepdims=True).astype(np.float32) / peak
+        level, ramp = np.float32(colour.CLIP_LEVEL), np.float32(colour.CLIP_RAMP)
+        alpha = np.clip((m - (level - ramp)) / ramp, 0.0, 1.0)
+        return ((1.0 - alpha) * inv + alpha * pred).astype(np.float32, copy=False)
 
 
 class SegmentAdapter:

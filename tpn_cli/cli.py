@@ -245,8 +245,10 @@ def hdr(input_path: Path, keys: Path, **kw) -> None:
     """Turn an LDR video into HDR from a few radiance key-frames.
 
     The propagated radiance replaces the video only where the video clips (channel max
-    above 0.95, blended in from 0.90); elsewhere the inverted LDR frame is kept, so detail
-    comes from the video and highlights from the key-frames.
+    above 0.95, blended in from 0.90); elsewhere the LDR frame is inverted with the
+    camera's response, measured on the key-frames (their radiance against the video
+    frames at their indices; one fixed response and exposure over the clip assumed), so
+    detail comes from the video and highlights from the key-frames.
 
     Output: a folder (default INPUT_hdr/) of half-float EXR frames named by frame index,
     or a .mp4/.mkv/.mov file: 10-bit HEVC, BT.2020, PQ (HDR10) or HLG, audio copied.

@@ -25,15 +25,18 @@ HDR (held-out pseudo-video)
     A virtual camera pans, zooms and rolls smoothly over a held-out HDR still
     (:func:`hdr_sequence`); the LDR stream has one exposure (5–15 % of the first frame's
     values clip), one random camera curve, per-frame noise and 8-bit quantisation, as the
-    training pairs (tpn_cli.train.hdr_video). Key-frames carry the true radiance. Methods:
-    ``icc`` (the inverse camera curve with the default parameters, a camera we do not
-    know), the key-frame's radiance copied (``copy_sat``) or warped by flow (``flow_sat``)
-    into the frame's saturated pixels (LDR channel max ≥ 0.95; f⁻¹(LDR) elsewhere), and TPN:
-    ``tpn`` like the command line (the TPN's radiance into the clipped pixels with a soft
-    edge, :func:`tpn_cli.colour.fill_saturated`), ``tpn_paper`` the paper's rule
-    (:func:`tpn_cli.colour.hdr_blend` at the key-frame's 95th-percentile radiance).
-    log-RMSE (whole frame and saturated pixels) and
-    PU21-PSNR (1.0 = 203 cd/m²).
+    training pairs (tpn_cli.train.hdr_video). Key-frames carry the true radiance; each K
+    is a separate run. Methods: ``icc`` (the inverse camera curve with the default
+    parameters, a camera we do not know), the key-frame's radiance copied (``copy_sat``)
+    or warped by flow (``flow_sat``) into the frame's saturated pixels (LDR channel max ≥
+    0.95; generic f⁻¹(LDR) elsewhere); ``flow_sat_cal`` the same with f⁻¹ the response
+    fitted to the run's key-frames (:mod:`tpn_cli.camera_response`), and TPN: ``tpn`` as
+    the command line runs it (:class:`tpn_cli.adapters.HdrAdapter` with the fitted
+    response: the TPN's radiance into the clipped pixels with a soft edge),
+    ``tpn_generic`` the same with the generic curve (the command before calibration),
+    ``tpn_paper`` the paper's rule (:func:`tpn_cli.colour.hdr_blend` at the key-frame's
+    95th-percentile radiance). log-RMSE (whole frame, saturated and unsaturated pixels)
+    and PU21-PSNR (1.0 = 203 cd/m²).
 """
 from __future__ import annotations
 
@@ -46,8 +49,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import colour, metrics
-from .adapters import ColourAdapter
+from . import adapters, camera_response, colour, metrics
+from .adapters import ColourAdapter, HdrAdapter
 from .engine import work_size
 from .flow import dis_flow, warp
 from .keyframes import plan
@@ -59,7 +62,7 @@ __all__ = [
     "DISTANCE_BINS", "SCHEDULES", "key_frames", "assign_keys", "colour_pairs", "distance_bin",
     "bin_by_distance", "fmt", "markdown_table", "mean", "ColourPairResult", "evaluate_colour_sequence",
     "colour_summary", "colour_frame_values", "blends_of", "segment_method", "evaluate_segment_sequence", "hdr_sequence",
-    "evaluate_hdr_sequence", "HDR_SAT_LEVEL",
+    "evaluate_hdr_sequence", "evaluate_hdr_clip", "hdr_clip_rng", "hdr_summary", "HDR_SAT_LEVEL",
 ]
 
 SCHEDULES = ("online", "nearest", "blend")
@@ -522,47 +525,105 @@ def _chw(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
 
 
+def _hdr_scores(pred: torch.Tensor, truth: torch.Tensor, sat: torch.Tensor) -> dict[str, float]:
+    """log-RMSE over the whole frame, the saturated and the unsaturated pixels; PU21-PSNR."""
+    def masked(mask: torch.Tensor) -> float:
+        return float(metrics.log_rmse(pred, truth, mask=mask)[0]) if bool(mask.any()) else float("nan")
+
+    return {"log_rmse": float(metrics.log_rmse(pred, truth)[0]), "log_rmse_sat": masked(sat),
+            "log_rmse_unsat": masked(~sat), "pu21": float(metrics.pu21_psnr(pred, truth)[0])}
+
+
 @torch.no_grad()
 def evaluate_hdr_sequence(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray],
                           pairs: Sequence[tuple[int, int]], model=None,
-                          times: dict[str, float] | None = None) -> dict[tuple[int, int], dict]:
+                          times: dict[str, float] | None = None,
+                          keys: Sequence[int] | None = None) -> dict[tuple[int, int], dict]:
     """HDR methods (module docstring) on the (frame, key) ``pairs`` of one pseudo-video.
 
-    Returns {(t, k): {method: {'log_rmse', 'log_rmse_sat', 'pu21'}}} and adds seconds to
-    ``times`` ('flow', 'tpn', 'tpn+flow').
+    ``keys``: the key-frames whose radiance the calibrated response is fitted to (default:
+    the keys of ``pairs``), as ``tpn hdr`` fits it to all of its key-frames. The TPN runs
+    as ``tpn hdr`` runs it: :class:`tpn_cli.adapters.HdrAdapter` at its default working
+    size, the key-frame flow-aligned when the model wants it.
+    Returns {(t, k): {method: {'log_rmse', 'log_rmse_sat', 'log_rmse_unsat', 'pu21'}}}
+    and adds seconds to ``times`` ('flow', 'tpn', 'tpn+flow').
     """
     times = times if times is not None else defaultdict(float)
+    keys = sorted({k for _, k in pairs}) if keys is None else sorted(keys)
+    codes = [np.rint(x * 255.0).astype(np.uint8) for x in ldr]  # the 8-bit stream, exactly
+    response = camera_response.fit((codes[k], hdr[k]) for k in keys)
+    h, w = codes[0].shape[:2]
+    work = work_size(w, h, HdrAdapter.default_work_size)
+    adapter = HdrAdapter(work, "cpu", response)
+    before = HdrAdapter(work, "cpu")  # the generic curve: the command before calibration
+    prepared: dict[int, Any] = {}
     out = {}
     for t, k in pairs:
         H_t, D_t = _chw(hdr[t])[None].double(), _chw(ldr[t])[None]
         H_k, D_k = _chw(hdr[k])[None], _chw(ldr[k])[None]
         inv = colour.inverse_camera_curve(D_t.double())
+        cal = _chw(response.radiance(codes[t]))[None].double()
         sat = (D_t.amax(1, keepdim=True) >= HDR_SAT_LEVEL)
         t0 = time.perf_counter()
         flow = dis_flow(guide_to_gray(D_t[0]), guide_to_gray(D_k[0]))
-        H_w = _chw(warp(hdr[k], flow))[None]
-        D_w = _chw(warp(ldr[k], flow))[None]
+        H_w = _chw(warp(hdr[k], flow))[None].double()
         dt_flow = time.perf_counter() - t0
         times["flow"] = times.get("flow", 0.0) + dt_flow
         preds = {"icc": inv,
                  "copy_sat": torch.where(sat, H_k.double(), inv),
-                 "flow_sat": torch.where(sat, H_w.double(), inv)}
+                 "flow_sat": torch.where(sat, H_w, inv),
+                 "flow_sat_cal": torch.where(sat, H_w, cal)}
         if model is not None:
-            aligned = model.config.extra.get("align", False)
-            u_in, v_in = (tasks.hdr_prop(H_w), D_w) if aligned else (tasks.hdr_prop(H_k), D_k)
             t0 = time.perf_counter()
-            pred = tasks.hdr_unprop(model(u_in, v_in, D_t)).double()
+            if k not in prepared:
+                prepared[k] = adapter.prepare_key(k, hdr[k], codes[k])
+            pk, v_t = prepared[k], adapter.guide(codes[t])
+            aligned = infer.wants_alignment(model)
+            u_in, v_in = infer.align_key(pk.u, pk.v, v_t) if aligned else (pk.u, pk.v)
+            dt_in = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            u = model(u_in[None], v_in[None], v_t[None])[0]
             dt = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            preds["tpn"] = _chw(adapter.finish(codes[t], u, None))[None].double()
             times["tpn"] = times.get("tpn", 0.0) + dt
-            times["tpn+flow"] = times.get("tpn+flow", 0.0) + dt + (dt_flow if aligned else 0.0)
+            times["tpn+flow"] = times.get("tpn+flow", 0.0) + dt_in + dt + time.perf_counter() - t0
+            preds["tpn_generic"] = _chw(before.finish(codes[t], u, None))[None].double()
+            radiance = tasks.hdr_unprop(adapters.resize(u, (h, w)))[None].double()
             thr = float(colour.percentile_threshold(H_k[0], 0.95))
-            preds["tpn"] = colour.fill_saturated(pred, D_t.double())
-            preds["tpn_paper"] = colour.hdr_blend(pred, D_t.double(), thr)
-        res = {}
-        for m, p in preds.items():
-            res[m] = {"log_rmse": float(metrics.log_rmse(p, H_t)[0]),
-                      "log_rmse_sat": (float(metrics.log_rmse(p, H_t, mask=sat)[0])
-                                       if bool(sat.any()) else float("nan")),
-                      "pu21": float(metrics.pu21_psnr(p, H_t)[0])}
-        out[(t, k)] = res
+            preds["tpn_paper"] = colour.hdr_blend(radiance, D_t.double(), thr)
+        out[(t, k)] = {m: _hdr_scores(p, H_t, sat) for m, p in preds.items()}
     return out
+
+
+def hdr_clip_rng(image: str, seed: int) -> np.random.Generator:
+    """The random stream of pseudo-video ``seed`` over the still ``image`` (fixed, so every
+    script evaluates the same clips)."""
+    return np.random.default_rng([20261122, seed, sum(map(ord, image))])
+
+
+def evaluate_hdr_clip(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray], Ks: Sequence[int],
+                      model=None, times: dict[str, float] | None = None) -> dict[int, dict]:
+    """One pseudo-video with key-frames every K frames, for each K: {K: {'assign': {t: k}
+    (nearest key), 'pairs': {(t, k): {method: scores}}}}. Each K is a separate run, as the
+    calibrated response is fitted to that run's key-frames."""
+    n = len(hdr)
+    out = {}
+    for K in Ks:
+        assign = assign_keys(n, K, "nearest")
+        pairs = sorted(assign.items())
+        out[K] = {"assign": assign,
+                  "pairs": evaluate_hdr_sequence(hdr, ldr, pairs, model, times, key_frames(n, K))}
+    return out
+
+
+def hdr_summary(clips: Iterable[Mapping[int, dict]], K: int) -> dict[str, dict[str, float]]:
+    """{method: {score: mean over the non-key frames of all ``clips``}} at K (clips as
+    :func:`evaluate_hdr_clip` returns them)."""
+    vals: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for clip in clips:
+        for scores in clip[K]["pairs"].values():
+            for m, sc in scores.items():
+                for q, v in sc.items():
+                    vals[m][q].append(v)
+    return {m: {q: mean(v) for q, v in qs.items()} for m, qs in vals.items()}

@@ -22,7 +22,7 @@ import av
 import numpy as np
 import torch
 
-from . import __version__, chain, engine, keyframes, timing, weights
+from . import __version__, camera_response, chain, engine, keyframes, timing, weights
 from .adapters import ColourAdapter, HdrAdapter, SegmentAdapter
 from .errors import BadInputError, UsageError
 from .media import VideoReader, check_output_path, open_input, output_kind, read_image
@@ -228,6 +228,18 @@ class Run:
         img = read_hdr_image(k.path) if self.opts.task == "hdr" else read_image(k.path, depth=8)
         return resize_image(img, w, h)
 
+    def fit_camera_response(self) -> camera_response.CameraResponse:
+        """HDR: the video's inverse camera response, from every key-frame and the video
+        frame at its index (read once more, before the run; only per-level sums are kept)."""
+        idx = sorted(k.index for k in self.keys)
+        feed = engine.KeyFrameFeed(lambda: self.reader.frames(0, idx[-1] + 1))
+        with timing.section("keys"):
+            response = camera_response.fit((feed.get(i), self.load_key(i)) for i in idx)
+        self.notes.append(
+            f"camera response fitted to {len(idx)} key-frame(s): log-RMSE on their unclipped "
+            f"values {response.key_rmse:.3f} (generic curve {response.generic_key_rmse:.3f})")
+        return response
+
     # -- run ------------------------------------------------------------------------------
     def _adapter(self):
         if self.opts.task == "colour":
@@ -289,6 +301,8 @@ class Run:
             torch.set_num_threads(o.threads or (1 if pipelined else torch.get_num_threads()))
         adapter = self._adapter()
         t0 = time.perf_counter()  # wall time includes closing: HDR10's second pass, renames
+        if o.task == "hdr":
+            adapter.response = self.fit_camera_response()
         with contextlib.ExitStack() as stack:
             sinks = self._sinks(stack)
             if o.task == "segment":
