@@ -184,3 +184,29 @@ def test_anchor_brings_back_an_object_the_chain_lost():
         pred = prop.step(frames[1]).argmax(0).numpy() > 0
         iou = (pred & (masks[1] > 0)).sum() / max(1, (pred | (masks[1] > 0)).sum())
         assert (iou > 0.8) == want, (anchor, iou)
+
+
+def test_guided_smooth_moves_a_misplaced_edge_onto_the_frames_edge():
+    from tpn_cli.models.segment import guided_smooth
+    gray = np.full((20, 40), 40, np.uint8)
+    gray[:, 20:] = 200                  # the frame's edge: column 20
+    fg = np.zeros((20, 40), np.float32)
+    fg[:, 21:] = 1.0                    # the chained mask's edge: one column late
+    probs = torch.from_numpy(np.stack([1.0 - fg, fg]))
+    out = guided_smooth(probs, gray, radius=4, eps=1e-3)
+    ids = out.argmax(0).numpy()
+    assert (ids[:, 20:] == 1).all() and (ids[:, :20] == 0).all()
+    torch.testing.assert_close(out.sum(0), torch.ones(20, 40))
+
+
+def test_refine_changes_the_output_but_not_what_the_chain_carries():
+    frames, masks = _moving_square(n=3)
+    props = [MaskPropagator(None, refine=r) for r in (0, 4)]
+    outs = []
+    for prop in props:
+        prop.start(frames[0], _probs(masks[0]))
+        outs.append([prop.step(f) for f in frames[1:]])
+    for plain, refined in zip(*outs):
+        assert not torch.equal(plain, refined)
+    torch.testing.assert_close(props[0].probs, props[1].probs)
+    torch.testing.assert_close(props[0].probs, outs[0][-1])

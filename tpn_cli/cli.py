@@ -294,9 +294,9 @@ def segment(input_path: Path, keys: Path, **kw) -> None:
     tool.
 
     Measured on the 4 held-out DAVIS-2016 sequences (J&F, scripts/eval_segment.py):
-    copying the first mask 0.173, plain flow chaining 0.288, this chain 0.526; the
-    segment TPN refining each step lowers it to 0.509 (docs/TRAINING.md), so it is used
-    only with --tpn or --weights.
+    copying the first mask 0.173, plain flow chaining 0.288, this chain 0.537; the
+    segment TPN refining each step lowered it (0.526 → 0.509, measured before the
+    guided filter; docs/TRAINING.md), so it is used only with --tpn or --weights.
 
     \b
     Example:

@@ -406,7 +406,7 @@ def colour_summary(seq_results: Sequence[dict], K: int, schedule: str, method: s
 def segment_method(spec: str):
     """A model (first-frame propagation) for ``PATH``, or a MaskPropagator for
     ``chain:PATH[:k=v,...]`` (``chain:none``: no TPN; MaskPropagator options as k=v, e.g.
-    ``appearance=0,anchor=0,specks=0`` for plain flow chaining)."""
+    ``appearance=0,anchor=0,specks=0,refine=0`` for plain flow chaining)."""
     from .models.segment import MaskPropagator
     if not spec.startswith("chain:"):
         return load_model(spec)
