@@ -173,8 +173,8 @@ def test_alignment_flow_matches_patches_at_full_size_on_small_frames():
     """At colorize's working size (240) the alignment flow keeps full-size detail; at 480
     it is DIS MEDIUM as trained (finest level half size)."""
     from tpn_cli.models import infer
-    assert infer.alignment_finest_scale(240) == 0
-    assert infer.alignment_finest_scale(480) is None
+    assert infer.alignment_tuning(240).finest_scale == 0
+    assert infer.alignment_tuning(480) is None
     rng = np.random.default_rng(0)
     key = cv2.GaussianBlur((rng.random((240, 320)) * 255).astype(np.uint8), (0, 0), 1.5)
     tgt = np.roll(key, (0, 3), axis=(0, 1))  # key moved 3 px right

@@ -5,6 +5,8 @@ Arrays are numpy, channel-last: gray images (H, W) uint8, properties (H, W) or (
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 try:
@@ -21,20 +23,32 @@ def _require_cv2():
     return cv2
 
 
+@dataclass(frozen=True)
+class DisTuning:
+    """Overrides of a DIS preset's settings (OpenCV's names)."""
+
+    finest_scale: int            # finest pyramid level (0: full size; MEDIUM stops at 1)
+    patch_stride: int
+    gradient_descent_iterations: int
+    variational_refinement_iterations: int
+
+
 def dis_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "medium",
-             finest_scale: int | None = None) -> np.ndarray:
+             tuning: DisTuning | None = None) -> np.ndarray:
     """Flow (H, W, 2) float32 from the target frame to the key-frame (DIS, OpenCV).
 
     target(x) ≈ key(x + flow(x)), so :func:`warp` samples the key-frame into the target.
-    ``finest_scale`` overrides the preset's finest pyramid level (0: patches matched at
-    full size; MEDIUM stops at 1, half size).
+    ``tuning`` overrides some of the preset's settings.
     """
     cv = _require_cv2()
     code = {"ultrafast": cv.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv.DISOPTICAL_FLOW_PRESET_FAST,
             "medium": cv.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
     dis = cv.DISOpticalFlow_create(code)
-    if finest_scale is not None:
-        dis.setFinestScale(finest_scale)
+    if tuning is not None:
+        dis.setFinestScale(tuning.finest_scale)
+        dis.setPatchStride(tuning.patch_stride)
+        dis.setGradientDescentIterations(tuning.gradient_descent_iterations)
+        dis.setVariationalRefinementIterations(tuning.variational_refinement_iterations)
     return dis.calc(_as_u8(target_gray), _as_u8(key_gray), None)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..flow import dis_flow, warp
+from ..flow import DisTuning, dis_flow, warp
 from .tpn import TPN
 
 #: DIS preset of the alignment flow.
@@ -24,8 +24,12 @@ ALIGN_PRESET = "medium"
 ALIGN_SCALE = 1.0
 #: Below this short side the alignment flow matches patches at full size (DIS finest
 #: scale 0) instead of MEDIUM's half size, so its detail does not depend on the working
-#: size: at colorize's 240 the half-size flow lost 0.2 dB (docs/what-we-tried.md).
+#: size: at colorize's 240 the half-size flow lost 0.1–0.2 dB. Its per-level work is cut
+#: (no variational refinement, 8 descent iterations) to cost ~2× the half-size flow, not
+#: ~4× (docs/what-we-tried.md, "Motion-aware input").
 FINE_ALIGN_BELOW = 360
+FINE_ALIGN = DisTuning(finest_scale=0, patch_stride=3, gradient_descent_iterations=8,
+                       variational_refinement_iterations=0)
 
 
 
@@ -46,21 +50,21 @@ def alignment_flow(target_gray: np.ndarray, key_gray: np.ndarray, scale: float |
     preset = preset or ALIGN_PRESET
     h, w = target_gray.shape[:2]
     sh, sw = max(8, round(h * scale)), max(8, round(w * scale))
-    finest = alignment_finest_scale(min(sh, sw))
+    tuning = alignment_tuning(min(sh, sw))
     if (sh, sw) == (h, w):
-        return dis_flow(target_gray, key_gray, preset, finest)
+        return dis_flow(target_gray, key_gray, preset, tuning)
     small = dis_flow(cv2.resize(target_gray, (sw, sh), interpolation=cv2.INTER_AREA),
-                     cv2.resize(key_gray, (sw, sh), interpolation=cv2.INTER_AREA), preset, finest)
+                     cv2.resize(key_gray, (sw, sh), interpolation=cv2.INTER_AREA), preset, tuning)
     flow = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     flow[..., 0] *= w / sw
     flow[..., 1] *= h / sh
     return flow
 
 
-def alignment_finest_scale(short_side: int) -> int | None:
-    """DIS finest scale of the alignment flow on frames of ``short_side`` px (None: the
+def alignment_tuning(short_side: int) -> DisTuning | None:
+    """DIS settings of the alignment flow on frames of ``short_side`` px (None: the
     preset's own), see :data:`FINE_ALIGN_BELOW`."""
-    return 0 if short_side < FINE_ALIGN_BELOW else None
+    return FINE_ALIGN if short_side < FINE_ALIGN_BELOW else None
 
 
 def align_key(u_key: torch.Tensor, v_key: torch.Tensor, v_tgt: torch.Tensor,

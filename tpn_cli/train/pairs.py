@@ -13,7 +13,7 @@ import torch
 
 from .. import colour
 from ..flow import dis_flow, warp
-from ..models.infer import alignment_finest_scale
+from ..models.infer import alignment_tuning
 from ..models import tasks
 from .sources import Clip
 
@@ -113,8 +113,7 @@ def colour_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dist
     if align:
         # flow from L only, as at inference on a grayscale film
         # the alignment flow's detail follows the frame's size, as at inference
-        finest = alignment_finest_scale(frame_side)
-        lab1 = warp(lab1, dis_flow(_l8(lab2), _l8(lab1), finest_scale=finest))
+        lab1 = warp(lab1, dis_flow(_l8(lab2), _l8(lab1), tuning=alignment_tuning(frame_side)))
         m = FLOW_MARGIN
         lab1, lab2, img2 = (a[m:m + crop, m:m + crop] for a in (lab1, lab2, img2))
     return {
