@@ -127,6 +127,21 @@ def _video_options(f):
     return f
 
 
+def _shot_options(f):
+    for o in reversed([
+        click.option("--no-shot-detect", "shot_detect", is_flag=True, flag_value=False, default=True,
+                     help="Do not look for cuts: key-frames then feed frames across shot changes "
+                          "(the behaviour before shot detection)."),
+        click.option("--cut-threshold", type=click.FloatRange(0.0, 2.0), default=0.4,
+                     show_default=True,
+                     help="How different two consecutive frames must be to count as a cut "
+                          "(1 - similarity of their lightness, 0..2). Lower finds more cuts "
+                          "(and risks false ones); see docs/what-we-tried.md, 'Shot changes'."),
+    ]):
+        f = o(f)
+    return f
+
+
 def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
     """Build the options, check and plan, then dry-run or execute."""
     from .runs import Options, prepare
@@ -140,6 +155,8 @@ def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
     if not opts.quiet and not as_json:
         for note in run.notes:
             click.echo(f"note: {note}", err=True)
+        for w in run.warnings:
+            click.echo(f"warning: {w}", err=True)
     if dry:
         plan = run.describe()
         if as_json:
@@ -152,7 +169,7 @@ def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
     if as_json:
         click.echo(json.dumps(summary))
     elif not opts.quiet:
-        for w in summary["warnings"] + summary["notes"][printed:]:
+        for w in summary["warnings"][len(run.warnings):] + summary["notes"][printed:]:
             click.echo(f"warning: {w}", err=True)
         click.echo(f"{summary['output']}: {summary['frames']} frames in {summary['seconds']:.1f} s "
                    f"({summary['fps']:.1f} frames/s, {summary['device']}, peak "
@@ -165,6 +182,15 @@ def _weights_line(p: dict) -> str:
     return p["weights"] or "NOT AVAILABLE: " + (p["weights_error"] or "").splitlines()[0]
 
 
+def _shots_line(p: dict) -> str:
+    cuts = p["cuts"]
+    line = f"shots     {len(cuts) + 1}" + (f" (cuts at {', '.join(map(str, cuts[:20]))}"
+                                          f"{' ...' if len(cuts) > 20 else ''})" if cuts else " (no cut found)")
+    if p["shots_without_key"]:
+        line += f"; {len(p['shots_without_key'])} without a key-frame (see the warnings)"
+    return line
+
+
 def _format_plan(p: dict) -> str:
     lines = [
         f"input     {p['input']}: {p['video_frames']} frames, {p['size'][0]}x{p['size'][1]}, "
@@ -172,6 +198,7 @@ def _format_plan(p: dict) -> str:
         f"frames    {p['frame_range'][0]}-{p['frame_range'][1]} ({p['frames']} frames)",
         f"keys      {len(p['keyframes'])}: " + ", ".join(str(k["index"]) for k in p["keyframes"][:20])
         + (" ..." if len(p["keyframes"]) > 20 else ""),
+        *([_shots_line(p)] if "cuts" in p and p["shot_detect"] else []),
         f"mode      {p['mode']}",
         *(f"          {line}" for line in p["plan"]),
         f"work size {p['work_size'][0]}x{p['work_size'][1]}",
@@ -204,6 +231,7 @@ def _format_plan(p: dict) -> str:
                    "lightness (colour edges follow its edges; measured +0.5 to +1.2 dB RGB PSNR "
                    "over bilinear on full-chroma frames, +0.03 to +0.5 dB end to end on 720p, "
                    "~0.1 s per 1080p frame on one core) or plain bilinear.")
+@_shot_options
 @_video_options
 @_common
 def colorize(input_path: Path, keys: Path, **kw) -> None:
@@ -213,6 +241,12 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
     lightness at full resolution, size, frame rate and timestamps, and audio and
     subtitles are copied untouched. Key-frames are checked against the video before
     anything runs (index past the end, size/aspect, grayscale, off-by-one names).
+
+    Shot changes: a quick first pass finds the cuts (from lightness alone), and a frame
+    only takes colour from key-frames of its own shot. A shot without a key-frame takes
+    the nearest key across the cut and the run warns, naming the shot's frames: add a
+    key-frame there (tpn suggest-keyframes proposes frames). --no-shot-detect turns this
+    off.
 
     Output: a video file (container from the extension; default INPUT_color.EXT), or a
     folder / path without extension for PNG frames named by frame index.
@@ -240,13 +274,15 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
 @click.option("--sdr-preview", type=_PATH, default=None,
               help="Also write a tone-mapped SDR preview video here.")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams.")
+@_shot_options
 @_common
 def hdr(input_path: Path, keys: Path, **kw) -> None:
     """Turn an LDR video into HDR from a few radiance key-frames.
 
     The propagated radiance replaces the video only where the video clips (channel max
     above 0.95, blended in from 0.90); elsewhere the inverted LDR frame is kept, so detail
-    comes from the video and highlights from the key-frames.
+    comes from the video and highlights from the key-frames. As in colorize, a frame
+    only takes radiance from key-frames of its own shot (--no-shot-detect to turn off).
 
     Output: a folder (default INPUT_hdr/) of half-float EXR frames named by frame index,
     or a .mp4/.mkv/.mov file: 10-bit HEVC, BT.2020, PQ (HDR10) or HLG, audio copied.
