@@ -20,6 +20,12 @@ thumbnail pixels (so a camera pan does not count). A frame starts a new shot whe
   next ``WINDOW`` frames (a photographer's flash, a light flicker or one corrupt frame
   is an excursion, not a cut).
 
+Frames with almost no contrast (black, the bottom of a fade; :func:`is_dark`) show
+nothing to compare: across a run of them, the last frame before and the first frame
+after are compared, and a dissimilarity of at least ``DARK_RATIO`` × ``threshold`` (they
+are several frames apart) puts a cut at the first frame after the run (a cut to black, a
+fade out and in to another scene). Only that frame is held during the run.
+
 Measured on real footage (docs/what-we-tried.md, "Shot changes";
 ``python scripts/eval_shots.py``).
 """
@@ -31,8 +37,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["THUMB_SIZE", "DEFAULT_THRESHOLD", "Shot", "signature", "dissimilarity", "find_cuts",
-           "shots_of", "keyless_shots"]
+__all__ = ["THUMB_SIZE", "DEFAULT_THRESHOLD", "Shot", "signature", "dissimilarity", "is_dark",
+           "find_cuts", "shots_of", "keyless_shots"]
 
 #: (width, height) of the thumbnails the detector compares.
 THUMB_SIZE: tuple[int, int] = (64, 36)
@@ -45,8 +51,14 @@ WINDOW = 3
 #: Largest shift (thumbnail pixels) tried when comparing two frames: absorbs pans.
 MAX_SHIFT = 2
 #: Contrast floor (8-bit grey levels): a nearly flat frame (black, fog) is not inflated
-#: into noise by the contrast normalisation.
+#: into noise by the contrast normalisation of :func:`signature`.
 CONTRAST_FLOOR = 4.0
+#: Below this contrast (standard deviation of the thumbnail, 8-bit grey levels) a frame
+#: counts as dark: at the bottom of a fade its picture is mostly quantisation noise.
+DARK_CONTRAST = 8.0
+#: Across a dark run a cut needs this multiple of ``threshold``: the frames compared are
+#: several frames apart, so motion alone makes them differ more.
+DARK_RATIO = 1.5
 
 
 @dataclass(frozen=True)
@@ -110,7 +122,13 @@ def find_cuts(thumbs: Iterable[tuple[int, np.ndarray]], threshold: float = DEFAU
 
     The first frame given never counts as a cut. Holds ``2 × WINDOW + 2`` thumbnails.
     """
-    return list(_iter_cuts(thumbs, threshold))
+    return sorted(set(_iter_cuts(thumbs, threshold)))
+
+
+def is_dark(gray: np.ndarray) -> bool:
+    """True for a frame with almost no contrast (black, the bottom of a fade): it shows
+    nothing to compare, so its dissimilarities are not used."""
+    return float(np.asarray(gray, dtype=np.float32).std()) < DARK_CONTRAST
 
 
 def _iter_cuts(thumbs: Iterable[tuple[int, np.ndarray]], threshold: float) -> Iterator[int]:
@@ -119,6 +137,8 @@ def _iter_cuts(thumbs: Iterable[tuple[int, np.ndarray]], threshold: float) -> It
     sigs: deque[np.ndarray] = deque(maxlen=size)
     scores: deque[float] = deque(maxlen=size)
     tested = None  # the last index tested
+    prev_dark = False
+    before_dark: np.ndarray | None = None  # the last frame with contrast before a dark run
 
     def test_up_to(last_possible: bool) -> Iterator[int]:
         nonlocal tested
@@ -132,10 +152,17 @@ def _iter_cuts(thumbs: Iterable[tuple[int, np.ndarray]], threshold: float) -> It
                 yield idx[i]
 
     for index, gray in thumbs:
-        sig = signature(gray)
-        scores.append(dissimilarity(sigs[-1], sig) if sigs else 0.0)
+        sig, dark = signature(gray), is_dark(gray)
+        if dark and not prev_dark and sigs:
+            before_dark = sigs[-1]
+        if not dark and prev_dark and before_dark is not None \
+                and dissimilarity(before_dark, sig) >= DARK_RATIO * threshold:
+            yield index  # a different scene after black or a fade through black
+        # a dark frame is neither the end nor the start of a spike (see the dark-run rule)
+        scores.append(dissimilarity(sigs[-1], sig) if sigs and not dark and not prev_dark else 0.0)
         sigs.append(sig)
         idx.append(index)
+        prev_dark = dark
         yield from test_up_to(False)
     yield from test_up_to(True)
 
