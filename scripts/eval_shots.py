@@ -113,7 +113,7 @@ def gain(v: np.ndarray, g: np.ndarray, offset: np.ndarray | float = 0.0) -> np.n
     return np.clip(np.rint(v.astype(np.float32) * g + o), 0, 255).astype(np.uint8)
 
 
-def flashes(rng: np.random.Generator, thumbs: dict) -> list[np.ndarray]:
+def flashes(rng: np.random.Generator, thumbs: dict) -> list[tuple[str, np.ndarray]]:
     out = []
     for name, v in thumbs.items():
         if name in INSIDE or name == FILM:
@@ -122,7 +122,7 @@ def flashes(rng: np.random.Generator, thumbs: dict) -> list[np.ndarray]:
         g = np.ones(len(v), np.float32)
         o = np.zeros(len(v), np.float32)
         g[t:t + k], o[t:t + k] = 1.8, 60.0
-        out.append(gain(v, g, o))
+        out.append((name, gain(v, g, o)))
     return out
 
 
@@ -135,13 +135,13 @@ def fade_curve(n: int, t: int, ramp: int = 12, low: float = 0.05) -> np.ndarray:
     return g
 
 
-def fades(rng: np.random.Generator, thumbs: dict) -> list[np.ndarray]:
+def fades(rng: np.random.Generator, thumbs: dict) -> list[tuple[str, np.ndarray]]:
     out = []
     for name, v in thumbs.items():
         if name in INSIDE or name == FILM or len(v) < 40:
             continue
         t = int(rng.integers(2, len(v) - 26))
-        out.append(gain(v, fade_curve(len(v), t)))
+        out.append((name, gain(v, fade_curve(len(v), t))))
     return out
 
 
@@ -196,9 +196,11 @@ def evaluate(thumbs: dict, threshold: float, seed: int, count: int) -> dict:
             frames += len(v)
     res["no cut"] = {"frames": frames, "false": false, "clips": per_clip}
     for label, seqs in (("flash", flashes(rng, thumbs)), ("fade", fades(rng, thumbs))):
-        f = sum(len(detect(v, threshold)) for v in seqs)
-        n = sum(len(v) for v in seqs)
-        res[label] = {"sequences": len(seqs), "frames": n, "false": f}
+        found = {name: detect(v, threshold) for name, v in seqs}
+        f = sum(len(c) for c in found.values())
+        n = sum(len(v) for _, v in seqs)
+        res[label] = {"sequences": len(seqs), "frames": n, "false": f,
+                      "where": {name: c for name, c in found.items() if c}}
         false, frames = false + f, frames + n
     res["false_per_1000"] = 1000 * false / max(1, frames)
     res["non_cut_frames"] = frames
@@ -241,6 +243,9 @@ def report(r: dict) -> str:
         f"old film ({r['film']['frames']} frames, flicker): {r['film']['false']} false cuts {r['film']['cuts']}",
         f"fade between shots found: {r['fade between shots']['found']}/{r['fade between shots']['sequences']}",
     ]
+    for label in ("flash", "fade"):
+        for name, cuts in r[label]["where"].items():
+            lines.append(f"  {label} in {name}: false cuts at {cuts}")
     for name, v in nc["clips"].items():
         if v["cuts"]:
             lines.append(f"  {name}: cuts at {v['cuts']}" + (

@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_INTERRUPTED, TpnError
+from .shots import DEFAULT_THRESHOLD
 
 _PATH = click.Path(path_type=Path)
 
@@ -133,7 +134,7 @@ def _shot_options(f):
         click.option("--no-shot-detect", "shot_detect", is_flag=True, flag_value=False, default=True,
                      help="Do not look for cuts: key-frames then feed frames across shot changes "
                           "(the behaviour before shot detection)."),
-        click.option("--cut-threshold", type=click.FloatRange(0.0, 2.0), default=0.4,
+        click.option("--cut-threshold", type=click.FloatRange(0.0, 2.0), default=DEFAULT_THRESHOLD,
                      show_default=True,
                      help="How different two consecutive frames must be to count as a cut "
                           "(1 - similarity of their lightness, 0..2). Lower finds more cuts "
@@ -245,9 +246,10 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
 
     Shot changes: a quick first pass finds the cuts (from lightness alone), and a frame
     only takes colour from key-frames of its own shot. A shot without a key-frame takes
-    the nearest key across the cut and the run warns, naming the shot's frames: add a
-    key-frame there (tpn suggest-keyframes proposes frames). --no-shot-detect turns this
-    off.
+    the nearest key across the cut (as before shot detection existed: a false cut costs
+    nothing and the output stays complete) and the run warns, naming the shot's frames:
+    add a key-frame there (tpn suggest-keyframes proposes frames). --no-shot-detect
+    turns detection off.
 
     Output: a video file (container from the extension; default INPUT_color.EXT), or a
     folder / path without extension for PNG frames named by frame index.
@@ -405,7 +407,7 @@ def extract(input_path: Path, output: Path, every: int | None, frame_list: str |
                    "index (00000.png), ready to paint and pass to --keyframes.")
 @click.option("--no-shot-detect", "shot_detect", is_flag=True, flag_value=False, default=True,
               help="Treat the whole input as one shot.")
-@click.option("--cut-threshold", type=click.FloatRange(0.0, 2.0), default=0.4, show_default=True,
+@click.option("--cut-threshold", type=click.FloatRange(0.0, 2.0), default=DEFAULT_THRESHOLD, show_default=True,
               help="As in colorize: how different consecutive frames must be to count as a cut.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object on stdout (errors too), for scripts.")

@@ -85,11 +85,6 @@ def signature(gray: np.ndarray) -> np.ndarray:
     return x / np.float32(np.sqrt(float(np.mean(x * x)) + CONTRAST_FLOOR**2))
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    den = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
-    return float(np.sum(a * b)) / den if den > 0 else 0.0
-
-
 def dissimilarity(a: np.ndarray, b: np.ndarray, max_shift: int = MAX_SHIFT) -> float:
     """1 − the best cosine similarity of signatures ``a`` and ``b`` (same shape) over
     shifts of ``b`` by up to ``max_shift`` pixels (the centre of ``a`` against shifted
@@ -97,9 +92,11 @@ def dissimilarity(a: np.ndarray, b: np.ndarray, max_shift: int = MAX_SHIFT) -> f
     s = max_shift
     h, w = a.shape[0] - 2 * s, a.shape[1] - 2 * s
     centre = a[s:s + h, s:s + w]
-    best = max(_cosine(centre, b[s + dy:s + dy + h, s + dx:s + dx + w])
-               for dy in range(-s, s + 1) for dx in range(-s, s + 1))
-    return 1.0 - best
+    windows = np.lib.stride_tricks.sliding_window_view(b, (h, w))  # (2s+1, 2s+1, h, w)
+    dots = np.einsum("ij,abij->ab", centre, windows)
+    norms = np.sqrt(np.einsum("abij,abij->ab", windows, windows) * float(np.sum(centre * centre)))
+    cos = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    return 1.0 - float(cos.max())
 
 
 def _is_cut(scores: Sequence[float], sigs: Sequence[np.ndarray], i: int, threshold: float) -> bool:
