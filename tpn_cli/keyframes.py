@@ -306,7 +306,8 @@ def describe_plan(assignments: Iterable[Assignment], mode: Mode = "online",
         if len(ks) == 1:
             lines.append(f"{indent}{_span(a, b)} <- key {ks[0]}")
         else:
-            lines.append(f"{indent}{_span(a, b)} <- keys {'+'.join(map(str, ks))} ({mode}: weighted by distance and per-pixel fit)")
+            lines.append(f"{indent}{_span(a, b)} <- keys {'+'.join(map(str, ks))} "
+                         f"({mode}: weighted by distance and per-pixel fit)")
     return lines
 
 

@@ -31,6 +31,7 @@ Measured on real footage (docs/what-we-tried.md, "Shot changes";
 """
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -173,6 +174,4 @@ def shots_of(cuts: Sequence[int], start: int, end: int) -> list[Shot]:
 def keyless_shots(shots: Sequence[Shot], key_indices: Iterable[int]) -> list[Shot]:
     """The shots that contain none of the key-frames."""
     keys = sorted(set(key_indices))
-    import bisect
-
     return [s for s in shots if bisect.bisect_left(keys, s.start) == bisect.bisect_left(keys, s.end)]

@@ -105,6 +105,13 @@ def _cost(vec_t: np.ndarray, t: np.ndarray, vec_k: np.ndarray, k: np.ndarray) ->
     return 1.0 - vec_t @ vec_k.T + TIME_WEIGHT * np.abs(t[:, None] - k[None, :])
 
 
+def _spread(frames: np.ndarray, most: int) -> np.ndarray:
+    """At most ``most`` of ``frames``, evenly spread (first and last kept)."""
+    if len(frames) <= most:
+        return frames
+    return frames[np.linspace(0, len(frames) - 1, most).round().astype(int)]
+
+
 def _pair_cost(a: Analysis, t: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Distance to key of each frame ``t[i]`` from its key ``k[i]``."""
     return (1.0 - np.sum(a.vectors(t) * a.vectors(k), axis=1)) + TIME_WEIGHT * np.abs(t - k)
@@ -130,9 +137,8 @@ def _best_split(a: Analysis, shot: int, left: int, right: int | None, end: int) 
     if stop - left <= 1:
         return None
     ts = np.arange(left + 1, stop)
-    if len(ts) > MAX_TARGETS:
-        ts = ts[np.linspace(0, len(ts) - 1, MAX_TARGETS).round().astype(int)]
-    cands = ts if len(ts) <= MAX_CANDIDATES else ts[np.linspace(0, len(ts) - 1, MAX_CANDIDATES).round().astype(int)]
+    ts = _spread(ts, MAX_TARGETS)
+    cands = _spread(ts, MAX_CANDIDATES)
     # each frame's present key: the nearer of left and right (the earlier on a tie)
     now = np.full(len(ts), left)
     if right is not None:
@@ -183,8 +189,9 @@ def distance_to_keys(a: Analysis, keys: Iterable[int], mode: str = "nearest") ->
     from .keyframes import iter_plan
 
     keyset = set(keys)
-    pairs = np.array([(asg.frame, asg.key) for asg in iter_plan(a.frame_count, keyset, mode, cuts=a.cuts)  # type: ignore[arg-type]
-                      if asg.frame not in keyset], dtype=np.int64).reshape(-1, 2)
+    feeds = iter_plan(a.frame_count, keyset, mode, cuts=a.cuts)  # type: ignore[arg-type]
+    pairs = np.array([(f.frame, f.key) for f in feeds if f.frame not in keyset],
+                     dtype=np.int64).reshape(-1, 2)
     if not len(pairs):
         return 0.0
     costs = [_pair_cost(a, c[:, 0], c[:, 1]) for c in np.array_split(pairs, max(1, len(pairs) // 4096))]

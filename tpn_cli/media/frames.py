@@ -392,6 +392,9 @@ def gray_thumbnail(image: np.ndarray, width: int, height: int) -> np.ndarray:
     img = np.asarray(image)
     scale = 1 / 257.0 if img.dtype == np.uint16 else (255.0 if img.dtype.kind == "f" else 1.0)
     img = img.astype(np.float32) * np.float32(scale)
-    y = img @ np.array([0.2126, 0.7152, 0.0722], np.float32) if img.ndim == 3 and img.shape[2] == 3 else img.reshape(img.shape[:2])
+    if img.ndim == 3 and img.shape[2] == 3:
+        y = img @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    else:
+        y = img.reshape(img.shape[:2])
     small = cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)
     return np.clip(np.rint(small), 0, 255).astype(np.uint8)
