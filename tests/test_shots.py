@@ -173,3 +173,18 @@ def test_hdr_plan_is_per_shot_and_detection_can_be_turned_off(bw_video, models, 
     assert code == 0 and plan_["cuts"] == [] and not plan_["shot_detect"] and "warning" not in err
     code, _, err = run_cli(*base[:-2], "--cut-threshold", "3", "--dry-run")
     assert code == 2 and "cut-threshold" in err
+
+
+def test_frame_folder_input_numbered_from_1(frames, tmp_path):
+    """Cuts are found on a folder too; the warning names the files to paint."""
+    src, keys = tmp_path / "film", tmp_path / "keys"
+    src.mkdir()
+    keys.mkdir()
+    for i, f in enumerate(frames):
+        write_image(src / f"frame_{i + 1:04d}.png", luma_rgb(f))
+    write_image(keys / "0001.png", _tinted(frames[0], RED))  # the file frame_0001 = index 0
+    code, out, err = run_cli("colorize", src, "--keyframes", keys, "--dry-run", "--json")
+    assert code == 0, err
+    plan_ = json.loads(out)
+    assert plan_["cuts"] == [CUT] and plan_["shots_without_key"] == [[12, 27]]
+    assert "shot frames 12-27 (files numbered 13-28) has no key-frame" in plan_["warnings"][0]

@@ -173,9 +173,10 @@ def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
     elif not opts.quiet:
         for w in summary["warnings"][len(run.warnings):] + summary["notes"][printed:]:
             click.echo(f"warning: {w}", err=True)
+        shots = f"; {len(summary['cuts']) + 1} shots" if summary.get("cuts") else ""
         click.echo(f"{summary['output']}: {summary['frames']} frames in {summary['seconds']:.1f} s "
                    f"({summary['fps']:.1f} frames/s, {summary['device']}, peak "
-                   f"{summary['peak_memory_mb']:.0f} MB)", err=True)
+                   f"{summary['peak_memory_mb']:.0f} MB{shots})", err=True)
 
 
 def _weights_line(p: dict) -> str:
@@ -493,7 +494,9 @@ def suggest_keyframes(input_path: Path, budget: int, extract_dir: Path | None, s
                f"evenly spaced {summary['evenly_spaced_distance_to_key']:.3f}):")
     for c in chosen:
         why = f"start of shot ({shot_list[c.shot - 1]})" if c.reason == "shot start" else "largest change of look"
-        click.echo(f"  frame {c.frame:>6}  shot {c.shot:<4} {why}")
+        number = frame_name_number(reader, c.frame)  # a frame folder's own file number
+        named = f" (file number {number})" if number != c.frame else ""
+        click.echo(f"  frame {c.frame:>6}  shot {c.shot:<4} {why}{named}")
     click.echo("frames: " + ",".join(map(str, keys)))
     if extract_dir is not None and not quiet:
         click.echo(f"{extract_dir}: {len(written)} frames written; paint them (keep the names), then: "

@@ -434,11 +434,15 @@ def _find_cuts(run: Run) -> None:
     for shot in run.keyless_shots():
         key = keyframes.fallback_key(keys, shot.start, shot.end, run.mode)
         cut = shot.start if shot.start in run.cuts else shot.end
+        # a frame folder's key-frames are named by the frames' own numbers: say those
+        first_n, last_n = (outputs.frame_name_number(run.reader, i) for i in (shot.start, shot.last))
+        names = (f" (files numbered {first_n}-{last_n})"
+                 if (first_n, last_n) != (shot.start, shot.last) else "")
         run.warnings.append(
-            f"shot {shot} has no key-frame: it takes key {key} from across the cut at frame {cut}, "
-            f"so its {noun} likely belongs to another scene; add a key-frame in {shot} "
-            f"(`tpn suggest-keyframes` proposes frames), or pass --no-shot-detect if frame {cut} "
-            "is not a cut")
+            f"shot {shot}{names} has no key-frame: it takes key {key} from across the cut at "
+            f"frame {cut}, so its {noun} likely belongs to another scene; add a key-frame in "
+            f"{shot} (`tpn suggest-keyframes` proposes frames), or pass --no-shot-detect if "
+            f"frame {cut} is not a cut")
 
 
 def _check_hdr_keys(run: Run) -> None:
