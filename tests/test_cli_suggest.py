@@ -61,7 +61,7 @@ def test_extra_keys_go_where_the_look_changes():
     thumbs = [gray_thumbnail(dog[0], 64, 36)] * 20 + [gray_thumbnail(dog[0][::-1], 64, 36)] * 20
     a = suggest.analyse(enumerate(thumbs), detect_cuts=False)
     chosen, left_out = suggest.suggest(a, 2)
-    assert left_out == [] and chosen[0].frame == 0 and chosen[1].reason == "appearance change"
+    assert left_out == [] and chosen[0].frame == 0 and chosen[1].reason == "change"
     assert 20 <= chosen[1].frame < 40
     assert suggest.distance_to_keys(a, [c.frame for c in chosen]) < suggest.distance_to_keys(a, [0, 20])
 

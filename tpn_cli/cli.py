@@ -422,12 +422,12 @@ def suggest_keyframes(input_path: Path, budget: int, extract_dir: Path | None, s
     cuts. Every shot first gets its first frame (a shot without a key-frame of its own
     would take colour from another scene; with a budget below the number of shots, the
     longest shots get one and the others are listed). The rest of the budget goes, one
-    frame at a time, where it most lowers the distance to key: how different each frame
-    looks from the key-frame that will feed it (the nearest one in its shot, as
-    colorize's default --mode nearest does). So key-frames gather where the picture
-    changes and stay sparse where it holds still. On DAVIS clips joined into several shots
-    this beats evenly spaced key-frames of the same budget (docs/what-we-tried.md, "Key-frame
-    suggestions").
+    frame at a time, where it most lowers the distance to key: how much the picture
+    changes (motion, new content) between each frame and the key-frame that will feed it
+    (the nearest one in its shot, as colorize's default --mode nearest does), time
+    counting too. So key-frames gather where the picture changes and thin out where it
+    holds still. Measured against evenly spaced key-frames in docs/what-we-tried.md
+    ("Key-frame suggestions").
 
     Prints the frame indices (and the shot each belongs to); --json for scripts.
     --extract DIR writes those frames as DIR/00000.png ... (for a frame-folder input,
@@ -493,7 +493,7 @@ def suggest_keyframes(input_path: Path, budget: int, extract_dir: Path | None, s
     click.echo(f"key-frames to paint ({len(chosen)}; mean distance to key {summary['mean_distance_to_key']:.3f}, "
                f"evenly spaced {summary['evenly_spaced_distance_to_key']:.3f}):")
     for c in chosen:
-        why = f"start of shot ({shot_list[c.shot - 1]})" if c.reason == "shot start" else "largest change of look"
+        why = f"start of shot ({shot_list[c.shot - 1]})" if c.reason == "shot start" else "most change from its neighbouring keys"
         number = frame_name_number(reader, c.frame)  # a frame folder's own file number
         named = f" (file number {number})" if number != c.frame else ""
         click.echo(f"  frame {c.frame:>6}  shot {c.shot:<4} {why}{named}")

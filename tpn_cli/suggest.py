@@ -1,42 +1,43 @@
 """Which frames to paint: key-frame suggestions for a budget of N key-frames.
 
 One pass over the video's luminance thumbnails (:meth:`tpn_cli.media.VideoReader.thumbnails`)
-finds the cuts (:mod:`tpn_cli.shots`) and keeps a 32×18 thumbnail per frame (576 bytes:
-a 100 000-frame film holds 58 MB). Then:
+finds the cuts (:mod:`tpn_cli.shots`) and measures how much each frame changes from the
+one before (:func:`tpn_cli.shots.dissimilarity`: lightness with mean and contrast
+removed, small shifts allowed). It keeps that one number per frame. Then:
 
 1. Every shot gets its first frame: without a key-frame of its own a shot would take
    colour from another scene. With fewer key-frames than shots, the longest shots get
    them (the others are reported).
 2. The rest of the budget goes, one key-frame at a time, where it lowers the total
    **distance to key** the most: each frame is fed by its nearest key-frame of its shot
-   (``tpn colorize --mode nearest``, the default), and its distance to that key is how
-   different the two frames look (1 − cosine similarity of their thumbnails after
-   removing mean and contrast, :func:`tpn_cli.shots.signature`) plus a small term per
-   frame of time between them (so that in an unchanging shot keys spread out evenly).
-   Adding a key-frame only changes the frames between its two neighbouring keys, so
-   each step re-examines just the interval it splits.
+   (``tpn colorize --mode nearest``, the default), and its distance to that key is the
+   change accumulated between them: the sum of the frame-to-frame changes, plus a base
+   amount per frame (the video's median change) so that time counts too. Key-frames
+   thus gather where the picture moves and changes and thin out where it holds still.
+   Adding a key-frame only changes the frames between its two neighbouring keys, so each
+   step re-examines just the interval it splits.
 
-Measured against evenly spaced key-frames in docs/what-we-tried.md ("Key-frame
-suggestions"; ``python scripts/eval_suggest.py``).
+A first version measured the distance as the direct difference of look between a frame
+and its key; it lowered that distance but put key-frames side by side at sudden changes,
+and scored below evenly spaced key-frames once the colour was carried by optical flow
+(docs/what-we-tried.md, "Key-frame suggestions"; ``python scripts/eval_suggest.py``).
 """
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from functools import cached_property
+from typing import Iterable
 
 import numpy as np
 
 from . import shots
 from .errors import UsageError
 
-__all__ = ["SIG_SIZE", "Analysis", "Suggestion", "analyse", "suggest", "distance_to_keys"]
+__all__ = ["Analysis", "Suggestion", "analyse", "suggest", "distance_to_keys"]
 
-#: (width, height) of the thumbnail kept per frame for the distances.
-SIG_SIZE: tuple[int, int] = (32, 18)
-#: Distance added per frame of time between a frame and its key (a tie-breaker: 100
-#: frames weigh as much as a 0.01 change of look).
-TIME_WEIGHT = 1e-4
+#: Smallest base amount of change per frame (a still image: keys spread evenly in time).
+MIN_TIME_WEIGHT = 0.01
 #: At most this many candidate frames are tried per interval (evenly spread).
 MAX_CANDIDATES = 256
 #: At most this many frames of an interval are scored per candidate (evenly spread).
@@ -45,30 +46,33 @@ MAX_TARGETS = 4096
 
 @dataclass
 class Analysis:
-    """What one pass over a video found: ``thumbs`` (frames, 18, 32) uint8 and the cuts."""
+    """What one pass over a video found: ``change[i]``, how much frame i differs from
+    frame i − 1 (0 for the first frame and next to dark frames), and the cuts."""
 
-    thumbs: np.ndarray
+    change: np.ndarray
     cuts: list[int]
 
     @property
     def frame_count(self) -> int:
-        return len(self.thumbs)
+        return len(self.change)
 
     @property
     def shots(self) -> list[shots.Shot]:
         return shots.shots_of(self.cuts, 0, self.frame_count)
 
-    def vectors(self, frames: np.ndarray) -> np.ndarray:
-        """Unit-scale signatures of ``frames`` (indices) as rows: the dot product of two
-        rows is the similarity of the two frames (1 for the same picture)."""
-        sigs = np.stack([shots.signature(self.thumbs[i]).ravel() for i in frames])
-        return sigs / np.float32(np.sqrt(sigs.shape[1]))
+    @cached_property
+    def position(self) -> np.ndarray:
+        """Accumulated change up to each frame (the base amount per frame included): the
+        distance to key of frame t from key k is ``|position[t] − position[k]|``."""
+        base = max(float(np.median(self.change)), MIN_TIME_WEIGHT)
+        return np.cumsum(self.change + base)
 
 
 @dataclass(frozen=True)
 class Suggestion:
-    """A frame to paint: its index, its shot (1-based), why it was chosen and how much it
-    lowered its shot's total distance to key (0 for a shot start)."""
+    """A frame to paint: its index, its shot (1-based), why it was chosen (``"shot
+    start"`` or ``"change"``) and how much it lowered its shot's total distance to key
+    (0 for a shot start)."""
 
     frame: int
     shot: int
@@ -79,14 +83,17 @@ class Suggestion:
 def analyse(thumbs: Iterable[tuple[int, np.ndarray]], detect_cuts: bool = True,
             threshold: float = shots.DEFAULT_THRESHOLD) -> Analysis:
     """Find the cuts in ``(index, gray thumbnail)`` at :data:`tpn_cli.shots.THUMB_SIZE`
-    (indices from 0, in order) and keep a small thumbnail of every frame."""
-    import cv2
+    (indices from 0, in order) and measure each frame's change from the previous one."""
+    change: list[float] = []
+    prev: list[np.ndarray | None] = [None]  # the previous frame's signature (None: dark)
 
-    kept: list[np.ndarray] = []
-
-    def tap() -> Iterator[tuple[int, np.ndarray]]:
+    def tap() -> Iterable[tuple[int, np.ndarray]]:
         for i, g in thumbs:
-            kept.append(cv2.resize(g, SIG_SIZE, interpolation=cv2.INTER_AREA))
+            sig = None if shots.is_dark(g) else shots.signature(g)
+            # a dark frame's picture is mostly noise: no change is counted next to it
+            both = sig is not None and prev[0] is not None
+            change.append(shots.dissimilarity(prev[0], sig) if both else 0.0)
+            prev[0] = sig
             yield i, g
 
     if detect_cuts:
@@ -95,14 +102,9 @@ def analyse(thumbs: Iterable[tuple[int, np.ndarray]], detect_cuts: bool = True,
         cuts = []
         for _ in tap():
             pass
-    if not kept:
+    if not change:
         raise UsageError("the input has no frames")
-    return Analysis(np.stack(kept), cuts)
-
-
-def _cost(vec_t: np.ndarray, t: np.ndarray, vec_k: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Distance to key of frames ``t`` from keys ``k`` (all pairs: len(t) × len(k))."""
-    return 1.0 - vec_t @ vec_k.T + TIME_WEIGHT * np.abs(t[:, None] - k[None, :])
+    return Analysis(np.asarray(change, np.float64), cuts)
 
 
 def _spread(frames: np.ndarray, most: int) -> np.ndarray:
@@ -110,11 +112,6 @@ def _spread(frames: np.ndarray, most: int) -> np.ndarray:
     if len(frames) <= most:
         return frames
     return frames[np.linspace(0, len(frames) - 1, most).round().astype(int)]
-
-
-def _pair_cost(a: Analysis, t: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Distance to key of each frame ``t[i]`` from its key ``k[i]``."""
-    return (1.0 - np.sum(a.vectors(t) * a.vectors(k), axis=1)) + TIME_WEIGHT * np.abs(t - k)
 
 
 @dataclass(order=True)
@@ -143,9 +140,9 @@ def _best_split(a: Analysis, shot: int, left: int, right: int | None, end: int) 
     now = np.full(len(ts), left)
     if right is not None:
         now = np.where(ts - left <= right - ts, left, right)
-    vec_t = a.vectors(ts)
-    cur = _pair_cost(a, ts, now)
-    new = _cost(vec_t, ts, vec_t[np.searchsorted(ts, cands)], cands)
+    pos = a.position
+    cur = np.abs(pos[ts] - pos[now])
+    new = np.abs(pos[ts][:, None] - pos[cands][None, :])
     tt, cc = ts[:, None], cands[None, :]
     # frames that would switch to the candidate c: nearer to c than to their present key
     before = (tt < cc) & (cc - tt < tt - left)
@@ -173,7 +170,7 @@ def suggest(a: Analysis, budget: int) -> tuple[list[Suggestion], list[shots.Shot
             heapq.heappush(heap, sp)
     while len(chosen) < budget and heap:
         sp = heapq.heappop(heap)
-        chosen.append(Suggestion(sp.frame, sp.shot, "appearance change", -sp.neg_gain))
+        chosen.append(Suggestion(sp.frame, sp.shot, "change", -sp.neg_gain))
         for part in (_best_split(a, sp.shot, sp.left, sp.frame, sp.end),
                      _best_split(a, sp.shot, sp.frame, sp.right, sp.end)):
             if part is not None:
@@ -194,5 +191,5 @@ def distance_to_keys(a: Analysis, keys: Iterable[int], mode: str = "nearest") ->
                      dtype=np.int64).reshape(-1, 2)
     if not len(pairs):
         return 0.0
-    costs = [_pair_cost(a, c[:, 0], c[:, 1]) for c in np.array_split(pairs, max(1, len(pairs) // 4096))]
-    return float(np.concatenate(costs).mean())
+    pos = a.position
+    return float(np.mean(np.abs(pos[pairs[:, 0]] - pos[pairs[:, 1]])))
