@@ -188,3 +188,19 @@ def test_frame_folder_input_numbered_from_1(frames, tmp_path):
     plan_ = json.loads(out)
     assert plan_["cuts"] == [CUT] and plan_["shots_without_key"] == [[12, 27]]
     assert "shot frames 12-27 (files numbered 13-28) has no key-frame" in plan_["warnings"][0]
+
+
+def test_many_keyless_shots_are_summarised(frames, models, tmp_path):
+    """A montage (the two shots alternating, 6 cuts) with one key-frame: 5 warnings, then
+    one line for the rest; --json lists every shot."""
+    montage = write_video(tmp_path / "montage.mp4", [luma_rgb(f) for f in (frames[:CUT] + frames[CUT:]) * 3
+                                                     + frames[:CUT]])
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    write_image(keys / "00000.png", _tinted(frames[0], RED))
+    code, out, err = run_cli("colorize", montage, "--keyframes", keys, "--weights", models["colour"],
+                             "--dry-run", "--json")
+    plan_ = json.loads(out)
+    assert code == 0 and plan_["cuts"] == [12, 28, 40, 56, 68, 84]
+    assert len(plan_["shots_without_key"]) == 6 and len(plan_["warnings"]) == 6
+    assert plan_["warnings"][-1].startswith("1 more shot has no key-frame (frames 84-95)")

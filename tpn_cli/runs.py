@@ -417,6 +417,10 @@ def _snap_checks(run: Run, radius: int = 2) -> None:
         check(want[i])
 
 
+#: Shots without a key-frame warned about one by one; the rest in one line.
+MAX_SHOT_WARNINGS = 5
+
+
 def _find_cuts(run: Run) -> None:
     """The shot-detection pre-pass: luminance thumbnails of the frames from the first
     processed frame or key-frame to the last, then a warning per shot without a key."""
@@ -431,7 +435,8 @@ def _find_cuts(run: Run) -> None:
     run.cuts = shots.find_cuts(bar, o.cut_threshold)
     keys = [k.index for k in run.keys]
     noun = "colour" if o.task == "colour" else "radiance"
-    for shot in run.keyless_shots():
+    keyless = run.keyless_shots()
+    for shot in keyless[:MAX_SHOT_WARNINGS]:
         key = keyframes.fallback_key(keys, shot.start, shot.end, run.mode)
         cut = shot.start if shot.start in run.cuts else shot.end
         # a frame folder's key-frames are named by the frames' own numbers: say those
@@ -443,6 +448,12 @@ def _find_cuts(run: Run) -> None:
             f"frame {cut}, so its {noun} likely belongs to another scene; add a key-frame in "
             f"{shot} (`tpn suggest-keyframes` proposes frames), or pass --no-shot-detect if "
             f"frame {cut} is not a cut")
+    if len(keyless) > MAX_SHOT_WARNINGS:  # a montage or a whole reel: say it once
+        more = keyless[MAX_SHOT_WARNINGS:]
+        run.warnings.append(
+            f"{len(more)} more {'shot has' if len(more) == 1 else 'shots have'} no key-frame ({', '.join(str(s) for s in more[:5])}"
+            f"{' ...' if len(more) > 5 else ''}); --dry-run --json lists them all under "
+            "shots_without_key")
 
 
 def _check_hdr_keys(run: Run) -> None:
