@@ -426,8 +426,9 @@ def suggest_keyframes(input_path: Path, budget: int, extract_dir: Path | None, s
     changes (motion, new content) between each frame and the key-frame that will feed it
     (the nearest one in its shot, as colorize's default --mode nearest does), time
     counting too. So key-frames gather where the picture changes and thin out where it
-    holds still. Measured against evenly spaced key-frames in docs/what-we-tried.md
-    ("Key-frame suggestions").
+    holds still. Measured so far (docs/what-we-tried.md, "Key-frame suggestions"): on
+    par with evenly spaced key-frames on single DAVIS shots, 0.4 dB below them on joined
+    clips; its value is that no shot is left without a key-frame.
 
     Prints the frame indices (and the shot each belongs to); --json for scripts.
     --extract DIR writes those frames as DIR/00000.png ... (for a frame-folder input,

@@ -19,7 +19,8 @@ removed, small shifts allowed). It keeps that one number per frame. Then:
 
 A first version measured the distance as the direct difference of look between a frame
 and its key; it lowered that distance but put key-frames side by side at sudden changes,
-and scored below evenly spaced key-frames once the colour was carried by optical flow
+and scored below evenly spaced key-frames once the colour was carried by optical flow.
+This version is on par with even spacing on single shots and below it on multi-shot clips
 (docs/what-we-tried.md, "Key-frame suggestions"; ``python scripts/eval_suggest.py``).
 """
 from __future__ import annotations
