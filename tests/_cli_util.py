@@ -124,3 +124,35 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+GOAT = DATA / "goat_16.mp4"            # 16 frames 256x144 (DAVIS-2016 goat)
+
+
+def luma_rgb(image: np.ndarray) -> np.ndarray:
+    """The black-and-white version of an RGB frame (BT.709 luma in all three channels)."""
+    y = image.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    return np.repeat(np.clip(y + 0.5, 0, 255).astype(np.uint8)[..., None], 3, 2)
+
+
+def two_shot_frames() -> list[np.ndarray]:
+    """28 real frames 160x90 with one hard cut at frame 12: the dog clip (shot 1, frames
+    0-11), then the goat clip scaled to the same size (shot 2, frames 12-27)."""
+    from tpn_cli.media import VideoReader, resize_image
+
+    dog = [f.image for f in VideoReader(DOG).frames()]
+    goat = [resize_image(f.image, 160, 90) for f in VideoReader(GOAT).frames()]
+    return dog + goat
+
+
+def write_video(path: Path, frames: list[np.ndarray]) -> Path:
+    """A 25 fps H.264 video of ``frames`` (high quality)."""
+    from fractions import Fraction
+
+    from tpn_cli.media import VideoWriter
+
+    h, w = frames[0].shape[:2]
+    with VideoWriter(path, width=w, height=h, fps=Fraction(25), crf=10, preset="ultrafast") as wr:
+        for f in frames:
+            wr.write(f)
+    return path

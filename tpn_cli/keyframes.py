@@ -19,9 +19,14 @@ Schedules (DESIGN.md "The run"):
   key it has.
 
 In every schedule frames before the first key-frame take the first one.
+
+Shots: given the cuts of the video (:mod:`tpn_cli.shots`), each frame only takes
+key-frames of its own shot, and the rules above apply within the shot. A shot without a
+key-frame takes the nearest key across its cuts (:func:`fallback_key`), and the run warns.
 """
 from __future__ import annotations
 
+import bisect
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,6 +48,7 @@ __all__ = [
     "check_indices",
     "check_size",
     "describe_plan",
+    "fallback_key",
     "find_keyframes",
     "index_base_hint",
     "iter_plan",
@@ -193,62 +199,115 @@ def _sorted_unique(key_indices: Iterable[int]) -> list[int]:
     return keys
 
 
+def _within(t: int, keys: Sequence[int], lo: int, hi: int, mode: str) -> Assignment:
+    """Frame ``t``'s assignment from ``keys[lo:hi]`` (sorted, not empty) under ``mode``."""
+    i = bisect.bisect_right(keys, t, lo, hi)  # keys[lo:i] <= t
+    prev = keys[i - 1] if i > lo else None
+    nxt = keys[i] if i < hi else None
+    if prev is None:  # before the first key-frame
+        return Assignment(t, ((keys[lo], 1.0),))
+    if mode == "online" or prev == t or nxt is None:
+        return Assignment(t, ((prev, 1.0),))
+    if mode == "nearest":
+        return Assignment(t, (((prev if t - prev <= nxt - t else nxt), 1.0),))
+    w_prev = (nxt - t) / (nxt - prev)  # blend
+    return Assignment(t, ((prev, w_prev), (nxt, 1.0 - w_prev)))
+
+
+def fallback_key(keys: Sequence[int], shot_start: int, shot_end: int, mode: str) -> int:
+    """The one key-frame that a shot ``[shot_start, shot_end)`` without a key-frame of its
+    own takes, from across its cuts: ``online`` the last key before the shot (the first
+    after it when there is none); otherwise the key nearest to the shot's edges (the
+    earlier on a tie). The whole shot takes the same key, so it stays consistent."""
+    i = bisect.bisect_left(keys, shot_start)
+    prev = keys[i - 1] if i > 0 else None
+    nxt = keys[i] if i < len(keys) else None
+    if prev is None or (nxt is not None and mode != "online" and nxt - (shot_end - 1) < shot_start - prev):
+        return nxt  # type: ignore[return-value]
+    return prev
+
+
 def iter_plan(frame_count: int, key_indices: Iterable[int], mode: Mode = "online",
-              start: int = 0, end: int | None = None) -> Iterator[Assignment]:
+              start: int = 0, end: int | None = None, cuts: Iterable[int] = ()) -> Iterator[Assignment]:
     """Yield one :class:`Assignment` per frame in ``[start, end)`` (streaming, O(1) memory
-    per frame). See the module doc for the schedules."""
+    per frame). See the module doc for the schedules.
+
+    ``cuts`` (frame indices that start a new shot, :mod:`tpn_cli.shots`) confine every
+    frame to the key-frames of its own shot: the schedule runs within the shot, as if the
+    video were cut there. A shot without any key-frame takes :func:`fallback_key` (the
+    caller warns; see :func:`tpn_cli.shots.keyless_shots`).
+    """
     if mode not in MODES:
         raise UsageError(f"unknown schedule {mode!r}", hint="use online, nearest or blend")
     keys = _sorted_unique(key_indices)
     end = frame_count if end is None else min(end, frame_count)
     if start < 0 or start > end:
         raise UsageError(f"bad frame range {start}..{end}", hint="use 0 <= start <= end")
-    import bisect
+    bounds = sorted(set(int(c) for c in cuts if 0 < int(c) < frame_count))
     for t in range(start, end):
-        i = bisect.bisect_right(keys, t)  # keys[:i] <= t
-        prev = keys[i - 1] if i > 0 else None
-        nxt = keys[i] if i < len(keys) else None
-        if prev is None:  # before the first key-frame
-            yield Assignment(t, ((keys[0], 1.0),))
-        elif mode == "online" or prev == t or nxt is None:
-            yield Assignment(t, ((prev, 1.0),))
-        elif mode == "nearest":
-            yield Assignment(t, (((prev if t - prev <= nxt - t else nxt), 1.0),))
-        else:  # blend
-            w_prev = (nxt - t) / (nxt - prev)
-            yield Assignment(t, ((prev, w_prev), (nxt, 1.0 - w_prev)))
+        j = bisect.bisect_right(bounds, t)
+        shot_start = bounds[j - 1] if j > 0 else 0
+        shot_end = bounds[j] if j < len(bounds) else frame_count
+        lo, hi = bisect.bisect_left(keys, shot_start), bisect.bisect_left(keys, shot_end)
+        if lo < hi:
+            yield _within(t, keys, lo, hi, mode)
+        else:
+            yield Assignment(t, ((fallback_key(keys, shot_start, shot_end, mode), 1.0),))
 
 
 def plan(frame_count: int, key_indices: Iterable[int], mode: Mode = "online",
-         start: int = 0, end: int | None = None) -> list[Assignment]:
+         start: int = 0, end: int | None = None, cuts: Iterable[int] = ()) -> list[Assignment]:
     """:func:`iter_plan` as a list."""
-    return list(iter_plan(frame_count, key_indices, mode, start, end))
+    return list(iter_plan(frame_count, key_indices, mode, start, end, cuts))
 
 
-def segments(assignments: Iterable[Assignment]) -> list[tuple[tuple[int, ...], int, int]]:
+def segments(assignments: Iterable[Assignment],
+             cuts: Iterable[int] = ()) -> list[tuple[tuple[int, ...], int, int]]:
     """Group consecutive frames fed by the same key-frame set:
-    ``[(key_indices, first_frame, last_frame), ...]`` (inclusive). Useful for the engine
-    (keep one or two key properties in memory per segment) and for printing."""
+    ``[(key_indices, first_frame, last_frame), ...]`` (inclusive), a new group at every
+    cut. Useful for the engine (keep one or two key properties in memory per segment)
+    and for printing."""
+    cut_set = set(cuts)
     out: list[tuple[tuple[int, ...], int, int]] = []
     for a in assignments:
         ks = tuple(k for k, _ in a.sources)
-        if out and out[-1][0] == ks and out[-1][2] == a.frame - 1:
+        if out and out[-1][0] == ks and out[-1][2] == a.frame - 1 and a.frame not in cut_set:
             out[-1] = (ks, out[-1][1], a.frame)
         else:
             out.append((ks, a.frame, a.frame))
     return out
 
 
-def describe_plan(assignments: Iterable[Assignment], mode: Mode = "online") -> list[str]:
+def _span(a: int, b: int) -> str:
+    return f"frame {a}" if a == b else f"frames {a}-{b}"
+
+
+def describe_plan(assignments: Iterable[Assignment], mode: Mode = "online",
+                  cuts: Sequence[int] = ()) -> list[str]:
     """Human-readable lines for ``--dry-run``: one per segment, e.g.
-    ``frames 0-9 <- key 0`` or ``frames 11-19 <- keys 10+20 (blend)``."""
+    ``frames 0-9 <- key 0`` or ``frames 11-19 <- keys 10+20 (blend)``. With ``cuts``
+    inside the frames, a ``shot N: frames a-b`` line heads each shot's segments, and a
+    shot without a key-frame says which key it takes across the cut."""
+    segs = segments(assignments, cuts)
+    if not segs:
+        return []
+    first, last = segs[0][1], segs[-1][2]
+    bounds = [first, *sorted(c for c in set(cuts) if first < c <= last), last + 1]
     lines = []
-    for ks, a, b in segments(assignments):
-        span = f"frame {a}" if a == b else f"frames {a}-{b}"
+    for ks, a, b in segs:
+        if len(bounds) > 2 and a in bounds:
+            n = bounds.index(a)
+            lo, hi = bounds[n], bounds[n + 1]
+            keyless = all(not lo <= k < hi for k in ks)
+            lines.append(f"shot {n + 1}: {_span(lo, hi - 1)}" + (
+                f" (NO KEY-FRAME: takes key {ks[0]} across the cut; add a key-frame in "
+                f"{_span(lo, hi - 1)})" if keyless else ""))
+        indent = "  " if len(bounds) > 2 else ""
         if len(ks) == 1:
-            lines.append(f"{span} <- key {ks[0]}")
+            lines.append(f"{indent}{_span(a, b)} <- key {ks[0]}")
         else:
-            lines.append(f"{span} <- keys {'+'.join(map(str, ks))} ({mode}: weighted by distance and per-pixel fit)")
+            lines.append(f"{indent}{_span(a, b)} <- keys {'+'.join(map(str, ks))} "
+                         f"({mode}: weighted by distance and per-pixel fit)")
     return lines
 
 

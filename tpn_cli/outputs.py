@@ -21,13 +21,32 @@ from .media.masks import overlay, write_mask
 from .media.video import Frame
 
 __all__ = ["FramesSink", "HdrVideoSink", "MaskFolderSink", "OverlaySink", "SdrPreviewSink",
-           "VideoSink", "frame_name_number"]
+           "VideoSink", "export_frames", "frame_name_number"]
 
 
 def frame_name_number(reader: Any, index: int) -> int:
     """The number a frame's output file is named by (see module doc)."""
     numbers = getattr(reader, "numbers", None)
     return numbers[index] if numbers is not None else index
+
+
+def export_frames(reader: Any, folder: Path, wanted: Any, fmt: str = "png",
+                  overwrite: bool = False) -> list[int]:
+    """Write the frames whose index is in ``wanted`` (a container, or a predicate on the
+    index) into a new ``folder``, as 8-bit JPEG or PNG (16-bit sources stay 16-bit in PNG)
+    named by :func:`frame_name_number`, so that a painted copy dropped into a
+    ``--keyframes`` folder lands on the same frame. Decodes up to the last wanted frame
+    when ``wanted`` is a container. Returns the indices written."""
+    keep = wanted if callable(wanted) else wanted.__contains__
+    last = None if callable(wanted) else max(wanted) + 1
+    written = []
+    with FrameFolderWriter(folder, ext="." + fmt, overwrite=overwrite) as w:
+        for f in reader.frames(0, last):
+            if keep(f.index):
+                img = f.image if fmt == "png" or f.image.dtype == np.uint8 else (f.image // 257).astype(np.uint8)
+                w.write(frame_name_number(reader, f.index), img)
+                written.append(f.index)
+    return written
 
 
 class _Sink(Transactional):

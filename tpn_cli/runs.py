@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import math
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import av
 import numpy as np
 import torch
 
-from . import __version__, camera_response, chain, engine, keyframes, timing, weights
+from . import __version__, camera_response, chain, engine, keyframes, shots, timing, weights
 from .adapters import ColourAdapter, HdrAdapter, SegmentAdapter
 from .errors import BadInputError, UsageError
 from .media import VideoReader, check_output_path, open_input, output_kind, read_image
@@ -72,6 +73,8 @@ class Options:
     threads: int = 0                # torch threads per operation (0 = auto, see execute)
     precision: str = "fp32"         # guidance network: fp32, bf16 (measured in BENCHMARKS.md)
     pipeline: bool = True           # overlap decode / model / encode in threads
+    shot_detect: bool = True        # colour, HDR: keep key-frames within their shot
+    cut_threshold: float = shots.DEFAULT_THRESHOLD
 
 
 def default_output(task: Task, input_path: Path) -> Path:
@@ -162,6 +165,8 @@ class Run:
     masks: dict[int, Mask] = field(default_factory=dict)
     end: int = 0
     uses_model: bool = True         # False: a segment chain without the TPN
+    cuts: list[int] = field(default_factory=list)      # frames that start a new shot
+    warnings: list[str] = field(default_factory=list)  # shown before the run and in --json
 
     # -- plan -----------------------------------------------------------------------------
     @property
@@ -182,11 +187,22 @@ class Run:
         if self.opts.task == "segment":
             return chain.describe([k.index for k in self.keys], self.opts.start, self.end,
                                   self._mask_objects())
-        return keyframes.describe_plan(self.assignments(), self.mode)
+        return keyframes.describe_plan(self.assignments(), self.mode, self.cuts)
 
     def assignments(self):
         return keyframes.iter_plan(self.frame_count, [k.index for k in self.keys], self.mode,
-                                   self.opts.start, self.end)
+                                   self.opts.start, self.end, self.cuts)
+
+    def keyless_shots(self) -> list[shots.Shot]:
+        """The shots of the processed frames that have no key-frame of their own."""
+        processed = [s for s in shots.shots_of(self.cuts, 0, self.frame_count)
+                     if s.end > self.opts.start and s.start < self.end]
+        return shots.keyless_shots(processed, [k.index for k in self.keys])
+
+    def _shots_json(self) -> dict[str, Any]:
+        return {"shot_detect": self.opts.shot_detect and self.opts.task != "segment",
+                "cuts": [c for c in self.cuts if self.opts.start < c < self.end],
+                "shots_without_key": [[s.start, s.last] for s in self.keyless_shots()]}
 
     def _config(self) -> tuple[int, int]:
         """(property channels, guidance channels) of the task, for the memory estimate."""
@@ -215,6 +231,7 @@ class Run:
             "output": str(self.output), "output_kind": self.kind,
             "weights": str(self.weights_path) if self.weights_path else None,
             "weights_error": self.weights_error, "uses_model": self.uses_model, "notes": self.notes,
+            "warnings": self.warnings, **self._shots_json(),
         }
 
     # -- keys -----------------------------------------------------------------------------
@@ -328,7 +345,7 @@ class Run:
             with timing.section("encode"):  # closing: flushing the encoders, HDR10's second pass
                 stack.close()
         timing.write_report()
-        warnings = [w for s in sinks for w in s.warnings]
+        warnings = self.warnings + [w for s in sinks for w in s.warnings]
         seconds = time.perf_counter() - t0
         from .ops import backend
         return {
@@ -342,7 +359,7 @@ class Run:
             "keyframes": len(self.keys), "propagation": self.propagation,
             "weights": str(self.weights_path) if self.uses_model else None,
             "peak_memory_mb": round(stats.peak_memory_mb, 1), "notes": self.notes,
-            "warnings": warnings,
+            "warnings": warnings, **self._shots_json(),
         }
 
 
@@ -412,6 +429,45 @@ def _snap_checks(run: Run, radius: int = 2) -> None:
             check(want[pending.pop(0)])
     for i in pending:
         check(want[i])
+
+
+#: Shots without a key-frame warned about one by one; the rest in one line.
+MAX_SHOT_WARNINGS = 5
+
+
+def _find_cuts(run: Run) -> None:
+    """The shot-detection pre-pass: luminance thumbnails of the frames from the first
+    processed frame or key-frame to the last, then a warning per shot without a key."""
+    from tqdm import tqdm
+
+    o = run.opts
+    first = min(o.start, min(k.index for k in run.keys))
+    last = max(run.end, max(k.index for k in run.keys) + 1)
+    thumbs = run.reader.thumbnails(*shots.THUMB_SIZE, start=first, end=last)
+    bar = tqdm(thumbs, total=last - first, desc="finding cuts", unit="frame", file=sys.stderr,
+               disable=o.quiet or None, leave=False, dynamic_ncols=True)
+    run.cuts = shots.find_cuts(bar, o.cut_threshold)
+    keys = [k.index for k in run.keys]
+    noun = "colour" if o.task == "colour" else "radiance"
+    keyless = run.keyless_shots()
+    for shot in keyless[:MAX_SHOT_WARNINGS]:
+        key = keyframes.fallback_key(keys, shot.start, shot.end, run.mode)
+        cut = shot.start if shot.start in run.cuts else shot.end
+        # a frame folder's key-frames are named by the frames' own numbers: say those
+        first_n, last_n = (outputs.frame_name_number(run.reader, i) for i in (shot.start, shot.last))
+        names = (f" (files numbered {first_n}-{last_n})"
+                 if (first_n, last_n) != (shot.start, shot.last) else "")
+        run.warnings.append(
+            f"shot {shot}{names} has no key-frame: it takes key {key} from across the cut at "
+            f"frame {cut}, so its {noun} likely belongs to another scene; add a key-frame in "
+            f"{shot} (`tpn suggest-keyframes` proposes frames), or pass --no-shot-detect if "
+            f"frame {cut} is not a cut")
+    if len(keyless) > MAX_SHOT_WARNINGS:  # a montage or a whole reel: say it once
+        more = keyless[MAX_SHOT_WARNINGS:]
+        run.warnings.append(
+            f"{len(more)} more {'shot has' if len(more) == 1 else 'shots have'} no key-frame ({', '.join(str(s) for s in more[:5])}"
+            f"{' ...' if len(more) > 5 else ''}); --dry-run --json lists them all under "
+            "shots_without_key")
 
 
 def _check_hdr_keys(run: Run) -> None:
@@ -525,6 +581,8 @@ def prepare(opts: Options) -> Run:
     hint = keyframes.index_base_hint(keys, frame_count, opts.index_base)
     if hint:
         run.notes.append(hint)
+    if opts.task != "segment" and opts.shot_detect:  # the mask chain goes frame to frame
+        _find_cuts(run)
     if opts.task == "colour":
         _check_colour_keys(run)
     elif opts.task == "hdr":

@@ -21,7 +21,7 @@ from typing import Literal, Union
 
 from ..errors import BadInputError
 from .atomic import AtomicPath, check_output_path
-from .frames import (IMAGE_EXTENSIONS, FrameFolderReader, FrameFolderWriter, frame_number,
+from .frames import (IMAGE_EXTENSIONS, FrameFolderReader, FrameFolderWriter, frame_number, gray_thumbnail,
                      is_frame_sequence_path, list_frame_files, read_image, resize_image,
                      write_image)
 from .video import VIDEO_EXTENSIONS, ColorTags, Frame, VideoReader, VideoWriter
@@ -29,7 +29,7 @@ from .video import VIDEO_EXTENSIONS, ColorTags, Frame, VideoReader, VideoWriter
 __all__ = [
     "AtomicPath", "ColorTags", "Frame", "FrameFolderReader", "FrameFolderWriter",
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "VideoReader", "VideoWriter", "check_output_path",
-    "frame_number", "is_frame_sequence_path", "list_frame_files", "open_input", "output_kind",
+    "frame_number", "gray_thumbnail", "is_frame_sequence_path", "list_frame_files", "open_input", "output_kind",
     "read_image", "resize_image", "write_image",
 ]
 

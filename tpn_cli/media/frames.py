@@ -294,6 +294,13 @@ class FrameFolderReader:
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()
 
+    def thumbnails(self, width: int, height: int, start: int = 0,
+                   end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index, gray)``: each frame's luminance area-averaged to ``width`` ×
+        ``height`` uint8, as :meth:`tpn_cli.media.VideoReader.thumbnails`."""
+        for f in self.frames(start, end):
+            yield f.index, gray_thumbnail(f.image, width, height)
+
     def read(self, index: int) -> Frame:
         if not 0 <= index < len(self.files):
             raise BadInputError(f"frame {index} is past the end", path=self.path,
@@ -375,3 +382,19 @@ def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     if dtype.kind == "u":
         out = np.clip(np.rint(out), 0, np.iinfo(dtype).max)
     return np.ascontiguousarray(out.astype(dtype))
+
+
+def gray_thumbnail(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """BT.709 luminance of an RGB (or gray) image, area-averaged to ``width`` ×
+    ``height``, as uint8 (16-bit and float images are scaled to 0..255 first)."""
+    import cv2
+
+    img = np.asarray(image)
+    scale = 1 / 257.0 if img.dtype == np.uint16 else (255.0 if img.dtype.kind == "f" else 1.0)
+    img = img.astype(np.float32) * np.float32(scale)
+    if img.ndim == 3 and img.shape[2] == 3:
+        y = img @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    else:
+        y = img.reshape(img.shape[:2])
+    small = cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(small), 0, 255).astype(np.uint8)

@@ -256,14 +256,9 @@ class VideoReader:
                 img = np.ascontiguousarray(np.rot90(img, k=rot // 90))
         return img
 
-    def frames(self, start: int = 0, end: int | None = None) -> Iterator[Frame]:
-        """Yield frames ``start <= index < end`` in presentation order.
-
-        Frames before ``start`` are decoded and dropped (exact indices, no seeking).
-
-        Raises:
-            BadInputError: a frame cannot be decoded (names the frame index).
-        """
+    def _decoded(self, start: int, end: int | None) -> Iterator[tuple[int, av.VideoFrame, Fraction]]:
+        """(index, decoded frame, time base) for ``start <= index < end``; earlier frames
+        are decoded and dropped (exact indices, no seeking)."""
         if start < 0 or (end is not None and end < start):
             raise UsageError(f"bad frame range start={start} end={end}",
                              hint="use 0 <= start <= end")
@@ -272,7 +267,6 @@ class VideoReader:
             s = c.streams.video[0]
             if self.threads:
                 s.thread_type = "AUTO"
-            tb = s.time_base
             it = c.decode(s)
             while end is None or index < end:
                 try:
@@ -284,13 +278,40 @@ class VideoReader:
                                         hint="the file is damaged; re-encode it, or use --end to stop "
                                              "before this frame", code="INPUT_CORRUPT") from exc
                 if index >= start:
-                    pts = f.pts
-                    yield Frame(index=index, image=self._to_rgb(f), pts=pts,
-                                time=float(pts * tb) if pts is not None and tb else None)
+                    yield index, f, s.time_base
                 index += 1
+
+    def frames(self, start: int = 0, end: int | None = None) -> Iterator[Frame]:
+        """Yield frames ``start <= index < end`` in presentation order.
+
+        Frames before ``start`` are decoded and dropped (exact indices, no seeking).
+
+        Raises:
+            BadInputError: a frame cannot be decoded (names the frame index).
+        """
+        for index, f, tb in self._decoded(start, end):
+            pts = f.pts
+            yield Frame(index=index, image=self._to_rgb(f), pts=pts,
+                        time=float(pts * tb) if pts is not None and tb else None)
 
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()
+
+    def thumbnails(self, width: int, height: int, start: int = 0,
+                   end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index, gray)`` for frames ``start <= index < end``: luminance only,
+        area-averaged to ``width`` × ``height`` uint8 (aspect ratio not kept).
+
+        A cheap pass for content analysis (:mod:`tpn_cli.shots`): FFmpeg scales the luma
+        plane straight down, so no full-size RGB frame is made. Orientation is the stored
+        one (the analysis does not depend on it).
+
+        Raises:
+            BadInputError: a frame cannot be decoded (names the frame index).
+        """
+        for index, f, _ in self._decoded(start, end):
+            yield index, f.reformat(width=width, height=height, format="gray",
+                                    interpolation="AREA").to_ndarray()
 
     def read(self, index: int) -> Frame:
         """Decode the frame at ``index`` (decodes from the start: for a few checks only)."""
