@@ -198,8 +198,10 @@ class MaskPropagator:
     anchor_sigma  px of forward-backward error at which the anchor's weight is e^-1/2
     specks   drop pieces of an object smaller than this fraction of its largest piece
              (:func:`drop_specks`; 0 = off)
-    refine   radius (px) of the guided filter that snaps the returned probabilities to the
-             frame's edges (:func:`guided_smooth`; 0 = off). Only the output is refined:
+    refine   radius (px at a 480-px short side, scaled with the frame) of the guided filter
+             that snaps the returned probabilities to the frame's edges (:func:`guided_smooth`;
+             0 = off). The radius is tuned on 480p DAVIS: unscaled, a 4-px window wipes out
+             an object a few pixels wide on a small frame. Only the output is refined:
              the chain carries the unrefined probabilities (refining them too was worse).
     refine_eps  the guided filter's ε
     """
@@ -275,7 +277,8 @@ class MaskPropagator:
                 u = drop_specks(u, self.specks)
             out = u
             if self.refine > 0:
-                out = guided_smooth(u, gray, self.refine, self.refine_eps)
+                radius = max(1, round(self.refine * min(gray.shape) / 480))
+                out = guided_smooth(u, gray, radius, self.refine_eps)
                 if self.specks > 0:  # smoothing can leave a faint speck above 0.5
                     out = drop_specks(out, self.specks)
         self.prev_rgb, self.prev_gray, self.probs = rgb, gray, u
