@@ -356,6 +356,7 @@ class MaskPropagator:
         self.prev_rgb = rgb.detach().float().cpu()
         self.prev_gray = guide_to_gray(self.prev_rgb)
         self.probs = normalise_probs(probs.detach().float().cpu())
+        self.pixel_model = None  # a restart (tpn segment --masks) refits it or drops it
         if self.appearance > 0:
             self.hist = colour_histograms(self.prev_rgb, self.probs, self.bins, self.local)
             counts = torch.bincount(self.probs.argmax(0).flatten(), minlength=self.probs.shape[0])
