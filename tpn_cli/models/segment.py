@@ -38,7 +38,7 @@ the mask frame on Lab at two scales, gradient and local contrast multiplies the 
 likelihoods in the same band: 0.537 → 0.594 on the 4 held-out sequences (bmx-trees
 0.290 → 0.342, drift-chicane 0.476 → 0.576, goat 0.762 → 0.806, libby 0.620 → 0.653),
 0.679 → 0.736 on the 6 training sequences (every one of them gains), for ~2 s once and
-~25 ms a frame; other seeds of its fit: 0.595 / 0.738 and 0.593 / 0.726
+20–50 ms a frame at 480p; other seeds of its fit: 0.595 / 0.738 and 0.593 / 0.726
 (``classifier=0`` turns it off).
 
 What a step returns is snapped to the frame's edges by a guided filter (``refine``):
@@ -161,10 +161,10 @@ class PixelClassifier:
     ``local`` px of the objects, the background the chain can leak into). Its class
     probabilities at a balanced prior act as likelihoods in :func:`appearance_fuse`.
     Deterministic: a fixed seed, the global random state untouched. Only fitted when every
-    object has at least ``MIN_PIXELS`` pixels in the mask frame: on fewer (a 47-px object
-    of a 90×160 test clip) the net memorises them, is sure of them in the mask frame and
-    rejects them two frames later, and the object is lost (the smallest DAVIS-2016 first
-    mask, drift-chicane's, has 2370 px)."""
+    class (objects and background) has at least ``MIN_PIXELS`` pixels in the mask frame:
+    on fewer (a 47-px object of a 90×160 test clip) the net memorises them, is sure of
+    them in the mask frame and rejects them two frames later, and the object is lost
+    (the smallest DAVIS-2016 first mask, drift-chicane's, has 2370 px)."""
 
     MIN_PIXELS = 400
 
@@ -301,8 +301,9 @@ class MaskPropagator:
              whose class probabilities ^ β multiply the colour likelihoods: Lab at two
              scales, gradient and local contrast tell apart what RGB histograms confuse
              (a rider's shirt against graffiti of its colours, smoke against a white car).
-             Off with ``appearance=0`` too, and for objects under
-             ``PixelClassifier.MIN_PIXELS`` px. About 2 s to fit once, ~25 ms a frame.
+             Off with ``appearance=0`` too, and when an object or the background has
+             under ``PixelClassifier.MIN_PIXELS`` px. About 2 s to fit once, 20–50 ms a
+             frame at 480p.
     band     the colour model acts within this many pixels of the predicted objects
     bins     histogram bins per RGB channel of the colour model
     local    the background's colours are taken within this many pixels of the first
@@ -360,7 +361,7 @@ class MaskPropagator:
         if self.appearance > 0:
             self.hist = colour_histograms(self.prev_rgb, self.probs, self.bins, self.local)
             counts = torch.bincount(self.probs.argmax(0).flatten(), minlength=self.probs.shape[0])
-            if self.classifier > 0 and (counts[1:] >= PixelClassifier.MIN_PIXELS).all():
+            if self.classifier > 0 and (counts >= PixelClassifier.MIN_PIXELS).all():
                 self.pixel_model = PixelClassifier(self.prev_rgb, self.probs, self.local)
         self.key_gray, self.key_probs = self.prev_gray, self.probs
         return self.probs
