@@ -51,13 +51,6 @@ def resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
                          antialias=shrink)[0]
 
 
-def _to_dtype(rgb: torch.Tensor, dtype: np.dtype) -> np.ndarray:
-    """(3, H, W) float in [0, 1] → (H, W, 3) uint8/uint16 image (rounded)."""
-    peak = 65535.0 if dtype == np.uint16 else 255.0
-    out = (rgb.clamp(0, 1) * peak).round().permute(1, 2, 0).cpu().numpy()
-    return out.astype(np.uint16 if dtype == np.uint16 else np.uint8)
-
-
 @dataclass
 class PreparedKey:
     """A key-frame ready for the model: ``u``/``v`` at the working size, ``exact`` the
@@ -117,26 +110,17 @@ class ColourAdapter:
         return PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]),
                            exact=lab_full[1:])
 
-    def blend(self, parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
-        return sum(w * u for u, w in parts)
-
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
-               weights: Sequence[tuple[PreparedKey, float]] = (), ctx: dict | None = None) -> np.ndarray:
-        if rgb.dtype not in (np.uint8, np.uint16):  # not expected from the readers
-            full = to_float(rgb, self.device)
-            L = colour.lightness(full)
-            ab = key.exact if key is not None else colour.upsample_chroma(
-                mt.colour_unprop(u), L, method=self.chroma_upsample)
-            out = colour.lab_to_rgb(torch.cat([L, ab], dim=0))
-            return _to_dtype(out, np.uint8)
+               ctx: dict | None = None) -> np.ndarray:
+        L = self._full_L(rgb, ctx)
         if key is not None:  # the frame is a key-frame: its own colour, at full resolution
             ab = key.exact
         else:
-            L = torch.from_numpy(self._full_L(rgb, ctx)).to(self.device)[None]
-            ab = colour.upsample_chroma(mt.colour_unprop(u), L, (ctx or {}).get("L_small"),
-                                        method=self.chroma_upsample)
-        ab = ab.permute(1, 2, 0).cpu().numpy()
-        return colour.lab_image_to_rgb(self._full_L(rgb, ctx), ab, rgb.dtype)
+            ab = colour.upsample_chroma(mt.colour_unprop(u), torch.from_numpy(L).to(self.device)[None],
+                                        (ctx or {}).get("L_small"), method=self.chroma_upsample)
+        # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
+        dtype = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else np.dtype(np.uint8)
+        return colour.lab_image_to_rgb(L, ab.permute(1, 2, 0).cpu().numpy(), dtype)
 
 
 class HdrAdapter:
@@ -166,11 +150,7 @@ class HdrAdapter:
         u = mt.hdr_prop(resize(rad, self.work))
         return PreparedKey(index, u, self.guide(video_rgb), exact=rad)
 
-    def blend(self, parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
-        return sum(w * u for u, w in parts)  # in the log domain, like the property
-
-    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
-               weights: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
+    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None) -> np.ndarray:
         if key is not None:
             return np.ascontiguousarray(key.exact.permute(1, 2, 0).cpu().numpy().astype(np.float32))
         # up-sample in the log domain (radiance spans decades), then decode
@@ -210,11 +190,7 @@ class SegmentAdapter:
         u = resize(onehot.to(self.device), self.work)
         return PreparedKey(index, u, self.guide(video_rgb), exact=ids)
 
-    def blend(self, parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
-        return sum(w * u for u, w in parts)
-
-    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
-               weights: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
+    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None) -> np.ndarray:
         if key is not None:
             return key.exact
         probs = resize(u, rgb.shape[:2])

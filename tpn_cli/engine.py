@@ -375,8 +375,8 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
                 if mine is None:
                     result = adapter.finish(frame.image, None, own, **kw)
                 else:
-                    u = adapter.blend([(work.outs[i], w) for i, _, w in mine])
-                    result = adapter.finish(frame.image, u, None, [(k, w) for _, k, w in mine], **kw)
+                    u = infer.blend([(work.outs[i], w) for i, _, w in mine])
+                    result = adapter.finish(frame.image, u, None, **kw)
             with timing.section("encode"):
                 for s in sinks:
                     s.write(frame, result)

@@ -275,7 +275,7 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
             for m in set(got[0]) & set(got[1]):
                 full = m == "flow"  # flow: full size; models: working size, as the engine
                 maps = infer.blend_weights(dist_w, [g[m][1] for g in got], v_t[0] if full else v_small)
-                blended = adapter.blend([(g[m][0], mp) for mp, g in zip(maps, got)])
+                blended = infer.blend([(g[m][0], mp) for mp, g in zip(maps, got)])
                 ab = blended if full else colour.upsample_chroma(tasks.colour_unprop(blended), lab_t[0, :1])
                 res[m] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
         kept.clear()

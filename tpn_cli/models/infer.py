@@ -12,6 +12,8 @@ full size, MEDIUM: the flow the shipped models were trained with.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
@@ -122,6 +124,12 @@ def hold_back(model: TPN, u_aligned: torch.Tensor, out: torch.Tensor,
         return out
     fit = torch.stack([alignment_confidence(k, t) for k, t in zip(v_key_aligned, v_tgt)])
     return u_aligned + (1.0 - beta * fit) * (out - u_aligned)
+
+
+def blend(parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
+    """Σ weight × prediction over (prediction, weight) pairs: every task's property is
+    blended linearly (colour in ab, HDR in log radiance, masks as probabilities)."""
+    return sum(w * u for u, w in parts)
 
 
 def blend_weights(distance_weights: list[float], v_keys_aligned: list[torch.Tensor],
