@@ -370,3 +370,27 @@ def test_timing_sections_are_exclusive_and_reported(tmp_path):
     assert code == 0, err
     parts = json.loads(report.read_text())
     assert {"decode", "network", "scan", "colour", "encode"} <= set(parts)
+
+
+def test_colour_flow_mix_adds_the_flow_baseline():
+    """A flow-aligned model's colour is (1 − m)·TPN + m·flow: the flow part brings a key
+    onto its own frame unchanged, and finish() mixes it in only when given the sources."""
+    from tpn_cli.adapters import ColourAdapter
+
+    frames = [f.image for f in VideoReader(DOG).frames(0, 4)]
+    work = engine.work_size(160, 90, 45)
+    mixed, plain = ColourAdapter(work, "cpu", flow_mix=0.3), ColourAdapter(work, "cpu")
+    key = mixed.prepare_key(0, frames[0])
+    own = mixed.flow_prediction(mixed._full_L(frames[0], None), [(key, 1.0)])
+    assert (own - key.exact).abs().max() < 1.0  # ab units: no motion, no change
+    u = plain.prepare_key(0, frames[0]).u
+    with_flow = mixed.finish(frames[3], u, None, sources=[(key, 1.0)])
+    without = plain.finish(frames[3], u, None)
+    assert np.abs(with_flow.astype(int) - without).max() > 0
+    assert np.array_equal(mixed.finish(frames[3], u, None), without)  # no sources: no flow part
+    # two keys: the flow part is their blend, between the two single-key parts
+    key3 = mixed.prepare_key(3, frames[3])
+    L = mixed._full_L(frames[2], None)
+    both = mixed.flow_prediction(L, [(key, 0.4), (key3, 0.6)])
+    one, three = mixed.flow_prediction(L, [(key, 1.0)]), mixed.flow_prediction(L, [(key3, 1.0)])
+    assert ((both >= torch.minimum(one, three) - 1e-4) & (both <= torch.maximum(one, three) + 1e-4)).all()
