@@ -7,9 +7,10 @@ A model given as MODEL.tpn predicts each frame from the first frame (as the pape
 flow-warped prediction (tpn_cli.models.segment.MaskPropagator, with its first-frame
 colour model on by default); ``chain:none`` is the same loop without a model. Options
 after a second colon: ``chain:none:appearance=0,anchor=0,specks=0,refine=0`` (plain flow
-chaining), ``chain:none:anchor=0,specks=0,refine=0`` (the chain before the mask-frame anchor),
-``chain:none:refine=0`` (without the guided filter on the output),
-``chain:MODEL.tpn:appearance=1,bins=32,band=15,sharpen=2,anchor=1,anchor_sigma=1``. The evaluation is tpn_cli.evaluate (shared
+chaining), ``chain:none:classifier=0,anchor=0,specks=0,refine=0`` (the chain before the mask-frame anchor),
+``chain:none:classifier=0,refine=0`` (without the guided filter on the output),
+``chain:none:classifier=0`` (without the first frame's pixel classifier),
+``chain:MODEL.tpn:appearance=1,classifier=1,bins=32,band=15,sharpen=2,anchor=1,anchor_sigma=1``. The evaluation is tpn_cli.evaluate (shared
 with scripts/make_results.py, which writes docs/RESULTS.md).
 
     python scripts/eval_segment.py [MODEL.tpn | chain:MODEL.tpn ...] [--seqs a,b] [--stride 1]

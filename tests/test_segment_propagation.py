@@ -210,3 +210,35 @@ def test_refine_changes_the_output_but_not_what_the_chain_carries():
         assert not torch.equal(plain, refined)
     torch.testing.assert_close(props[0].probs, props[1].probs)
     torch.testing.assert_close(props[0].probs, outs[0][-1])
+
+
+def test_pixel_classifier_tells_texture_from_flat_colour():
+    from tpn_cli.models.segment import PixelClassifier
+    rng = np.random.default_rng(1)
+    h, w = 60, 80
+    img = np.full((h, w, 3), 0.5, np.float32)
+    red = np.array([0.8, 0.1, 0.1], np.float32)
+    img[20:45, 10:35] = red + 0.15 * rng.standard_normal((25, 25, 1)).astype(np.float32)  # textured object
+    img[20:45, 50:70] = red                                                               # flat, same colour
+    m = np.zeros((h, w), np.uint8)
+    m[20:45, 10:35] = 1
+    rgb = torch.from_numpy(img.clip(0, 1)).permute(2, 0, 1)
+    state = torch.get_rng_state()
+    clf = PixelClassifier(rgb, _probs(m), local=40)
+    assert torch.equal(state, torch.get_rng_state())  # the global random state untouched
+    q = clf.likelihood(rgb, torch.ones(h, w, dtype=torch.bool))
+    torch.testing.assert_close(q.sum(0), torch.ones(h, w), atol=2e-3, rtol=0)
+    assert q[1, 24:41, 14:31].mean() > 0.8 and q[1, 24:41, 54:66].mean() < 0.2
+    again = PixelClassifier(rgb, _probs(m), local=40).likelihood(rgb, torch.ones(h, w, dtype=torch.bool))
+    torch.testing.assert_close(q, again)  # deterministic
+
+
+def test_pixel_classifier_is_not_fitted_to_a_tiny_object():
+    frames, masks = _moving_square()
+    prop = MaskPropagator(None)
+    prop.start(frames[0], _probs(masks[0]))  # 400 px: fitted
+    assert prop.pixel_model is not None
+    small = np.zeros_like(masks[0])
+    small[20:25, 20:25] = 1                  # 25 px: memorised, not learnt
+    prop.start(frames[0], _probs(small))
+    assert prop.pixel_model is None

@@ -326,7 +326,7 @@ def segment(input_path: Path, keys: Path, **kw) -> None:
 
     Masks are carried frame to frame, in order: the previous frame's object
     probabilities are moved by optical flow, pulled back onto the objects by a colour
-    model of the annotated frame, and mixed with the annotated mask warped straight to the
+    model and a small pixel classifier of the annotated frame, and mixed with the annotated mask warped straight to the
     frame wherever that direct flow is consistent. At every mask of --masks the chain restarts from it;
     objects that mask does not contain keep being tracked, so a later mask may hold only
     an object that appears. Frames before the first mask get it unchanged. Output masks
@@ -335,7 +335,7 @@ def segment(input_path: Path, keys: Path, **kw) -> None:
     tool.
 
     Measured on the 4 held-out DAVIS-2016 sequences (J&F, scripts/eval_segment.py):
-    copying the first mask 0.173, plain flow chaining 0.288, this chain 0.537; the
+    copying the first mask 0.173, plain flow chaining 0.288, this chain 0.594; the
     segment TPN refining each step lowered it (0.526 → 0.509, measured before the
     guided filter; docs/TRAINING.md), so it is used only with --tpn or --weights.
 
