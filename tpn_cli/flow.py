@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - reported when used
 PRESETS = ("ultrafast", "fast", "medium")
 
 
-def _require_cv2():
+def require_cv2():
     if cv2 is None:
         raise RuntimeError("optical flow needs OpenCV: pip install opencv-python-headless")
     return cv2
@@ -40,7 +40,7 @@ def dis_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "mediu
     target(x) ≈ key(x + flow(x)), so :func:`warp` samples the key-frame into the target.
     ``tuning`` overrides some of the preset's settings.
     """
-    cv = _require_cv2()
+    cv = require_cv2()
     code = {"ultrafast": cv.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv.DISOPTICAL_FLOW_PRESET_FAST,
             "medium": cv.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
     dis = cv.DISOpticalFlow_create(code)
@@ -56,7 +56,7 @@ def dis_flow_at(target_gray: np.ndarray, key_gray: np.ndarray, size: tuple[int, 
                 preset: str = "medium", tuning: DisTuning | None = None) -> np.ndarray:
     """:func:`dis_flow` computed on the images resized to ``size`` (h, w), the flow
     enlarged back to theirs (its vectors scaled with it)."""
-    cv = _require_cv2()
+    cv = require_cv2()
     h, w = target_gray.shape[:2]
     sh, sw = size
     if (sh, sw) == (h, w):
@@ -87,7 +87,7 @@ def flow_warp(target_gray: np.ndarray, key_gray: np.ndarray, key: np.ndarray,
 
 def warp(key: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np.ndarray:
     """Sample ``key`` (H, W[, C]) at x + flow(x): the key-frame moved into the target frame."""
-    cv = _require_cv2()
+    cv = require_cv2()
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     mode = cv.INTER_LINEAR if interpolation == "linear" else cv.INTER_NEAREST
