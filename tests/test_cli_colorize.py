@@ -223,3 +223,17 @@ def test_chroma_upsample_option(tmp_path, models):
     assert not np.array_equal(outs["guided"][1], outs["bilinear"][1])
     code, _, err = _colorize(models, DOG, keys, tmp_path / "x", "--chroma-upsample", "nearest")
     assert code == 2 and "nearest" in err
+
+
+def test_shipped_model_colours_between_keys(tmp_path):
+    """The shipped colour-v1 (flow-aligned: its colour is mixed with the flow baseline's)
+    end to end: the frames between two keys come back close to the source's colours."""
+    from _cli_util import ROOT
+
+    keys = extract_keys(DOG, tmp_path / "keys", [0, 11])
+    code, _, err = run_cli("colorize", DOG, "--keyframes", keys, "--weights", ROOT / "weights" / "colour-v1.tpn",
+                           "-o", tmp_path / "out", "--mode", "blend", "-q")
+    assert code == 0, err
+    src = list(VideoReader(DOG).frames())
+    out = [read_image(tmp_path / "out" / f"{i:05d}.png") for i in range(12)]
+    assert np.mean([psnr(o, s.image) for o, s in zip(out[1:11], src[1:11])]) > 30

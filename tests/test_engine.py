@@ -44,10 +44,7 @@ class FakeAdapter:
         self.prepared.append(index)
         return PreparedKey(index, torch.full((1, 2, 2), float(index)), torch.zeros(1, 2, 2), exact=-1.0)
 
-    def blend(self, parts):
-        return sum(w * u for u, w in parts)
-
-    def finish(self, rgb, u, key, weights=()):
+    def finish(self, rgb, u, key):
         return key.exact if key is not None else float(u.mean())
 
 
@@ -103,9 +100,9 @@ def test_key_cache_is_bounded(pipeline):
     sizes = []
 
     class Watch(FakeAdapter):
-        def finish(self, rgb, u, key, weights=()):
+        def finish(self, rgb, u, key):
             sizes.append(len(self.prepared) - len(dropped))
-            return super().finish(rgb, u, key, weights)
+            return super().finish(rgb, u, key)
 
     dropped: list[int] = []
     adapter = Watch()
@@ -307,6 +304,11 @@ def test_colour_working_size_defaults_and_key_guide_consistency():
     assert v.shape == key.v.shape == (1, 45, 80)
     assert torch.allclose(v, key.v, atol=1e-4)
     assert key.exact.shape == (2, 90, 160)  # the key's own frame keeps its full-size colour
+    # a key-frame comes back as itself; a float frame (library use) the same, in 8 bits
+    assert np.abs(ad.finish(rgb, None, key).astype(int) - rgb).max() <= 2
+    u = torch.randn(2, 45, 80) * 0.1
+    as_float = ad.finish(rgb.astype(np.float32) / 255, u, None)
+    assert as_float.dtype == np.uint8 and np.abs(as_float.astype(int) - ad.finish(rgb, u, None)).max() <= 1
 
 
 def test_hdr_finish_fast_path_equals_hdr_blend():
@@ -320,8 +322,7 @@ def test_hdr_finish_fast_path_equals_hdr_blend():
     ad = HdrAdapter((45, 80), "cpu")
     torch.manual_seed(0)
     u = torch.randn(3, 45, 80) * 2
-    key = PreparedKey(0, u, u, exact=None)
-    fast = ad.finish(rgb, u, None, [(key, 1.0)])
+    fast = ad.finish(rgb, u, None)
     ldr = to_float(rgb)
     from tpn_cli.adapters import resize
     from tpn_cli.models import tasks as mt
@@ -369,3 +370,27 @@ def test_timing_sections_are_exclusive_and_reported(tmp_path):
     assert code == 0, err
     parts = json.loads(report.read_text())
     assert {"decode", "network", "scan", "colour", "encode"} <= set(parts)
+
+
+def test_colour_flow_mix_adds_the_flow_baseline():
+    """A flow-aligned model's colour is (1 − m)·TPN + m·flow: the flow part brings a key
+    onto its own frame unchanged, and finish() mixes it in only when given the sources."""
+    from tpn_cli.adapters import ColourAdapter
+
+    frames = [f.image for f in VideoReader(DOG).frames(0, 4)]
+    work = engine.work_size(160, 90, 45)
+    mixed, plain = ColourAdapter(work, "cpu", flow_mix=0.3), ColourAdapter(work, "cpu")
+    key = mixed.prepare_key(0, frames[0])
+    own = mixed.flow_prediction(mixed._full_L(frames[0], None), [(key, 1.0)])
+    assert (own - key.exact).abs().max() < 1.0  # ab units: no motion, no change
+    u = plain.prepare_key(0, frames[0]).u
+    with_flow = mixed.finish(frames[3], u, None, sources=[(key, 1.0)])
+    without = plain.finish(frames[3], u, None)
+    assert np.abs(with_flow.astype(int) - without).max() > 0
+    assert np.array_equal(mixed.finish(frames[3], u, None), without)  # no sources: no flow part
+    # two keys: the flow part is their blend, between the two single-key parts
+    key3 = mixed.prepare_key(3, frames[3])
+    L = mixed._full_L(frames[2], None)
+    both = mixed.flow_prediction(L, [(key, 0.4), (key3, 0.6)])
+    one, three = mixed.flow_prediction(L, [(key, 1.0)]), mixed.flow_prediction(L, [(key3, 1.0)])
+    assert ((both >= torch.minimum(one, three) - 1e-4) & (both <= torch.maximum(one, three) + 1e-4)).all()

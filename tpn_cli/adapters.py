@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import camera_response, colour
+from . import camera_response, colour, flow
+from .models import infer
 from .models import tasks as mt
 
 __all__ = ["ColourAdapter", "HdrAdapter", "PreparedKey", "SegmentAdapter", "to_float", "resize"]
@@ -49,13 +50,6 @@ def resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     shrink = size[0] < t.shape[-2] or size[1] < t.shape[-1]
     return F.interpolate(t[None], size=size, mode="bilinear", align_corners=False,
                          antialias=shrink)[0]
-
-
-def _to_dtype(rgb: torch.Tensor, dtype: np.dtype) -> np.ndarray:
-    """(3, H, W) float in [0, 1] → (H, W, 3) uint8/uint16 image (rounded)."""
-    peak = 65535.0 if dtype == np.uint16 else 255.0
-    out = (rgb.clamp(0, 1) * peak).round().permute(1, 2, 0).cpu().numpy()
-    return out.astype(np.uint16 if dtype == np.uint16 else np.uint8)
 
 
 @dataclass
@@ -88,11 +82,20 @@ class ColourAdapter:
     default_work_size = 240
     needs_key_video_frame = False  # the key image carries its own L
     uses_context = True  # guide() and finish() share per-frame work through ``ctx``
+    #: Share of the flow baseline in a flow-aligned model's colour: ab = (1 − m)·TPN + m·flow,
+    #: flow = the key-frames' full-size ab warped by DIS flow (:func:`tpn_cli.flow.flow_warp`)
+    #: and blended as the baseline is. The two err in different places (the TPN's chroma comes
+    #: from 240 px, the flow's from full size; flow fails where the TPN repairs): 4 held-out
+    #: DAVIS sequences, both keys blended, m = 0.3: +0.26 dB at K = 30, +0.25 at K = 20
+    #: (docs/what-we-tried.md, "Motion-aware input"). Set on the adapter by ``tpn colorize``
+    #: for flow-aligned models (0 = the TPN alone).
+    FLOW_MIX = 0.3
 
     def __init__(self, work: tuple[int, int], device: torch.device | str,
-                 chroma_upsample: str = "guided") -> None:
+                 chroma_upsample: str = "guided", flow_mix: float = 0.0) -> None:
         self.work, self.device = work, device  # work = (h, w)
         self.chroma_upsample = chroma_upsample  # a colour.CHROMA_UPSAMPLE method
+        self.flow_mix = flow_mix
 
     @staticmethod
     def _full_L(rgb: np.ndarray, ctx: dict | None) -> np.ndarray:
@@ -114,29 +117,44 @@ class ColourAdapter:
         full = to_float(key_image, self.device)
         lab_full = colour.rgb_to_lab(full)
         lab_small = resize(lab_full, self.work)  # as guide() shrinks L: the same L for both
-        return PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]),
-                           exact=lab_full[1:])
-
-    def blend(self, parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
-        return sum(w * u for u, w in parts)
+        key = PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]),
+                          exact=lab_full[1:])
+        if self.flow_mix:  # what the flow part of finish() warps
+            key.extra["lab"] = lab_full.permute(1, 2, 0).cpu().numpy()
+            key.extra["flow_gray"] = infer.guide_to_gray(mt.colour_guide(lab_full[:1]))
+        return key
 
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
-               weights: Sequence[tuple[PreparedKey, float]] = (), ctx: dict | None = None) -> np.ndarray:
-        if rgb.dtype not in (np.uint8, np.uint16):  # not expected from the readers
-            full = to_float(rgb, self.device)
-            L = colour.lightness(full)
-            ab = key.exact if key is not None else colour.upsample_chroma(
-                mt.colour_unprop(u), L, method=self.chroma_upsample)
-            out = colour.lab_to_rgb(torch.cat([L, ab], dim=0))
-            return _to_dtype(out, np.uint8)
+               ctx: dict | None = None,
+               sources: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
+        """``sources``: the key-frames behind ``u`` with their distance weights (for the
+        flow part, :data:`FLOW_MIX`)."""
+        L = self._full_L(rgb, ctx)
         if key is not None:  # the frame is a key-frame: its own colour, at full resolution
             ab = key.exact
         else:
-            L = torch.from_numpy(self._full_L(rgb, ctx)).to(self.device)[None]
-            ab = colour.upsample_chroma(mt.colour_unprop(u), L, (ctx or {}).get("L_small"),
-                                        method=self.chroma_upsample)
-        ab = ab.permute(1, 2, 0).cpu().numpy()
-        return colour.lab_image_to_rgb(self._full_L(rgb, ctx), ab, rgb.dtype)
+            ab = colour.upsample_chroma(mt.colour_unprop(u), torch.from_numpy(L).to(self.device)[None],
+                                        (ctx or {}).get("L_small"), method=self.chroma_upsample)
+            if self.flow_mix and sources:
+                with_flow = self.flow_prediction(L, sources).to(ab.device)
+                ab = (1.0 - self.flow_mix) * ab + self.flow_mix * with_flow
+        # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
+        dtype = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else np.dtype(np.uint8)
+        return colour.lab_image_to_rgb(L, ab.permute(1, 2, 0).cpu().numpy(), dtype)
+
+    @staticmethod
+    def flow_prediction(L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]]) -> torch.Tensor:
+        """The flow baseline's ab (2, H, W) for a frame of lightness ``L`` (H, W): each key's
+        full-size Lab warped by :func:`tpn_cli.flow.flow_warp`; two keys blended by
+        :func:`tpn_cli.models.infer.blend_weights` on their warped L."""
+        v = mt.colour_guide(torch.from_numpy(L)[None])
+        gray = infer.guide_to_gray(v)
+        warped = [torch.from_numpy(flow.flow_warp(gray, k.extra["flow_gray"], k.extra["lab"])).permute(2, 0, 1)
+                  for k, _ in sources]
+        if len(warped) == 1:
+            return warped[0][1:]
+        maps = infer.blend_weights([w for _, w in sources], [mt.colour_guide(x[:1]) for x in warped], v)
+        return infer.blend([(x[1:], m) for x, m in zip(warped, maps)])
 
 
 class HdrAdapter:
@@ -166,11 +184,7 @@ class HdrAdapter:
         u = mt.hdr_prop(resize(rad, self.work))
         return PreparedKey(index, u, self.guide(video_rgb), exact=rad)
 
-    def blend(self, parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
-        return sum(w * u for u, w in parts)  # in the log domain, like the property
-
-    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
-               weights: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
+    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None) -> np.ndarray:
         if key is not None:
             return np.ascontiguousarray(key.exact.permute(1, 2, 0).cpu().numpy().astype(np.float32))
         # up-sample in the log domain (radiance spans decades), then decode
@@ -210,11 +224,7 @@ class SegmentAdapter:
         u = resize(onehot.to(self.device), self.work)
         return PreparedKey(index, u, self.guide(video_rgb), exact=ids)
 
-    def blend(self, parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
-        return sum(w * u for u, w in parts)
-
-    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
-               weights: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
+    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None) -> np.ndarray:
         if key is not None:
             return key.exact
         probs = resize(u, rgb.shape[:2])

@@ -133,7 +133,8 @@ class _Work:
     """One batch on its way through the pipeline."""
 
     frames: list  # (Frame, Assignment, ctx)
-    slots: list   # per frame: None (a key-frame: output from the key) or [(pair index, key, w)]
+    slots: list   # per frame: None (a key-frame: output from the key) or
+                  # [(pair index, key, distance weight, blend weight (scalar or per-pixel))]
     own_keys: list  # per frame: its own PreparedKey when it is a key-frame, else None
     pairs: list = field(default_factory=list)
     outs: list = field(default_factory=list)
@@ -278,6 +279,7 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
     # when the key is warped to each frame first)
     key_codes = not custom and not align and hasattr(model, "encode_key")
     with_ctx = getattr(adapter, "uses_context", False)
+    with_sources = getattr(adapter, "flow_mix", 0.0) > 0  # finish() mixes in the flow baseline
     batch_size = max(1, int(batch_size))
     stats = RunStats()
     cache: dict[int, Any] = {}
@@ -335,11 +337,11 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
                                                 tgt_gray=gray)
                 mine.append((len(work.pairs), pk, w))
                 work.pairs.append(_Pair(u, vk, v, pk.extra.get("code")))
+            maps = [w for _, _, w in mine]
             if align and len(mine) > 1:  # blend: per-pixel weights from each key's aligned fit
                 with timing.section("flow"):
-                    maps = infer.blend_weights([w for _, _, w in mine],
-                                               [work.pairs[i].v_key for i, _, _ in mine], v)
-                mine = [(i, pk, m) for (i, pk, _), m in zip(mine, maps)]
+                    maps = infer.blend_weights(maps, [work.pairs[i].v_key for i, _, _ in mine], v)
+            mine = [(i, pk, w, m) for (i, pk, w), m in zip(mine, maps)]
             work.slots.append(mine)
             work.own_keys.append(None)
         # the plan is monotone: keys before the last frame's earliest key are done
@@ -375,8 +377,10 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
                 if mine is None:
                     result = adapter.finish(frame.image, None, own, **kw)
                 else:
-                    u = adapter.blend([(work.outs[i], w) for i, _, w in mine])
-                    result = adapter.finish(frame.image, u, None, [(k, w) for _, k, w in mine], **kw)
+                    u = infer.blend([(work.outs[i], m) for i, _, _, m in mine])
+                    if with_sources:
+                        kw["sources"] = [(pk, w) for _, pk, w, _ in mine]
+                    result = adapter.finish(frame.image, u, None, **kw)
             with timing.section("encode"):
                 for s in sinks:
                     s.write(frame, result)

@@ -52,7 +52,7 @@ import torch
 from . import adapters, camera_response, colour, metrics
 from .adapters import ColourAdapter, HdrAdapter
 from .engine import work_size
-from .flow import dis_flow, warp
+from .flow import dis_flow, flow_warp, warp
 from .keyframes import plan
 from .models import load_model, predict, tasks
 from .models import infer
@@ -247,9 +247,11 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
     restricts that model to a subset of the pairs. The models run as `tpn colorize` runs
     them: at the working size ``work_short_side`` (the command's default), inputs from
     :class:`tpn_cli.adapters.ColourAdapter`, the key-frame flow-aligned at that size when
-    the model wants it, the ab brought back to full size guided by L. The baselines work
+    the model wants it, the ab brought back to full size guided by L and, for flow-aligned
+    models, mixed with the flow baseline's (``ColourAdapter.FLOW_MIX``). The baselines work
     at full size. Seconds spent are added to ``times``: 'flow' (DIS + warp), each model's
-    name (the network alone), and '<name>+flow' (model, alignment, resizing: end to end).
+    name (the network alone), and '<name>+flow' (model, alignment, resizing, the flow part:
+    end to end).
 
     ``blends`` ({frame: {((k0, w0), (k1, w1)), ...}}, :func:`blends_of`): for those frames
     the predictions from both keys are also blended as ``--mode blend`` does
@@ -272,11 +274,16 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
             got = [kept.get(k, {}) for k, _ in sources]
             dist_w = [wt for _, wt in sources]
             res = blend_out.setdefault((t, sources), {})
-            for m in set(got[0]) & set(got[1]):
+            flow_ab = None
+            for m in sorted(set(got[0]) & set(got[1]), key=lambda m: m != "flow"):  # flow first
                 full = m == "flow"  # flow: full size; models: working size, as the engine
                 maps = infer.blend_weights(dist_w, [g[m][1] for g in got], v_t[0] if full else v_small)
-                blended = adapter.blend([(g[m][0], mp) for mp, g in zip(maps, got)])
+                blended = infer.blend([(g[m][0], mp) for mp, g in zip(maps, got)])
                 ab = blended if full else colour.upsample_chroma(tasks.colour_unprop(blended), lab_t[0, :1])
+                if full:
+                    flow_ab = ab
+                elif infer.wants_alignment(models[m]):  # the flow part, as ColourAdapter.finish
+                    ab = (1.0 - ColourAdapter.FLOW_MIX) * ab + ColourAdapter.FLOW_MIX * flow_ab
                 res[m] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
         kept.clear()
 
@@ -296,9 +303,10 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
         r.energy["copy"] = float(metrics.style_energy_ratio(lab_k[:, 1:], true_ab)[0])
         t0 = time.perf_counter()
         # flow from L only: all a grayscale input offers (baseline and models alike)
-        flow = dis_flow(guide_to_gray(v_t[0]), guide_to_gray(tasks.colour_guide(lab_k[0, :1])))
-        lab_w = torch.from_numpy(warp(lab_k[0].permute(1, 2, 0).numpy(), flow)).permute(2, 0, 1)
-        times["flow"] = times.get("flow", 0.0) + time.perf_counter() - t0
+        lab_w = torch.from_numpy(flow_warp(guide_to_gray(v_t[0]), guide_to_gray(tasks.colour_guide(lab_k[0, :1])),
+                                           lab_k[0].permute(1, 2, 0).numpy())).permute(2, 0, 1)
+        dt_flow = time.perf_counter() - t0
+        times["flow"] = times.get("flow", 0.0) + dt_flow
         ab_w = lab_w[1:]
         r.psnr["flow"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab_w[None])), truth)
         r.energy["flow"] = float(metrics.style_energy_ratio(ab_w[None], true_ab)[0])
@@ -323,6 +331,9 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
                                    v_in[None], v_small[None])[0]
             dt = time.perf_counter() - t0
             ab = colour.upsample_chroma(tasks.colour_unprop(pred), lab_t[0, :1])
+            if infer.wants_alignment(model):  # the flow part, as ColourAdapter.finish
+                ab = (1.0 - ColourAdapter.FLOW_MIX) * ab + ColourAdapter.FLOW_MIX * ab_w
+                dt_in += dt_flow
             dt_out = time.perf_counter() - t0 - dt
             times[name] = times.get(name, 0.0) + dt
             times[name + "+flow"] = times.get(name + "+flow", 0.0) + dt + dt_in + dt_out

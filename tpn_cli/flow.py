@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - reported when used
 PRESETS = ("ultrafast", "fast", "medium")
 
 
-def _require_cv2():
+def require_cv2():
     if cv2 is None:
         raise RuntimeError("optical flow needs OpenCV: pip install opencv-python-headless")
     return cv2
@@ -40,7 +40,7 @@ def dis_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "mediu
     target(x) ≈ key(x + flow(x)), so :func:`warp` samples the key-frame into the target.
     ``tuning`` overrides some of the preset's settings.
     """
-    cv = _require_cv2()
+    cv = require_cv2()
     code = {"ultrafast": cv.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv.DISOPTICAL_FLOW_PRESET_FAST,
             "medium": cv.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
     dis = cv.DISOpticalFlow_create(code)
@@ -52,9 +52,42 @@ def dis_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "mediu
     return dis.calc(_as_u8(target_gray), _as_u8(key_gray), None)
 
 
+def dis_flow_at(target_gray: np.ndarray, key_gray: np.ndarray, size: tuple[int, int],
+                preset: str = "medium", tuning: DisTuning | None = None) -> np.ndarray:
+    """:func:`dis_flow` computed on the images resized to ``size`` (h, w), the flow
+    enlarged back to theirs (its vectors scaled with it)."""
+    cv = require_cv2()
+    h, w = target_gray.shape[:2]
+    sh, sw = size
+    if (sh, sw) == (h, w):
+        return dis_flow(target_gray, key_gray, preset, tuning)
+    small = dis_flow(cv.resize(_as_u8(target_gray), (sw, sh), interpolation=cv.INTER_AREA),
+                     cv.resize(_as_u8(key_gray), (sw, sh), interpolation=cv.INTER_AREA), preset, tuning)
+    flow = cv.resize(small, (w, h), interpolation=cv.INTER_LINEAR)
+    flow[..., 0] *= w / sw
+    flow[..., 1] *= h / sh
+    return flow
+
+
+#: The flow baseline's flow is computed at most at this short side (larger frames are
+#: shrunk for it, the flow enlarged back): the baseline as measured (DAVIS, 480p), and DIS
+#: at 1080p would cost ~5× for detail the key-frame's property does not need.
+BASELINE_SHORT_SIDE = 480
+
+
+def flow_warp(target_gray: np.ndarray, key_gray: np.ndarray, key: np.ndarray,
+              preset: str = "medium", max_short_side: int = BASELINE_SHORT_SIDE) -> np.ndarray:
+    """The flow baseline: ``key`` (H, W[, C]) moved into the target frame by DIS flow
+    between the gray images (H, W), computed at up to ``max_short_side`` (0: full size)."""
+    h, w = target_gray.shape[:2]
+    s = max_short_side / min(h, w) if max_short_side else 1.0
+    size = (max(8, round(h * s)), max(8, round(w * s))) if s < 1.0 else (h, w)
+    return warp(key, dis_flow_at(target_gray, key_gray, size, preset))
+
+
 def warp(key: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np.ndarray:
     """Sample ``key`` (H, W[, C]) at x + flow(x): the key-frame moved into the target frame."""
-    cv = _require_cv2()
+    cv = require_cv2()
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     mode = cv.INTER_LINEAR if interpolation == "linear" else cv.INTER_NEAREST

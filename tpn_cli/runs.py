@@ -30,6 +30,7 @@ from .media import VideoReader, check_output_path, open_input, output_kind, read
 from .media.frames import frame_number, resize_image
 from .media.hdr import HDR_EXTENSIONS, read_hdr_image
 from .media.masks import Mask, read_mask
+from .models import infer
 from . import outputs
 
 Task = Literal["colour", "hdr", "segment"]
@@ -317,6 +318,8 @@ class Run:
             pipelined = o.pipeline and o.task != "segment"
             torch.set_num_threads(o.threads or (1 if pipelined else torch.get_num_threads()))
         adapter = self._adapter()
+        if o.task == "colour" and model is not None and infer.wants_alignment(model):
+            adapter.flow_mix = ColourAdapter.FLOW_MIX
         t0 = time.perf_counter()  # wall time includes closing: HDR10's second pass, renames
         if o.task == "hdr":
             adapter.response = self.fit_camera_response()

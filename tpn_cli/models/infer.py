@@ -12,10 +12,12 @@ full size, MEDIUM: the flow the shipped models were trained with.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
-from ..flow import DisTuning, dis_flow, warp
+from ..flow import DisTuning, dis_flow_at, warp
 from .tpn import TPN
 
 #: DIS preset of the alignment flow.
@@ -44,21 +46,10 @@ def alignment_flow(target_gray: np.ndarray, key_gray: np.ndarray, scale: float |
                    preset: str | None = None) -> np.ndarray:
     """Flow (H, W, 2) from the target to the key-frame, for :func:`align_key`: DIS at
     ``scale`` (default :data:`ALIGN_SCALE`) of the images' size, enlarged back."""
-    import cv2
-
     scale = ALIGN_SCALE if scale is None else scale
-    preset = preset or ALIGN_PRESET
     h, w = target_gray.shape[:2]
     sh, sw = max(8, round(h * scale)), max(8, round(w * scale))
-    tuning = alignment_tuning(min(sh, sw))
-    if (sh, sw) == (h, w):
-        return dis_flow(target_gray, key_gray, preset, tuning)
-    small = dis_flow(cv2.resize(target_gray, (sw, sh), interpolation=cv2.INTER_AREA),
-                     cv2.resize(key_gray, (sw, sh), interpolation=cv2.INTER_AREA), preset, tuning)
-    flow = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    flow[..., 0] *= w / sw
-    flow[..., 1] *= h / sh
-    return flow
+    return dis_flow_at(target_gray, key_gray, (sh, sw), preset or ALIGN_PRESET, alignment_tuning(min(sh, sw)))
 
 
 def alignment_tuning(short_side: int) -> DisTuning | None:
@@ -122,6 +113,12 @@ def hold_back(model: TPN, u_aligned: torch.Tensor, out: torch.Tensor,
         return out
     fit = torch.stack([alignment_confidence(k, t) for k, t in zip(v_key_aligned, v_tgt)])
     return u_aligned + (1.0 - beta * fit) * (out - u_aligned)
+
+
+def blend(parts: Sequence[tuple[torch.Tensor, float | torch.Tensor]]) -> torch.Tensor:
+    """Σ weight × prediction over (prediction, weight) pairs: every task's property is
+    blended linearly (colour in ab, HDR in log radiance, masks as probabilities)."""
+    return sum(w * u for u, w in parts)
 
 
 def blend_weights(distance_weights: list[float], v_keys_aligned: list[torch.Tensor],

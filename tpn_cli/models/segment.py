@@ -66,7 +66,7 @@ import numpy as np
 import torch
 
 from .. import timing
-from ..flow import _require_cv2, dis_flow, warp
+from ..flow import dis_flow, require_cv2, warp
 from .infer import guide_to_gray
 from .tpn import TPN
 
@@ -94,7 +94,7 @@ def _near_objects(probs: torch.Tensor, radius: int) -> torch.Tensor:
     is above 0.5."""
     objects = (probs[1:] > 0.5).any(0).numpy().astype(np.uint8)
     k = 2 * radius + 1  # OpenCV's rectangular dilation: separable, ~50× faster than max_pool2d
-    return torch.from_numpy(_require_cv2().dilate(objects, np.ones((k, k), np.uint8)) > 0)
+    return torch.from_numpy(require_cv2().dilate(objects, np.ones((k, k), np.uint8)) > 0)
 
 
 def colour_histograms(rgb: torch.Tensor, probs: torch.Tensor, bins: int = 16,
@@ -139,7 +139,7 @@ def pixel_features(rgb: torch.Tensor) -> np.ndarray:
     are px at a 480-px short side (DAVIS 480p, where they were chosen) and shrink with
     the frame, so that they stay within a small object on a small frame."""
     s = min(rgb.shape[-2:]) / 480
-    cv = _require_cv2()
+    cv = require_cv2()
     img = np.ascontiguousarray(rgb.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy())
     lab = cv.cvtColor(img, cv.COLOR_RGB2LAB) / np.array([100.0, 127.0, 127.0], np.float32)
     lum = np.ascontiguousarray(lab[..., 0])
@@ -243,7 +243,7 @@ def guided_smooth(probs: torch.Tensor, gray: np.ndarray, radius: int, eps: float
     moves onto the frame's own edge; ``eps`` (in (gray/255)²) is the contrast below which
     an edge of the guide is smoothed over. The filter is linear and keeps constants, so
     the background (channel 0) is 1 − Σ objects: one filter fewer than filtering it too."""
-    cv = _require_cv2()
+    cv = require_cv2()
     k = (2 * radius + 1, 2 * radius + 1)
 
     def box(x: np.ndarray) -> np.ndarray:
@@ -267,7 +267,7 @@ def drop_specks(probs: torch.Tensor, fraction: float) -> torch.Tensor:
     smaller than ``fraction`` of that object's largest piece: the specks the colour model
     and the anchor leave in background of the object's colours, which the chain would
     otherwise carry and grow."""
-    cv = _require_cv2()
+    cv = require_cv2()
     ids = probs.argmax(0).numpy().astype(np.uint8)
     out = None
     for k in range(1, probs.shape[0]):
