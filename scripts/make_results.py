@@ -325,9 +325,10 @@ def segment_section(a, seg: dict, model_ok: bool) -> tuple[str, list]:
     out.append(f"DAVIS-2016 protocol on {', '.join(seg)} ({stride}first mask given, first and last "
                f"frame excluded, boundary tolerance 0.008 of the diagonal). \"{SEG_CLI}\" is what "
                "`tpn segment` runs: tpn_cli.models.segment.MaskPropagator with its default options "
-               "(flow-warped previous prediction, first-frame colour model, mask-frame anchor, speck "
-               f"removal, guided-filter edges); \"{SEG_CHAIN_TPN}\" is the same loop with the segment "
-               "TPN refining each step (opt-in: it measured worse).\n")
+               "(flow-warped previous prediction, first-frame colour model and pixel classifier, "
+               f"mask-frame anchor, speck removal, guided-filter edges); \"{SEG_CHAIN_TPN}\" is the same loop with the segment "
+               "TPN refining each step (opt-in, `tpn segment --tpn`: its effect differs much between "
+               "sequences and it costs ~1.6× the time; docs/what-we-tried.md).\n")
     heads = ["sequence"] + [f"{names.get(m, m)} {x}" for m in methods for x in ("J", "F", "J&F")]
     rows = []
     for name, r in seg.items():
