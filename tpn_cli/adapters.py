@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import camera_response, colour, flow
+from . import camera_response, colour, flow, timing
 from .models import infer
 from .models import tasks as mt
 
@@ -149,8 +149,9 @@ class ColourAdapter:
         :func:`tpn_cli.models.infer.blend_weights` on their warped L."""
         v = mt.colour_guide(torch.from_numpy(L)[None])
         gray = infer.guide_to_gray(v)
-        warped = [torch.from_numpy(flow.flow_warp(gray, k.extra["flow_gray"], k.extra["lab"])).permute(2, 0, 1)
-                  for k, _ in sources]
+        with timing.section("flow"):  # counted with the alignment flow, not the conversions
+            warped = [torch.from_numpy(flow.flow_warp(gray, k.extra["flow_gray"], k.extra["lab"])).permute(2, 0, 1)
+                      for k, _ in sources]
         if len(warped) == 1:
             return warped[0][1:]
         maps = infer.blend_weights([w for _, w in sources], [mt.colour_guide(x[:1]) for x in warped], v)
