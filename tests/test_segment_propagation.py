@@ -242,3 +242,28 @@ def test_pixel_classifier_is_not_fitted_to_a_tiny_object():
     small[20:25, 20:25] = 1                  # 25 px: memorised, not learnt
     prop.start(frames[0], _probs(small))
     assert prop.pixel_model is None
+
+
+def test_pixel_classifier_refit_follows_a_changed_appearance():
+    from tpn_cli.models.segment import PixelClassifier
+    rng = np.random.default_rng(2)
+    h, w = 60, 80
+    m = np.zeros((h, w), np.uint8)
+    m[20:45, 10:35] = 1
+    img0 = np.full((h, w, 3), 0.5, np.float32)
+    img0[20:45, 10:35] = np.array([0.8, 0.1, 0.1]) + 0.1 * rng.standard_normal((25, 25, 1))
+    img1 = img0.copy()
+    img1[20:45, 10:35] = np.array([0.1, 0.2, 0.8]) + 0.1 * rng.standard_normal((25, 25, 1))  # turned blue
+    rgb0 = torch.from_numpy(img0.clip(0, 1)).permute(2, 0, 1).float()
+    rgb1 = torch.from_numpy(img1.clip(0, 1)).permute(2, 0, 1).float()
+    everywhere = torch.ones(h, w, dtype=torch.bool)
+    clf = PixelClassifier(rgb0, _probs(m), local=40)
+    before = clf.likelihood(rgb1, everywhere)[1, 24:41, 14:31].mean()
+    assert not clf.refit(rgb1, _probs(np.zeros_like(m)), margin=2)  # no sure object pixels: refused
+    assert torch.equal(clf.likelihood(rgb1, everywhere)[1, 24:41, 14:31].mean(), before)
+    assert clf.refit(rgb1, _probs(m), margin=2, mix=0.5)
+    after = clf.likelihood(rgb1, everywhere)
+    assert after[1, 24:41, 14:31].mean() > max(0.8, before)
+    assert clf.likelihood(rgb0, everywhere)[1, 24:41, 14:31].mean() > 0.8  # the mask frame still holds
+    clf.refit(rgb1, _probs(m), margin=2, mix=0.5)  # restarts from the mask-frame fit: same result
+    torch.testing.assert_close(clf.likelihood(rgb1, everywhere), after)

@@ -326,7 +326,8 @@ def segment(input_path: Path, keys: Path, **kw) -> None:
 
     Masks are carried frame to frame, in order: the previous frame's object
     probabilities are moved by optical flow, pulled back onto the objects by a colour
-    model and a small pixel classifier of the annotated frame, and mixed with the annotated mask warped straight to the
+    model and a small pixel classifier of the annotated frame (refitted every 10 frames on
+    the chain's sure pixels), and mixed with the annotated mask warped straight to the
     frame wherever that direct flow is consistent. At every mask of --masks the chain restarts from it;
     objects that mask does not contain keep being tracked, so a later mask may hold only
     an object that appears. Frames before the first mask get it unchanged. Output masks

@@ -41,6 +41,17 @@ likelihoods in the same band: 0.537 → 0.594 on the 4 held-out sequences (bmx-t
 20–50 ms a frame at 480p; other seeds of its fit: 0.595 / 0.738 and 0.593 / 0.726
 (``classifier=0`` turns it off).
 
+Objects change as a clip goes on (a rider reappearing after a tree, a dog turning, a car
+growing until panels unseen in the mask frame fill it), so every ``refit`` frames the
+classifier is fine-tuned again from its mask-frame fit on the chain's own sure pixels of
+the current frame (probability > 0.97, 10 px inside the object or the near background),
+mixed 1 : 9 with the mask frame's samples so it cannot drift far from the annotation
+(:meth:`PixelClassifier.refit`). With cached flows: 0.594 → 0.612 on the 4 held-out
+sequences (bmx-trees 0.342 → 0.357, goat 0.806 → 0.807, libby 0.653 → 0.707,
+drift-chicane unchanged at 0.576), 0.736 → 0.733 on the 6 training sequences (within the
+±0.006 spread between seeds of the fit; breakdance 0.393 → 0.366, dog 0.685 → 0.695),
+~0.3 s a refit, ~+30 ms a frame averaged (``refit=0`` turns it off).
+
 What a step returns is snapped to the frame's edges by a guided filter (``refine``):
 boundary accuracy F is half of DAVIS's J&F, and the chained probabilities' edges are
 soft and a pixel or two off. Only the output is refined; the chain carries the unrefined
@@ -61,6 +72,8 @@ a 4th guidance channel of both frames.
 ``propagate_masks(model, frames, probs0)`` runs it over a list of frames.
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
@@ -200,6 +213,8 @@ class PixelClassifier:
         w = torch.from_numpy(np.concatenate(ws)) / len(xs)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-4
         x = (x - self.mean) / self.std
+        self.local = local
+        self._x0, self._y0 = x, y  # the mask frame's samples, mixed into every refit
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.net = torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.ReLU(),
@@ -213,6 +228,62 @@ class PixelClassifier:
             opt.step()
         self.net.eval()
         self.k = k
+        self._net0 = copy.deepcopy(self.net.state_dict())
+
+    def refit(self, rgb: torch.Tensor, probs: torch.Tensor, threshold: float = 0.97,
+              margin: int = 10, mix: float = 0.1, samples: int = 10000, iterations: int = 50,
+              lr: float = 3e-3, seed: int = 0) -> bool:
+        """Fine-tune the net, starting again from its mask-frame fit, on a later frame
+        ``rgb`` whose predicted ``probs`` are taken as labels where they are sure (max
+        probability above ``threshold``, at least ``margin`` px inside their class's
+        region; the background only within ``local`` px of the objects), mixed with the
+        mask frame's samples (the new frame weighs ``mix``, each class balanced within
+        each frame), so the model follows the objects' appearance without drifting far
+        from the annotation. Returns False (and leaves the net alone) when a class has
+        fewer than ``MIN_PIXELS`` sure pixels."""
+        cv = require_cv2()
+        ids = probs.argmax(0).numpy()
+        sure = probs.max(0).values.numpy() > threshold
+        kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+        near = _near_objects(probs, self.local).numpy() if self.local > 0 else None
+        f = pixel_features(rgb)
+        f = f.reshape(-1, f.shape[-1])
+        rng = np.random.default_rng(seed)
+        xs, ys = [], []
+        for c in range(self.k):
+            m = (cv.erode((ids == c).astype(np.uint8), kernel) > 0) & sure
+            if c == 0 and near is not None:
+                m &= near
+            idx = np.flatnonzero(m.reshape(-1))
+            if len(idx) < self.MIN_PIXELS:
+                return False
+            xs.append(f[rng.choice(idx, min(len(idx), samples), replace=False)])
+            ys.append(np.full(len(xs[-1]), c))
+        # tensors made here, not under the caller's inference_mode (the CLI), or autograd refuses them
+        with torch.inference_mode(False), torch.enable_grad():
+            x1 = (torch.from_numpy(np.concatenate(xs)) - self.mean) / self.std
+            y1 = torch.from_numpy(np.concatenate(ys)).long()
+
+            def balanced(y: torch.Tensor, total: float) -> torch.Tensor:
+                w = torch.zeros(len(y))
+                for c in range(self.k):
+                    n = int((y == c).sum())
+                    if n:
+                        w[y == c] = total / (self.k * n)
+                return w
+
+            x, y = torch.cat([self._x0, x1]), torch.cat([self._y0, y1])
+            w = torch.cat([balanced(self._y0, 1.0 - mix), balanced(y1, mix)])
+            self.net.load_state_dict(self._net0)
+            self.net.train()
+            opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+            for _ in range(iterations):
+                opt.zero_grad()
+                loss = (torch.nn.functional.cross_entropy(self.net(x), y, reduction="none") * w).sum()
+                loss.backward()
+                opt.step()
+            self.net.eval()
+        return True
 
     @torch.no_grad()
     def likelihood(self, rgb: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
@@ -323,12 +394,18 @@ class MaskPropagator:
              an object a few pixels wide on a small frame. Only the output is refined:
              the chain carries the unrefined probabilities (refining them too was worse).
     refine_eps  the guided filter's ε
+    refit    every this many frames the pixel classifier is fine-tuned again (from its
+             mask-frame fit) on the chain's sure pixels of the current frame, mixed with
+             the mask frame's (:meth:`PixelClassifier.refit`; 0 = never). 10 with a 1 : 9
+             mix measured best of mix 0.1 / 0.25 / 0.5 (larger mixes lose on the training
+             sequences: 0.5 → 0.717, camel −0.06, breakdance −0.04); gating it on the
+             anchor's agreement (mean weight ≥ 0.3 over the object) never let it run.
     """
 
     def __init__(self, model: TPN | None = None, preset: str = "medium", sharpen: float = 1.0,
                  appearance: float = 1.0, classifier: float = 1.0, band: int = 15, bins: int = 32, local: int = 40,
                  anchor: float = 1.0, anchor_sigma: float = 1.0, specks: float = 0.05,
-                 refine: int = 4, refine_eps: float = 1e-3):
+                 refine: int = 4, refine_eps: float = 1e-3, refit: int = 10):
         self.model = model
         self.preset = preset
         self.sharpen = sharpen
@@ -342,6 +419,8 @@ class MaskPropagator:
         self.specks = float(specks)
         self.refine = int(refine)
         self.refine_eps = float(refine_eps)
+        self.refit = int(refit)
+        self._steps = 0
         self.hist: torch.Tensor | None = None
         self.pixel_model: PixelClassifier | None = None
         self.key_gray: np.ndarray | None = None
@@ -358,6 +437,7 @@ class MaskPropagator:
         self.prev_gray = guide_to_gray(self.prev_rgb)
         self.probs = normalise_probs(probs.detach().float().cpu())
         self.pixel_model = None  # a restart (tpn segment --masks) refits it or drops it
+        self._steps = 0
         if self.appearance > 0:
             self.hist = colour_histograms(self.prev_rgb, self.probs, self.bins, self.local)
             counts = torch.bincount(self.probs.argmax(0).flatten(), minlength=self.probs.shape[0])
@@ -408,6 +488,11 @@ class MaskPropagator:
                 if self.specks > 0:  # smoothing can leave a faint speck above 0.5
                     out = drop_specks(out, self.specks)
         self.prev_rgb, self.prev_gray, self.probs = rgb, gray, u
+        self._steps += 1
+        if self.refit > 0 and self.pixel_model is not None and self._steps % self.refit == 0:
+            with timing.section("network"):
+                s = min(gray.shape) / 480
+                self.pixel_model.refit(rgb, u, margin=max(1, round(10 * s)), seed=self._steps)
         return out
 
 
