@@ -39,13 +39,10 @@ from .models.segment import MaskPropagator
 
 __all__ = ["USE_TPN", "describe", "first_frame", "run"]
 
-#: Whether `tpn segment` refines each chained step with the segment TPN by default. No:
-#: on the 4 held-out DAVIS-2016 sequences (scripts/eval_segment.py, J&F) the chain (colour
-#: model + mask-frame anchor + speck removal, before the guided filter on the output and
-#: the pixel classifier, which brought the default to 0.537 and 0.594) scores 0.526 without it and 0.509 with
-#: `segment-v1` (bmx-trees 0.296/0.322, drift-chicane 0.453/0.440, goat 0.745/0.745,
-#: libby 0.609/0.528), at about twice the time. Before the anchor: 0.368 and 0.350
-#: (docs/TRAINING.md).
+#: Whether `tpn segment` refines each chained step with the segment TPN by default. Not
+#: yet: on the 4 held-out DAVIS-2016 sequences (docs/RESULTS.md, J&F) it lost before the
+#: pixel classifier (0.509 vs 0.526) and now wins (0.630 vs 0.612, every sequence), at
+#: ~1.5× the time; to be confirmed on footage beyond those 4 before it becomes the default.
 USE_TPN = False
 
 
