@@ -220,13 +220,7 @@ class PixelClassifier:
             self.net = torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.ReLU(),
                                            torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
                                            torch.nn.Linear(hidden, k))
-        opt = torch.optim.Adam(self.net.parameters(), lr=1e-2)
-        for _ in range(iterations):
-            opt.zero_grad()
-            loss = (torch.nn.functional.cross_entropy(self.net(x), y, reduction="none") * w).sum()
-            loss.backward()
-            opt.step()
-        self.net.eval()
+        self._train(x, y, w, iterations, lr=1e-2)
         self.k = k
         self._net0 = copy.deepcopy(self.net.state_dict())
 
@@ -275,15 +269,19 @@ class PixelClassifier:
             x, y = torch.cat([self._x0, x1]), torch.cat([self._y0, y1])
             w = torch.cat([balanced(self._y0, 1.0 - mix), balanced(y1, mix)])
             self.net.load_state_dict(self._net0)
-            self.net.train()
-            opt = torch.optim.Adam(self.net.parameters(), lr=lr)
-            for _ in range(iterations):
-                opt.zero_grad()
-                loss = (torch.nn.functional.cross_entropy(self.net(x), y, reduction="none") * w).sum()
-                loss.backward()
-                opt.step()
-            self.net.eval()
+            self._train(x, y, w, iterations, lr)
         return True
+
+    def _train(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, iterations: int, lr: float) -> None:
+        """Full-batch Adam on the weighted cross-entropy of samples ``x`` with labels ``y``."""
+        opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.net.train()
+        for _ in range(iterations):
+            opt.zero_grad()
+            loss = (torch.nn.functional.cross_entropy(self.net(x), y, reduction="none") * w).sum()
+            loss.backward()
+            opt.step()
+        self.net.eval()
 
     @torch.no_grad()
     def likelihood(self, rgb: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
