@@ -143,6 +143,16 @@ def appearance_fuse(probs: torch.Tensor, rgb: torch.Tensor, hist: torch.Tensor, 
     return torch.where(near[None], post, probs)
 
 
+#: Short side (px) of the footage the pixel sizes below were tuned on (DAVIS 480p).
+TUNED_SHORT_SIDE = 480
+
+
+def _scaled_px(px: float, shape: tuple[int, ...]) -> int:
+    """``px`` tuned at :data:`TUNED_SHORT_SIDE`, scaled to a frame of ``shape`` (..., H, W):
+    a window that fits a small object at 480p must still fit it on a small frame."""
+    return max(1, round(px * min(shape[-2:]) / TUNED_SHORT_SIDE))
+
+
 def pixel_features(rgb: torch.Tensor) -> np.ndarray:
     """(H, W, 9) float32 per-pixel features of a (3, H, W) frame in [0, 1] for
     :class:`PixelClassifier`: CIE-Lab (scaled to about [-1, 1]), Lab Gaussian-blurred at
@@ -151,7 +161,7 @@ def pixel_features(rgb: torch.Tensor) -> np.ndarray:
     13×13 windows (texture: smooth paint or smoke against a textured object). The scales
     are px at a 480-px short side (DAVIS 480p, where they were chosen) and shrink with
     the frame, so that they stay within a small object on a small frame."""
-    s = min(rgb.shape[-2:]) / 480
+    s = min(rgb.shape[-2:]) / TUNED_SHORT_SIDE
     cv = require_cv2()
     img = np.ascontiguousarray(rgb.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy())
     lab = cv.cvtColor(img, cv.COLOR_RGB2LAB) / np.array([100.0, 127.0, 127.0], np.float32)
@@ -160,11 +170,22 @@ def pixel_features(rgb: torch.Tensor) -> np.ndarray:
     gy = cv.Sobel(lum, cv.CV_32F, 0, 1, ksize=3)
     out = [lab, cv.GaussianBlur(lab, (0, 0), 4 * s), np.sqrt(gx * gx + gy * gy)[..., None]]
     for r in (2, 6):
-        r = max(1, round(r * s))
+        r = _scaled_px(r, rgb.shape)
         k = (2 * r + 1, 2 * r + 1)
         m, m2 = cv.boxFilter(lum, -1, k), cv.boxFilter(lum * lum, -1, k)
         out.append(np.sqrt(np.maximum(m2 - m * m, 0.0))[..., None])
     return np.concatenate(out, -1).astype(np.float32)
+
+
+def _balanced(y: torch.Tensor, total: float) -> torch.Tensor:
+    """Sample weights summing to ``total``, split equally between the classes present in
+    the labels ``y``: a small object weighs as much as the large background around it."""
+    classes = torch.unique(y)
+    w = torch.zeros(len(y))
+    for c in classes:
+        m = y == c
+        w[m] = total / (len(classes) * int(m.sum()))
+    return w
 
 
 class PixelClassifier:
@@ -198,7 +219,7 @@ class PixelClassifier:
             if (near & (ids == 0)).any():
                 pool = near
         rng = np.random.default_rng(seed)
-        xs, ys, ws = [], [], []
+        xs, ys = [], []
         k = probs.shape[0]
         for c in range(k):
             idx = np.flatnonzero((ids == c) & (pool if c == 0 else True))
@@ -207,10 +228,9 @@ class PixelClassifier:
             idx = rng.choice(idx, min(len(idx), samples), replace=False)
             xs.append(f[idx])
             ys.append(np.full(len(idx), c))
-            ws.append(np.full(len(idx), 1.0 / len(idx), np.float32))
         x = torch.from_numpy(np.concatenate(xs))
         y = torch.from_numpy(np.concatenate(ys)).long()
-        w = torch.from_numpy(np.concatenate(ws)) / len(xs)
+        w = _balanced(y, 1.0)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-4
         x = (x - self.mean) / self.std
         self.local = local
@@ -257,17 +277,8 @@ class PixelClassifier:
         with torch.inference_mode(False), torch.enable_grad():
             x1 = (torch.from_numpy(np.concatenate(xs)) - self.mean) / self.std
             y1 = torch.from_numpy(np.concatenate(ys)).long()
-
-            def balanced(y: torch.Tensor, total: float) -> torch.Tensor:
-                w = torch.zeros(len(y))
-                for c in range(self.k):
-                    n = int((y == c).sum())
-                    if n:
-                        w[y == c] = total / (self.k * n)
-                return w
-
             x, y = torch.cat([self._x0, x1]), torch.cat([self._y0, y1])
-            w = torch.cat([balanced(self._y0, 1.0 - mix), balanced(y1, mix)])
+            w = torch.cat([_balanced(self._y0, 1.0 - mix), _balanced(y1, mix)])
             self.net.load_state_dict(self._net0)
             self._train(x, y, w, iterations, lr)
         return True
@@ -481,16 +492,14 @@ class MaskPropagator:
                 u = drop_specks(u, self.specks)
             out = u
             if self.refine > 0:
-                radius = max(1, round(self.refine * min(gray.shape) / 480))
-                out = guided_smooth(u, gray, radius, self.refine_eps)
+                out = guided_smooth(u, gray, _scaled_px(self.refine, gray.shape), self.refine_eps)
                 if self.specks > 0:  # smoothing can leave a faint speck above 0.5
                     out = drop_specks(out, self.specks)
         self.prev_rgb, self.prev_gray, self.probs = rgb, gray, u
         self._steps += 1
         if self.refit > 0 and self.pixel_model is not None and self._steps % self.refit == 0:
             with timing.section("network"):
-                s = min(gray.shape) / 480
-                self.pixel_model.refit(rgb, u, margin=max(1, round(10 * s)), seed=self._steps)
+                self.pixel_model.refit(rgb, u, margin=_scaled_px(10, gray.shape), seed=self._steps)
         return out
 
 
