@@ -97,6 +97,16 @@ class ColourAdapter:
         self.chroma_upsample = chroma_upsample  # a colour.CHROMA_UPSAMPLE method
         self.flow_mix = flow_mix
 
+    @property
+    def uses_sources(self) -> bool:
+        """Whether finish() wants the key-frames behind a prediction (for its flow part)."""
+        return self.flow_mix > 0
+
+    @staticmethod
+    def mix_flow(ab: torch.Tensor, flow_ab: torch.Tensor, share: float = FLOW_MIX) -> torch.Tensor:
+        """A flow-aligned model's ab with the flow baseline's mixed in (:data:`FLOW_MIX`)."""
+        return (1.0 - share) * ab + share * flow_ab
+
     @staticmethod
     def _full_L(rgb: np.ndarray, ctx: dict | None) -> np.ndarray:
         if ctx is not None and "L" in ctx:
@@ -135,9 +145,8 @@ class ColourAdapter:
         else:
             ab = colour.upsample_chroma(mt.colour_unprop(u), torch.from_numpy(L).to(self.device)[None],
                                         (ctx or {}).get("L_small"), method=self.chroma_upsample)
-            if self.flow_mix and sources:
-                with_flow = self.flow_prediction(L, sources).to(ab.device)
-                ab = (1.0 - self.flow_mix) * ab + self.flow_mix * with_flow
+            if self.uses_sources and sources:
+                ab = self.mix_flow(ab, self.flow_prediction(L, sources).to(ab.device), self.flow_mix)
         # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
         dtype = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else np.dtype(np.uint8)
         return colour.lab_image_to_rgb(L, ab.permute(1, 2, 0).cpu().numpy(), dtype)

@@ -279,7 +279,7 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
     # when the key is warped to each frame first)
     key_codes = not custom and not align and hasattr(model, "encode_key")
     with_ctx = getattr(adapter, "uses_context", False)
-    with_sources = getattr(adapter, "flow_mix", 0.0) > 0  # finish() mixes in the flow baseline
+    with_sources = getattr(adapter, "uses_sources", False)  # finish() wants the keys behind u
     batch_size = max(1, int(batch_size))
     stats = RunStats()
     cache: dict[int, Any] = {}

@@ -283,7 +283,7 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
                 if full:
                     flow_ab = ab
                 elif infer.wants_alignment(models[m]):  # the flow part, as ColourAdapter.finish
-                    ab = (1.0 - ColourAdapter.FLOW_MIX) * ab + ColourAdapter.FLOW_MIX * flow_ab
+                    ab = ColourAdapter.mix_flow(ab, flow_ab)
                 res[m] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
         kept.clear()
 
@@ -331,12 +331,13 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
                                    v_in[None], v_small[None])[0]
             dt = time.perf_counter() - t0
             ab = colour.upsample_chroma(tasks.colour_unprop(pred), lab_t[0, :1])
-            if infer.wants_alignment(model):  # the flow part, as ColourAdapter.finish
-                ab = (1.0 - ColourAdapter.FLOW_MIX) * ab + ColourAdapter.FLOW_MIX * ab_w
-                dt_in += dt_flow
+            mixed = infer.wants_alignment(model)
+            if mixed:  # the flow part, as ColourAdapter.finish (its flow is the baseline's)
+                ab = ColourAdapter.mix_flow(ab, ab_w)
             dt_out = time.perf_counter() - t0 - dt
             times[name] = times.get(name, 0.0) + dt
-            times[name + "+flow"] = times.get(name + "+flow", 0.0) + dt + dt_in + dt_out
+            times[name + "+flow"] = (times.get(name + "+flow", 0.0) + dt + dt_in + dt_out
+                                     + (dt_flow if mixed else 0.0))
             r.psnr[name] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
             r.energy[name] = float(metrics.style_energy_ratio(ab[None], true_ab)[0])
             if mine is not None:
