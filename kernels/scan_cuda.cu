@@ -105,6 +105,21 @@ acc_t* scratch_ptr(const Plan& p) {
   return p.scratch.defined() ? p.scratch.data_ptr<acc_t>() : nullptr;
 }
 
+// One launch of `kernel` per direction group (horizontal, then vertical) on the
+// current stream: the sequence every op shares. `args` are the kernel's leading
+// arguments; the group's Geom and line scratch, which make_plan chooses, follow them.
+template <typename scalar_t, typename acc_t, typename Kernel, typename StagedLines, typename... Args>
+void launch_groups(const ScanShape& sh, int64_t channel_groups, int64_t channels_per_block,
+                   const at::Tensor& like, Kernel kernel, StagedLines staged_lines, Args... args) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  for (int group = 0; group < 2; ++group) {
+    const Plan p = make_plan<scalar_t, acc_t>(sh, group, channel_groups, channels_per_block, like, kernel,
+                                              staged_lines);
+    kernel<<<p.grid, p.block, p.smem, stream>>>(args..., p.geom, scratch_ptr<acc_t>(p));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
 void check_cuda(const at::Tensor& t, const at::Tensor& like, const char* name) {
   TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor");
   TORCH_CHECK(t.device() == like.device(), name, " must be on ", like.device(), ", got ", t.device());
@@ -121,15 +136,9 @@ at::Tensor scan_cuda(const at::Tensor& x, const at::Tensor& w) {
   if (ys.numel() == 0) return ys;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tpn_scan_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
-    auto kernel = scan_forward_kernel<scalar_t, acc_t>;
-    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-    for (int group = 0; group < 2; ++group) {
-      const Plan p = make_plan<scalar_t, acc_t>(sh, group, sh.c, 1, x, kernel,
-                                                [](int64_t tt) { return 4 * tt; });
-      kernel<<<p.grid, p.block, p.smem, stream>>>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
-                                                  ys.data_ptr<scalar_t>(), p.geom, scratch_ptr<acc_t>(p));
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    }
+    launch_groups<scalar_t, acc_t>(sh, sh.c, 1, x, scan_forward_kernel<scalar_t, acc_t>,
+                                   [](int64_t tt) { return 4 * tt; },
+                                   x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), ys.data_ptr<scalar_t>());
   });
   return ys;
 }
@@ -143,16 +152,10 @@ at::Tensor scan_transpose_cuda(const at::Tensor& u, const at::Tensor& w) {
   if (z.numel() == 0) return z;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "tpn_scan_transpose_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
-    auto kernel = scan_reverse_kernel<scalar_t, acc_t, false>;
-    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-    for (int group = 0; group < 2; ++group) {
-      const Plan p = make_plan<scalar_t, acc_t>(sh, group, sh.c, 1, u, kernel,
-                                                [](int64_t tt) { return tt + 3 * (tt + 1); });
-      kernel<<<p.grid, p.block, p.smem, stream>>>(u.data_ptr<scalar_t>(), sh.dx, w.data_ptr<scalar_t>(),
-                                                  nullptr, nullptr, z.data_ptr<scalar_t>(), nullptr, p.geom,
-                                                  scratch_ptr<acc_t>(p));
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    }
+    launch_groups<scalar_t, acc_t>(sh, sh.c, 1, u, scan_reverse_kernel<scalar_t, acc_t, false>,
+                                   [](int64_t tt) { return tt + 3 * (tt + 1); },
+                                   u.data_ptr<scalar_t>(), sh.dx, w.data_ptr<scalar_t>(), nullptr, nullptr,
+                                   z.data_ptr<scalar_t>(), nullptr);
   });
   return z;
 }
@@ -195,17 +198,11 @@ std::tuple<at::Tensor, at::Tensor> scan_backward_cuda(const at::Tensor& grad_in,
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tpn_scan_backward_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
-    auto kernel = scan_reverse_kernel<scalar_t, acc_t, true>;
-    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-    for (int group = 0; group < 2; ++group) {
-      const Plan p = make_plan<scalar_t, acc_t>(sh, group, groups, per_block, x, kernel,
-                                                [](int64_t tt) { return 3 * tt + 3 * (tt + 1); });
-      kernel<<<p.grid, p.block, p.smem, stream>>>(grad.data_ptr<scalar_t>(), 4, w.data_ptr<scalar_t>(),
-                                                  x.data_ptr<scalar_t>(), ys.data_ptr<scalar_t>(),
-                                                  grad_x.data_ptr<scalar_t>(), partial.data_ptr<scalar_t>(),
-                                                  p.geom, scratch_ptr<acc_t>(p));
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    }
+    launch_groups<scalar_t, acc_t>(sh, groups, per_block, x, scan_reverse_kernel<scalar_t, acc_t, true>,
+                                   [](int64_t tt) { return 3 * tt + 3 * (tt + 1); },
+                                   grad.data_ptr<scalar_t>(), 4, w.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                   ys.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>(),
+                                   partial.data_ptr<scalar_t>());
   });
   if (partial.data_ptr() != grad_w.data_ptr()) at::sum_out(grad_w, partial, {0});
   return {shaped(grad_x), grad_w};

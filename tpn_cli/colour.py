@@ -214,6 +214,12 @@ def _bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
+def shrink_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The guide (1, H, W) down-sampled to ``size`` (h, w): :func:`guided_upsample`'s default
+    ``guide_small``. Callers that up-sample several sources against one guide make it once."""
+    return _bilinear(guide[None], size)[0]
+
+
 def guided_upsample(src: torch.Tensor, guide: torch.Tensor, guide_small: torch.Tensor | None = None,
                     radius: int = 1, eps: float = 1e-2) -> torch.Tensor:
     """Up-sample ``src`` (C, h, w) to the size of ``guide`` (1, H, W), edges following the guide.
@@ -239,7 +245,7 @@ def guided_upsample(src: torch.Tensor, guide: torch.Tensor, guide_small: torch.T
     if tuple(src.shape[-2:]) == size:
         return src
     if guide_small is None:
-        guide_small = _bilinear(guide[None], tuple(src.shape[-2:]))[0]
+        guide_small = shrink_guide(guide, tuple(src.shape[-2:]))
     g, p = guide_small[None], src[None]
     c = p.shape[1]
     stats = _box(torch.cat([g, p, g * g, g * p], dim=1), radius)  # one pass: fewer small ops

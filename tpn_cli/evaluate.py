@@ -267,6 +267,17 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
     keys: dict[int, Any] = {}  # prepared key-frames (the adapter's, at the working size)
     out = []
     kept: dict[int, dict[str, tuple]] = {}  # this frame's predictions per key, for its blends
+    shrunk_L: dict[int, torch.Tensor] = {}  # frame -> its L at the working size
+
+    def upsample(pred: torch.Tensor, t: int, lab_t: torch.Tensor) -> torch.Tensor:
+        """A working-size prediction of frame ``t`` → full-size ab, guided by the frame's L.
+        The shrunk L the guided filter fits on is the same for every key and model of the
+        frame, so it is made once per frame (pairs come sorted by frame: one is kept)."""
+        ab = tasks.colour_unprop(pred)
+        if t not in shrunk_L:
+            shrunk_L.clear()
+            shrunk_L[t] = colour.shrink_guide(lab_t[0, :1], tuple(ab.shape[-2:]))
+        return colour.upsample_chroma(ab, lab_t[0, :1], shrunk_L[t])
 
     def finish_blends(t: int, lab_t: torch.Tensor, truth: torch.Tensor, v_small: torch.Tensor) -> None:
         v_t = tasks.colour_guide(lab_t[:, :1])
@@ -279,7 +290,7 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
                 full = m == "flow"  # flow: full size; models: working size, as the engine
                 maps = infer.blend_weights(dist_w, [g[m][1] for g in got], v_t[0] if full else v_small)
                 blended = infer.blend([(g[m][0], mp) for mp, g in zip(maps, got)])
-                ab = blended if full else colour.upsample_chroma(tasks.colour_unprop(blended), lab_t[0, :1])
+                ab = blended if full else upsample(blended, t, lab_t)
                 if full:
                     flow_ab = ab
                 elif infer.wants_alignment(models[m]):  # the flow part, as ColourAdapter.finish
@@ -330,7 +341,7 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
             pred = infer.hold_back(model, u_in[None], model(u_in[None], v_in[None], v_small[None]),
                                    v_in[None], v_small[None])[0]
             dt = time.perf_counter() - t0
-            ab = colour.upsample_chroma(tasks.colour_unprop(pred), lab_t[0, :1])
+            ab = upsample(pred, t, lab_t)
             mixed = infer.wants_alignment(model)
             if mixed:  # the flow part, as ColourAdapter.finish (its flow is the baseline's)
                 ab = ColourAdapter.mix_flow(ab, ab_w)

@@ -31,7 +31,7 @@ from PIL import Image, ImageOps
 
 from ..errors import BadInputError, OutputNotWritableError, UsageError
 from .atomic import AtomicPath, Transactional
-from .video import ColorTags, Frame
+from .video import ColorTags, Frame, ReaderBase
 
 __all__ = [
     "FrameFolderReader",
@@ -225,7 +225,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray, *, overwrite: b
 # ----------------------------------------------------------------------------------------
 # folders
 # ----------------------------------------------------------------------------------------
-class FrameFolderReader:
+class FrameFolderReader(ReaderBase):
     """A folder of numbered images, read like a video (see :class:`VideoReader`).
 
     Frame index = position in number order; ``pts`` = index, ``time_base`` = 1/fps.
@@ -262,14 +262,6 @@ class FrameFolderReader:
         self.size: tuple[int, int] = (first.shape[1], first.shape[0])
 
     @property
-    def width(self) -> int:
-        return self.size[0]
-
-    @property
-    def height(self) -> int:
-        return self.size[1]
-
-    @property
     def frame_count(self) -> int:
         return len(self.files)
 
@@ -290,9 +282,6 @@ class FrameFolderReader:
                                     f"frame's {self.size[0]}x{self.size[1]}", path=self.files[i],
                                     frame=i, hint="resize all frames to one size")
             yield Frame(index=i, image=img, pts=i, time=float(i * self.time_base))
-
-    def __iter__(self) -> Iterator[Frame]:
-        return self.frames()
 
     def thumbnails(self, width: int, height: int, start: int = 0,
                    end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:

@@ -123,7 +123,29 @@ def _open_input(path: Path) -> av.container.InputContainer:
                             code="INPUT_CORRUPT") from exc
 
 
-class VideoReader:
+class ReaderBase:
+    """What every reader (:class:`VideoReader`, :class:`tpn_cli.media.FrameFolderReader`)
+    derives from its ``size`` (width, height) and ``frames(start, end)``, written once so
+    the readers stay interchangeable."""
+
+    size: tuple[int, int]
+
+    def frames(self, start: int = 0, end: int | None = None) -> Iterator[Frame]:
+        raise NotImplementedError  # pragma: no cover - every reader defines it
+
+    @property
+    def width(self) -> int:
+        return self.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.size[1]
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.frames()
+
+
+class VideoReader(ReaderBase):
     """Metadata of a video file and streaming access to its frames.
 
     Opening reads only the header; :meth:`frames` opens its own decoder each time it is
@@ -207,14 +229,6 @@ class VideoReader:
         return w, h
 
     @property
-    def width(self) -> int:
-        return self.size[0]
-
-    @property
-    def height(self) -> int:
-        return self.size[1]
-
-    @property
     def frame_count(self) -> int:
         """Number of frames: container metadata when present, else counted by decoding."""
         if self.frames_metadata > 0:
@@ -293,9 +307,6 @@ class VideoReader:
             pts = f.pts
             yield Frame(index=index, image=self._to_rgb(f), pts=pts,
                         time=float(pts * tb) if pts is not None and tb else None)
-
-    def __iter__(self) -> Iterator[Frame]:
-        return self.frames()
 
     def thumbnails(self, width: int, height: int, start: int = 0,
                    end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
