@@ -1,7 +1,7 @@
 """Key-frames with partial colour, measured on the held-out DAVIS sequences.
 
     python scripts/eval_partial.py [--seqs a,b] [--K 20] [--weights weights/colour-v1.tpn]
-        [--configs full,object,...] [--coverage-gain 1] [--json out.json]
+        [--configs full,object,...] [--coverage-gain 2] [--extend 4] [--json out.json]
 
 Each sequence is turned black and white (its own L, ab = 0) and coloured by the engine
 exactly as `tpn colorize` runs it (:func:`tpn_cli.engine.run`, the shipped model, its
@@ -179,10 +179,12 @@ def main(argv=None) -> None:
     p.add_argument("--K", type=int, default=20)
     p.add_argument("--weights", default=str(Path(__file__).resolve().parent.parent / "weights" / "colour-v1.tpn"))
     p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--extend", type=int, default=ColourAdapter.PAINT_EXTEND)
     p.add_argument("--coverage-gain", type=float, default=ColourAdapter.COVERAGE_GAIN)
     p.add_argument("--json", help="write the per-frame numbers here")
     a = p.parse_args(argv)
     ColourAdapter.COVERAGE_GAIN = a.coverage_gain
+    ColourAdapter.PAINT_EXTEND = a.extend
     torch.set_num_threads(1)
     from tpn_cli.train import sources
 

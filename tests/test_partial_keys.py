@@ -174,3 +174,17 @@ def test_colour_input_keeps_its_own_colour_where_unpainted(tmp_path, dog):
     for i in range(1, 12):
         assert psnr(out[i][:, 100:], dog[i][:, 100:]) > 38, i  # unpainted: the video's own
         assert out[i][:, :60, 0].mean() > dog[i][:, :60, 0].mean() + 10, i  # painted: warmer
+
+
+def test_paint_reaches_a_little_past_its_edge_before_propagation():
+    from tpn_cli.adapters import ColourAdapter
+
+    lab = torch.zeros(3, 1, 12)
+    lab[0] = 50.0
+    lab[1, 0, :4] = 30.0  # painted red-ish on the first 4 pixels
+    alpha = torch.zeros(1, 1, 12)
+    alpha[0, 0, :4] = 1.0
+    out = ColourAdapter._extend_paint(lab, alpha, radius=3)
+    assert torch.equal(out[0], lab[0])  # L untouched
+    assert torch.allclose(out[1, 0, :7], torch.full((7,), 30.0))  # the paint, 3 px further
+    assert torch.equal(out[1, 0, 7:], torch.zeros(5))  # beyond: the frame's own (gray)

@@ -152,10 +152,14 @@ class ColourAdapter:
         """``key_image``: RGB, or RGBA for a partly painted key (then ``video_rgb``, the
         video frame at ``index``, fills the unpainted pixels)."""
         full, alpha = self._key_pixels(key_image, video_rgb)
-        lab_full = colour.rgb_to_lab(full)
+        lab_exact = colour.rgb_to_lab(full)
+        lab_full = lab_exact  # what is propagated; a partial key's paint reaches a bit further
+        if alpha is not None:
+            radius = round(self.PAINT_EXTEND * lab_exact.shape[-2] / self.work[0])  # at full size
+            lab_full = self._extend_paint(lab_exact, alpha, radius)
         lab_small = resize(lab_full, self.work)  # as guide() shrinks L: the same L for both
         key = PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]),
-                          exact=lab_full[1:])
+                          exact=lab_exact[1:])
         if alpha is not None:
             key.extra["alpha"] = resize(alpha, self.work)
         if self.flow_mix:  # what the flow part of finish() warps (the alpha with it)
@@ -163,6 +167,27 @@ class ColourAdapter:
             key.extra["lab"] = lab.permute(1, 2, 0).cpu().numpy()
             key.extra["flow_gray"] = infer.guide_to_gray(mt.colour_guide(lab_full[:1]))
         return key
+
+    #: A partly painted key's colour is extended this many working-size pixels past its
+    #: alpha edge before propagation (the alpha itself is not): motion that brings unpainted
+    #: pixels into the painted region then brings paint, not gray, and the coverage step
+    #: still cuts the colour where the moved alpha ends. 4 held-out DAVIS sequences, K = 20
+    #: (scripts/eval_partial.py --extend): object-only keys 29.65 → 30.10 dB in the object,
+    #: background-only keys 34.76 → 34.87 dB in the background, colour left in unpainted
+    #: parts 1.77 → 1.92; 8 px: 30.12 dB, 1.95 (docs/what-we-tried.md).
+    PAINT_EXTEND = 4
+
+    @staticmethod
+    def _extend_paint(lab: torch.Tensor, alpha: torch.Tensor, radius: int) -> torch.Tensor:
+        """``lab`` (3, H, W) with its ab beyond the paint (``alpha``, (1, H, W)) replaced,
+        up to ``radius`` px from it, by the alpha-weighted mean of the paint around."""
+        if radius <= 0:
+            return lab
+        k = 2 * radius + 1
+        num = F.avg_pool2d((alpha * lab[1:])[None], k, stride=1, padding=radius, count_include_pad=False)[0]
+        den = F.avg_pool2d(alpha[None], k, stride=1, padding=radius, count_include_pad=False)[0]
+        near = torch.where(den > 1e-3, num / den.clamp(min=1e-3), lab[1:])  # paint within reach
+        return torch.cat([lab[:1], alpha * lab[1:] + (1.0 - alpha) * near])
 
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
                ctx: dict | None = None,
@@ -188,9 +213,10 @@ class ColourAdapter:
 
     #: The paint counts fully where at least 1 / COVERAGE_GAIN of it landed (the moved
     #: alpha ≥ 0.5). 4 held-out DAVIS sequences, K = 20, keys painted on the object only /
-    #: on the background only (scripts/eval_partial.py): without the coverage step 30.00 dB
-    #: in the object, 2.62 chroma left in the unpainted part; gain 1: 29.39 dB, 1.69;
-    #: gain 2: 29.65 dB, 1.77; gain 4: 29.74 dB, 1.81 (docs/what-we-tried.md).
+    #: on the background only (scripts/eval_partial.py, before :data:`PAINT_EXTEND`):
+    #: without the coverage step 30.00 dB in the object, 2.62 chroma left in the unpainted
+    #: part; gain 1: 29.39 dB, 1.69; gain 2: 29.65 dB, 1.77; gain 4: 29.74 dB, 1.81
+    #: (docs/what-we-tried.md).
     COVERAGE_GAIN = 2.0
 
     @classmethod
