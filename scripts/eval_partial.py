@@ -22,13 +22,15 @@ painted as a configuration says (alpha 255 = painted, 0 = unpainted):
 
 Scores per non-key frame between the first and the last key (the frames that have a key
 on both sides, so the blends always see both paints), averaged over all frames of all
-sequences: colour PSNR (8-bit
-RGB, as tpn_cli.evaluate) over the whole frame, inside the object (the annotation of the
-frame itself: where the object's paint should have gone), inside it away from its edge
-(eroded by 8 px) and in the background; and the
-mean chroma √(a² + b²) of the output in the unpainted part of the frame, away from the
-object's edge (the annotation eroded / dilated by 8 px), next to the truth's chroma
-there: 0 means the unpainted part stayed gray.
+sequences: colour PSNR (8-bit RGB, as tpn_cli.evaluate) over the whole frame, inside the
+object (the annotation of the frame itself: where the object's paint should have gone),
+inside it away from its edge (eroded by 8 px) and in the background; and the mean chroma
+√(a² + b²) of the output in the unpainted part of the frame, away from the object's edge
+(the annotation eroded / dilated by 8 px), next to the truth's chroma there: 0 means the
+unpainted part stayed gray.
+
+``--coverage-gain`` and ``--extend`` set :data:`ColourAdapter.COVERAGE_GAIN` and
+:data:`ColourAdapter.PAINT_EXTEND` for the run (their measurements).
 """
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ def shrink(mask: np.ndarray, px: int) -> np.ndarray:
     return cv2.erode(mask.astype(np.uint8), k).astype(bool)
 
 
-def run_config(clip, truth, objs, model, K: int, config: str) -> dict[int, np.ndarray]:
+def run_config(truth, objs, model, K: int, config: str) -> dict[int, np.ndarray]:
     """Output frames of one configuration (the engine, as `tpn colorize` runs it)."""
     schedule, paint_of, _ = CONFIGS[config]
     n = len(truth)
@@ -200,7 +202,7 @@ def main(argv=None) -> None:
         per_seq[name] = {}
         for c in configs:
             with torch.inference_mode():
-                s = score(run_config(clip, truth, objs, model, a.K, c), truth, objs, a.K, c)
+                s = score(run_config(truth, objs, model, a.K, c), truth, objs, a.K, c)
             per_seq[name][c] = s
             for q, v in s.items():
                 pooled[c][q] += v
@@ -209,7 +211,7 @@ def main(argv=None) -> None:
                    ("psnr", "psnr_object", "psnr_object_inner", "psnr_background", "chroma_unpainted",
                     "chroma_unpainted_truth")]
             for c in configs]
-    print(f"\nALL ({a.seqs}, K={a.K}, mean over non-key frames; gray input "
+    print(f"\nALL ({a.seqs}, K={a.K}, mean over the non-key frames between the first and last key; gray input "
           f"{ev.mean(pooled[configs[0]]['psnr_gray']):.2f} dB):")
     print(ev.markdown_table(["keys", "PSNR all", "PSNR object", f"object > {EDGE_PX} px from its edge",
                              "PSNR background",
