@@ -68,6 +68,15 @@ class ColourAdapter:
     """Colour: U = ab / AB_SCALE, V = L / 100; output L (frame, full res) + ab (up-sampled,
     guided by L unless ``chroma_upsample="bilinear"``).
 
+    Key-frames with partial colour: a key image with a fourth (alpha) channel was painted
+    only where alpha > 0. It is laid over the video frame at its index
+    (``needs_key_video_frame``, set by the run when a key is partial), so the key holds
+    the frame's own L everywhere and its own colour (gray for a black-and-white film)
+    where it is unpainted; its alpha at the working size goes in ``extra["alpha"]`` for
+    the engine to move with the key and weigh the blend by
+    (:func:`tpn_cli.models.infer.paint_weights`). ``finish`` then keeps the frame's own
+    colour (gray for a black-and-white film) where no key's paint reaches (``coverage``).
+
     Each frame's full-resolution L is computed once (:func:`tpn_cli.colour.lightness_image`,
     a table lookup) and shared by ``guide`` and ``finish`` through the engine's per-frame
     ``ctx``; the output is composed by OpenCV's Lab → RGB. At a working size below the
@@ -92,10 +101,13 @@ class ColourAdapter:
     FLOW_MIX = 0.3
 
     def __init__(self, work: tuple[int, int], device: torch.device | str,
-                 chroma_upsample: str = "guided", flow_mix: float = 0.0) -> None:
+                 chroma_upsample: str = "guided", flow_mix: float = 0.0,
+                 partial_keys: bool = False) -> None:
         self.work, self.device = work, device  # work = (h, w)
         self.chroma_upsample = chroma_upsample  # a colour.CHROMA_UPSAMPLE method
         self.flow_mix = flow_mix
+        # a partly painted key is laid over its video frame (see the class doc)
+        self.needs_key_video_frame = partial_keys
 
     @property
     def uses_sources(self) -> bool:
@@ -122,23 +134,69 @@ class ColourAdapter:
             ctx["L_small"] = L  # finish() fits the chroma up-sampling on it
         return mt.colour_guide(L)
 
+    def _key_pixels(self, key_image: np.ndarray,
+                    video_rgb: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A key image as (3, H, W) RGB in [0, 1] and its alpha (1, H, W) (None: fully
+        painted). A partly painted key (RGBA) is laid over the video frame at its index."""
+        if key_image.shape[-1] != 4:
+            return to_float(key_image, self.device), None
+        if video_rgb is None:
+            raise ValueError("a partly painted (RGBA) key-frame needs the video frame at its "
+                             "index: create the adapter with partial_keys=True")
+        rgba = to_float(key_image, self.device)
+        alpha = rgba[3:]
+        return alpha * rgba[:3] + (1.0 - alpha) * to_float(video_rgb, self.device), alpha
+
     def prepare_key(self, index: int, key_image: np.ndarray,
                     video_rgb: np.ndarray | None = None) -> PreparedKey:
-        full = to_float(key_image, self.device)
-        lab_full = colour.rgb_to_lab(full)
+        """``key_image``: RGB, or RGBA for a partly painted key (then ``video_rgb``, the
+        video frame at ``index``, fills the unpainted pixels)."""
+        full, alpha = self._key_pixels(key_image, video_rgb)
+        lab_exact = colour.rgb_to_lab(full)
+        lab_full = lab_exact  # what is propagated; a partial key's paint reaches a bit further
+        if alpha is not None:
+            radius = round(self.PAINT_EXTEND * lab_exact.shape[-2] / self.work[0])  # at full size
+            lab_full = self._extend_paint(lab_exact, alpha, radius)
         lab_small = resize(lab_full, self.work)  # as guide() shrinks L: the same L for both
         key = PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]),
-                          exact=lab_full[1:])
-        if self.flow_mix:  # what the flow part of finish() warps
-            key.extra["lab"] = lab_full.permute(1, 2, 0).cpu().numpy()
+                          exact=lab_exact[1:])
+        if alpha is not None:
+            key.extra["alpha"] = resize(alpha, self.work)
+        if self.flow_mix:  # what the flow part of finish() warps (the alpha with it)
+            lab = lab_full if alpha is None else torch.cat([lab_full, alpha])
+            key.extra["lab"] = lab.permute(1, 2, 0).cpu().numpy()
             key.extra["flow_gray"] = infer.guide_to_gray(mt.colour_guide(lab_full[:1]))
         return key
 
+    #: A partly painted key's colour is extended this many working-size pixels past its
+    #: alpha edge before propagation (the alpha itself is not): motion that brings unpainted
+    #: pixels into the painted region then brings paint, not gray, and the coverage step
+    #: still cuts the colour where the moved alpha ends. 4 held-out DAVIS sequences, K = 20
+    #: (scripts/eval_partial.py --extend): object-only keys 29.65 → 30.10 dB in the object,
+    #: background-only keys 34.76 → 34.87 dB in the background, colour left in unpainted
+    #: parts 1.77 → 1.92; 8 px: 30.12 dB, 1.95 (docs/what-we-tried.md).
+    PAINT_EXTEND = 4
+
+    @staticmethod
+    def _extend_paint(lab: torch.Tensor, alpha: torch.Tensor, radius: int) -> torch.Tensor:
+        """``lab`` (3, H, W) with its ab beyond the paint (``alpha``, (1, H, W)) replaced,
+        up to ``radius`` px from it, by the alpha-weighted mean of the paint around."""
+        if radius <= 0:
+            return lab
+        k = 2 * radius + 1
+        num = F.avg_pool2d((alpha * lab[1:])[None], k, stride=1, padding=radius, count_include_pad=False)[0]
+        den = F.avg_pool2d(alpha[None], k, stride=1, padding=radius, count_include_pad=False)[0]
+        near = torch.where(den > 1e-3, num / den.clamp(min=1e-3), lab[1:])  # paint within reach
+        return torch.cat([lab[:1], alpha * lab[1:] + (1.0 - alpha) * near])
+
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
                ctx: dict | None = None,
-               sources: Sequence[tuple[PreparedKey, float]] = ()) -> np.ndarray:
+               sources: Sequence[tuple[PreparedKey, float]] = (),
+               coverage: torch.Tensor | None = None) -> np.ndarray:
         """``sources``: the key-frames behind ``u`` with their distance weights (for the
-        flow part, :data:`FLOW_MIX`)."""
+        flow part, :data:`FLOW_MIX`). ``coverage`` (1, h, w) at the working size: where
+        partly painted keys' paint reached (:func:`tpn_cli.models.infer.paint_coverage`);
+        elsewhere the frame keeps its own colour (:meth:`keep_own_colour`)."""
         L = self._full_L(rgb, ctx)
         if key is not None:  # the frame is a key-frame: its own colour, at full resolution
             ab = key.exact
@@ -147,24 +205,50 @@ class ColourAdapter:
                                         (ctx or {}).get("L_small"), method=self.chroma_upsample)
             if self.uses_sources and sources:
                 ab = self.mix_flow(ab, self.flow_prediction(L, sources).to(ab.device), self.flow_mix)
+            if coverage is not None:
+                ab = self.keep_own_colour(ab, rgb, coverage)
         # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
         dtype = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else np.dtype(np.uint8)
         return colour.lab_image_to_rgb(L, ab.permute(1, 2, 0).cpu().numpy(), dtype)
+
+    #: The paint counts fully where at least 1 / COVERAGE_GAIN of it landed (the moved
+    #: alpha ≥ 0.5). 4 held-out DAVIS sequences, K = 20, keys painted on the object only /
+    #: on the background only (scripts/eval_partial.py, before :data:`PAINT_EXTEND`):
+    #: without the coverage step 30.00 dB in the object, 2.62 chroma left in the unpainted
+    #: part; gain 1: 29.39 dB, 1.69; gain 2: 29.65 dB, 1.77; gain 4: 29.74 dB, 1.81
+    #: (docs/what-we-tried.md).
+    COVERAGE_GAIN = 2.0
+
+    @classmethod
+    def keep_own_colour(cls, ab: torch.Tensor, rgb: np.ndarray, coverage: torch.Tensor | float) -> torch.Tensor:
+        """``ab`` (2, H, W) where the keys' paint reached (``coverage``, 1 inside; at the
+        working size, enlarged), the frame's own ab elsewhere (0 for a black-and-white
+        frame): a partly painted key does not invent colour where it gave none."""
+        if not torch.is_tensor(coverage):
+            return ab
+        c = resize(coverage.to(ab.device), tuple(ab.shape[-2:]))
+        c = (cls.COVERAGE_GAIN * c).clamp(0.0, 1.0)
+        own = torch.from_numpy(colour.ab_image(rgb)).permute(2, 0, 1).to(ab.device)
+        return c * ab + (1.0 - c) * own
 
     @staticmethod
     def flow_prediction(L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]]) -> torch.Tensor:
         """The flow baseline's ab (2, H, W) for a frame of lightness ``L`` (H, W): each key's
         full-size Lab warped by :func:`tpn_cli.flow.flow_warp`; two keys blended by
-        :func:`tpn_cli.models.infer.blend_weights` on their warped L."""
+        :func:`tpn_cli.models.infer.blend_weights` on their warped L, and by their warped
+        alpha when partly painted (:func:`tpn_cli.models.infer.paint_weights`)."""
         v = mt.colour_guide(torch.from_numpy(L)[None])
         gray = infer.guide_to_gray(v)
         with timing.section("flow"):  # counted with the alignment flow, not the conversions
             warped = [torch.from_numpy(flow.flow_warp(gray, k.extra["flow_gray"], k.extra["lab"])).permute(2, 0, 1)
                       for k, _ in sources]
         if len(warped) == 1:
-            return warped[0][1:]
+            return warped[0][1:3]
         maps = infer.blend_weights([w for _, w in sources], [mt.colour_guide(x[:1]) for x in warped], v)
-        return infer.blend([(x[1:], m) for x, m in zip(warped, maps)])
+        alphas = [x[3:] if x.shape[0] > 3 else None for x in warped]  # (L, a, b[, alpha])
+        if any(a is not None for a in alphas):
+            maps = infer.paint_weights(maps, alphas)
+        return infer.blend([(x[1:3], m) for x, m in zip(warped, maps)])
 
 
 class HdrAdapter:

@@ -217,7 +217,8 @@ def _format_plan(p: dict) -> str:
 @click.argument("input_path", metavar="INPUT", type=_PATH)
 @click.option("--keyframes", "keys", type=_PATH, required=True,
               help="Folder of colour key-frames named by frame index (00120.png, frame_120.jpg: "
-                   "the last number in the name), or one file.")
+                   "the last number in the name), or one file. A PNG with alpha (RGBA, 8 or "
+                   "16-bit) gives colour only where alpha > 0 (a partly painted key).")
 @click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="nearest",
               show_default=True,
               help="nearest: the closest key-frame on either side; online: the key-frame at or "
@@ -251,6 +252,14 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
     nothing and the output stays complete) and the run warns, naming the shot's frames:
     add a key-frame there (tpn suggest-keyframes proposes frames). --no-shot-detect
     turns detection off.
+
+    Partly painted key-frames: a key saved as a PNG with alpha (RGBA, 8 or 16-bit) gives
+    colour only where alpha > 0 (alpha 255 = painted; in between mixes the paint with the
+    frame). Its alpha travels with its colour, so each key counts only where its paint
+    lands; where no key's paint reaches, a black-and-white film stays gray and a colour
+    video keeps its own colour. With --mode blend, two keys painted in different regions
+    (the actor in one, the set in the other) combine; online and nearest take one key per
+    frame. A fully opaque RGBA key is the same as an RGB one.
 
     Output: a video file (container from the extension; default INPUT_color.EXT), or a
     folder / path without extension for PNG frames named by frame index.

@@ -630,6 +630,20 @@ def lightness_image(image: "np.ndarray") -> "np.ndarray":
     return (np.float32(116.0) * f - np.float32(16.0)).astype(np.float32, copy=False)
 
 
+def ab_image(image: "np.ndarray") -> "np.ndarray":
+    """ab (H, W, 2) float32 of an (H, W, 3) uint8/uint16 sRGB image (or float in [0, 1]), by
+    OpenCV's RGB → Lab: the inverse of :func:`lab_image_to_rgb`, 10× faster than
+    :func:`rgb_to_lab` at full resolution."""
+    import cv2
+    import numpy as np
+
+    peak = 65535.0 if image.dtype == np.uint16 else (255.0 if image.dtype == np.uint8 else 1.0)
+    rgb = np.ascontiguousarray(image, np.float32)
+    if peak != 1.0:
+        rgb *= np.float32(1.0 / peak)
+    return np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[..., 1:])
+
+
 def lab_image_to_rgb(L: "np.ndarray", ab: "np.ndarray", dtype) -> "np.ndarray":
     """L (H, W) and ab (H, W, 2) float32 → an (H, W, 3) sRGB image of ``dtype`` (uint8 or
     uint16, rounded, clipped), by OpenCV's Lab → RGB (D65, same matrix; it differs from

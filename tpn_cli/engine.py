@@ -13,6 +13,12 @@ Memory stays flat in the clip's length because nothing is kept per frame:
   ``nearest`` and ``blend`` schedules a key is needed before the main pass reaches it.
 
 A frame that is itself a key-frame is output from the key (exact, full resolution).
+
+Key-frames with partial colour (an adapter's key with ``extra["alpha"]``, see
+:class:`tpn_cli.adapters.ColourAdapter`): the alpha moves into the frame with the same
+alignment flow as the key (computed for it when the model does not align), several keys
+are blended by (blend weight × propagated alpha) (:func:`tpn_cli.models.infer.paint_weights`),
+and the adapter's ``finish`` gets the paint's ``coverage`` of the frame.
 """
 from __future__ import annotations
 
@@ -136,6 +142,8 @@ class _Work:
     slots: list   # per frame: None (a key-frame: output from the key) or
                   # [(pair index, key, distance weight, blend weight (scalar or per-pixel))]
     own_keys: list  # per frame: its own PreparedKey when it is a key-frame, else None
+    coverage: list = field(default_factory=list)  # per frame: the keys' paint coverage,
+                                                  # None when every key is fully painted
     pairs: list = field(default_factory=list)
     outs: list = field(default_factory=list)
 
@@ -289,7 +297,7 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
             with timing.section("keys"):
                 video = key_feed.get(k) if adapter.needs_key_video_frame else None
                 pk = adapter.prepare_key(k, load_key(k), video)
-                if align:
+                if align or "alpha" in pk.extra:
                     pk.extra["gray"] = infer.guide_to_gray(pk.v)
                 if key_codes:
                     with timing.section("network"):
@@ -316,34 +324,55 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
         if pending:
             yield pending
 
+    def move(pk, v: torch.Tensor, gray: np.ndarray):
+        """Key ``pk``'s property, guidance and alpha (None: fully painted) as the model
+        sees them for a frame of guidance ``v``: flow-aligned to it when the model wants
+        it; the alpha always follows the alignment flow (in the same warp call)."""
+        alpha = pk.extra.get("alpha")
+        if not align and alpha is None:
+            return pk.u, pk.v, None
+        if not align:  # the model takes the key where it is; only its alpha moves
+            with timing.section("flow"):
+                moved, _ = infer.align_key(alpha, pk.v, v, key_gray=pk.extra["gray"], tgt_gray=gray)
+            return pk.u, pk.v, moved
+        c = pk.u.shape[0]
+        u_in = pk.u if alpha is None else torch.cat([pk.u, alpha])
+        with timing.section("flow"):
+            u, vk = infer.align_key(u_in, pk.v, v, key_gray=pk.extra["gray"], tgt_gray=gray)
+        return u[:c], vk, (u[c:] if alpha is not None else None)
+
     def prepare(batch: list) -> _Work:
         work = _Work(batch, [], [])
         for frame, a, ctx in batch:
             if a.sources[0][0] == frame.index and len(a.sources) == 1:
                 work.slots.append(None)
                 work.own_keys.append(key(frame.index))
+                work.coverage.append(None)
                 continue
             with timing.section("colour"):
                 v = adapter.guide(frame.image, ctx=ctx) if with_ctx else adapter.guide(frame.image)
-            gray = None
-            mine = []
+            gray = None  # the frame's gray image, for the flow that moves keys or their alpha
+            if align or any("alpha" in key(k).extra for k, _ in a.sources):
+                with timing.section("flow"):
+                    gray = infer.guide_to_gray(v)
+            mine, alphas = [], []
             for k, w in a.sources:
                 pk = key(k)
-                u, vk = pk.u, pk.v
-                if align:
-                    with timing.section("flow"):
-                        gray = infer.guide_to_gray(v) if gray is None else gray
-                        u, vk = infer.align_key(pk.u, pk.v, v, key_gray=pk.extra["gray"],
-                                                tgt_gray=gray)
+                u, vk, alpha = move(pk, v, gray)
                 mine.append((len(work.pairs), pk, w))
+                alphas.append(alpha)
                 work.pairs.append(_Pair(u, vk, v, pk.extra.get("code")))
             maps = [w for _, _, w in mine]
             if align and len(mine) > 1:  # blend: per-pixel weights from each key's aligned fit
                 with timing.section("flow"):
                     maps = infer.blend_weights(maps, [work.pairs[i].v_key for i, _, _ in mine], v)
+            partial = any(al is not None for al in alphas)
+            if partial and len(mine) > 1:  # each key counts where its paint landed
+                maps = infer.paint_weights(maps, alphas)
             mine = [(i, pk, w, m) for (i, pk, w), m in zip(mine, maps)]
             work.slots.append(mine)
             work.own_keys.append(None)
+            work.coverage.append(infer.paint_coverage(alphas) if partial else None)
         # the plan is monotone: keys before the last frame's earliest key are done
         low = min(k for k, _ in batch[-1][1].sources)
         for k in [k for k in cache if k < low]:
@@ -371,9 +400,12 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
         return work
 
     def output(work: _Work) -> int:
-        for (frame, a, ctx), mine, own in zip(work.frames, work.slots, work.own_keys):
+        for (frame, a, ctx), mine, own, cover in zip(work.frames, work.slots, work.own_keys,
+                                                     work.coverage):
             with timing.section("colour"):
                 kw = {"ctx": ctx} if with_ctx else {}
+                if cover is not None:
+                    kw["coverage"] = cover
                 if mine is None:
                     result = adapter.finish(frame.image, None, own, **kw)
                 else:

@@ -54,6 +54,7 @@ __all__ = [
     "iter_plan",
     "plan",
     "is_grayscale",
+    "over_frame",
     "segments",
     "snap_check",
 ]
@@ -334,15 +335,36 @@ def is_grayscale(image: np.ndarray, tolerance: float = 2.0) -> bool:
 
 
 def check_colour_keyframe(image: np.ndarray, path: str | os.PathLike[str] | None = None) -> None:
-    """Refuse a grayscale image where a colour key-frame is needed.
+    """Refuse a grayscale image where a colour key-frame is needed. A partly painted key
+    (RGBA, alpha = where colour is given) is judged on its painted pixels.
 
     Raises:
-        BadInputError: names the file and the fix.
+        BadInputError: names the file and the fix (also for a key with no paint at all).
     """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 4:
+        painted = image[..., 3] > 0
+        if not painted.any():
+            raise BadInputError("key-frame is transparent everywhere (alpha 0: no colour given)",
+                                path=path, hint="paint some regions (alpha > 0) or remove the file",
+                                code="KEYFRAME_EMPTY")
+        image = image[..., :3][painted][None]  # the painted pixels as a 1-row image
     if is_grayscale(image):
         raise BadInputError("key-frame has no colour (R, G and B are equal)", path=path,
                             hint="paint or grade the key-frame in colour and export it as RGB",
                             code="KEYFRAME_GRAYSCALE")
+
+
+def over_frame(key: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """A partly painted key (RGBA) laid over ``frame`` (RGB, same size and type): the key's
+    colour where painted, the frame elsewhere, mixed by alpha. RGB keys are returned as
+    they are."""
+    if key.shape[-1] != 4:
+        return key
+    peak = float(np.iinfo(key.dtype).max) if key.dtype.kind == "u" else 1.0
+    alpha = key[..., 3:].astype(np.float32) / peak
+    mixed = alpha * key[..., :3] + (1.0 - alpha) * frame.astype(np.float32)
+    return np.rint(mixed).astype(frame.dtype) if frame.dtype.kind == "u" else mixed.astype(frame.dtype)
 
 
 @dataclass(frozen=True)

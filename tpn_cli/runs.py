@@ -167,6 +167,7 @@ class Run:
     end: int = 0
     uses_model: bool = True         # False: a segment chain without the TPN
     cuts: list[int] = field(default_factory=list)      # frames that start a new shot
+    partial_keys: set[int] = field(default_factory=set)  # colour keys painted only in parts (RGBA)
     warnings: list[str] = field(default_factory=list)  # shown before the run and in --json
 
     # -- plan -----------------------------------------------------------------------------
@@ -243,7 +244,10 @@ class Run:
         if self.opts.task == "segment":
             ids = self.masks[index].ids
             return ids if ids.shape == (h, w) else _resize_ids(ids, w, h)
-        img = read_hdr_image(k.path) if self.opts.task == "hdr" else read_image(k.path, depth=8)
+        if self.opts.task == "hdr":
+            img = read_hdr_image(k.path)
+        else:  # RGBA when partly painted (alpha = where colour is given)
+            img = read_image(k.path, depth=8, keep_alpha=True)
         return resize_image(img, w, h)
 
     def fit_camera_response(self) -> camera_response.CameraResponse:
@@ -261,7 +265,8 @@ class Run:
     # -- run ------------------------------------------------------------------------------
     def _adapter(self):
         if self.opts.task == "colour":
-            return ColourAdapter(self.work, self.device, self.opts.chroma_upsample)
+            return ColourAdapter(self.work, self.device, self.opts.chroma_upsample,
+                                 partial_keys=bool(self.partial_keys))
         if self.opts.task == "hdr":
             return HdrAdapter(self.work, self.device)
         ids = sorted({i for m in self.masks.values() for i in m.object_ids})
@@ -398,11 +403,19 @@ def _check_colour_keys(run: Run) -> None:
     from .keyframes import check_colour_keyframe, check_size
 
     for k in run.keys:
-        img = read_image(k.path, depth=8)
+        img = read_image(k.path, depth=8, keep_alpha=True)
         check_colour_keyframe(img, k.path)
+        if img.shape[2] == 4:
+            run.partial_keys.add(k.index)
         sc = check_size((img.shape[1], img.shape[0]), run.reader.size, path=k.path)
         if sc.note:
             run.notes.append(sc.note)
+    if run.partial_keys:
+        note = (f"{len(run.partial_keys)} key-frame(s) painted only in parts (alpha): where no "
+                "key's paint reaches, frames keep their own colour")
+        if run.opts.mode != "blend" and len(run.keys) > 1:  # one key per frame: no combining
+            note += "; --mode blend combines keys painted in different regions"
+        run.notes.append(note)
     if run.opts.snap_check:
         _snap_checks(run)
 
@@ -415,10 +428,12 @@ def _snap_checks(run: Run, radius: int = 2) -> None:
     window: deque = deque(maxlen=2 * radius + 1)
 
     def check(k: keyframes.KeyFrame) -> None:
-        cands = {f.index: f.image for f in window if abs(f.index - k.index) <= radius}
-        key = resize_image(read_image(k.path, depth=8), run.reader.width, run.reader.height)
-        res = keyframes.snap_check(key, {i: (im if im.dtype == np.uint8 else (im // 257).astype(np.uint8))
-                                         for i, im in cands.items()}, k.index, path=k.path)
+        cands = {f.index: (f.image if f.image.dtype == np.uint8 else (f.image // 257).astype(np.uint8))
+                 for f in window if abs(f.index - k.index) <= radius}
+        key = resize_image(read_image(k.path, depth=8, keep_alpha=True), run.reader.width, run.reader.height)
+        # a partly painted key is compared as the run uses it: over the frame it names
+        key = keyframes.over_frame(key, cands[k.index])
+        res = keyframes.snap_check(key, cands, k.index, path=k.path)
         if not res.ok:
             raise BadInputError(res.note, path=k.path, frame=k.index,
                                 hint=f"rename it to index {res.best}, or pass --no-snap-check "

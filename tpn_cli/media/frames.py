@@ -111,18 +111,39 @@ def _png_info(path: Path) -> tuple[int, int]:
     return head[24], head[25]
 
 
-def _read_png16(path: Path) -> np.ndarray:
+#: PNG colour types that carry an alpha channel (gray + alpha, RGBA).
+_PNG_ALPHA_TYPES = (4, 6)
+
+
+def _read_png16(path: Path, alpha: bool = False) -> np.ndarray:
     with av.open(str(path)) as c:
         frame = next(c.decode(video=0))
-        return frame.to_ndarray(format="rgb48le")
+        return frame.to_ndarray(format="rgba64le" if alpha else "rgb48le")
 
 
-def read_image(path: str | os.PathLike[str], *, depth: Literal["auto", 8, 16] = "auto") -> np.ndarray:
+def _has_alpha(im: Image.Image) -> bool:
+    """Whether a Pillow image carries transparency (an alpha channel or a tRNS chunk)."""
+    return im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+
+
+def _drop_opaque_alpha(img: np.ndarray) -> np.ndarray:
+    """RGBA whose alpha is opaque everywhere → RGB, so such a file reads as an RGB one."""
+    if img.shape[2] == 4 and np.all(img[..., 3] == np.iinfo(img.dtype).max):
+        return img[..., :3]
+    return img
+
+
+def read_image(path: str | os.PathLike[str], *, depth: Literal["auto", 8, 16] = "auto",
+               keep_alpha: bool = False) -> np.ndarray:
     """Read one image as ``(H, W, 3)`` RGB.
 
     PNG/JPEG: ``uint8`` (8-bit files) or ``uint16`` (16-bit PNG); ``depth=8|16`` converts
     (×257 / rounded ÷257). JPEG EXIF orientation is applied. EXR/HDR: ``float32``
     (NaN/Inf refused, see :func:`tpn_cli.media.hdr.check_finite`).
+
+    ``keep_alpha``: a PNG with transparency that is not opaque everywhere comes back as
+    ``(H, W, 4)`` RGBA (alpha in the fourth channel, same type and ``depth``); an opaque
+    or alpha-less image still comes back as RGB (partly painted key-frames).
 
     Raises:
         BadInputError: missing, unreadable or unsupported file.
@@ -139,7 +160,8 @@ def read_image(path: str | os.PathLike[str], *, depth: Literal["auto", 8, 16] = 
         raise BadInputError("file not found", path=path, hint="check the path", code="INPUT_MISSING")
     try:
         if ext == ".png" and _png_info(path)[0] == 16:
-            img = _read_png16(path)  # Pillow reads 16-bit RGB PNGs as 8-bit
+            # Pillow reads 16-bit RGB PNGs as 8-bit
+            img = _read_png16(path, alpha=keep_alpha and _png_info(path)[1] in _PNG_ALPHA_TYPES)
         else:
             with Image.open(path) as im:
                 im = ImageOps.exif_transpose(im)
@@ -147,14 +169,14 @@ def read_image(path: str | os.PathLike[str], *, depth: Literal["auto", 8, 16] = 
                     g = np.asarray(im, dtype=np.uint16)
                     img = np.repeat(g[..., None], 3, axis=2)
                 else:
-                    img = np.asarray(im.convert("RGB"))
+                    img = np.asarray(im.convert("RGBA" if keep_alpha and _has_alpha(im) else "RGB"))
     except BadInputError:
         raise
     except (OSError, ValueError, av.error.FFmpegError, StopIteration) as exc:
         raise BadInputError(f"not a readable image ({exc})", path=path,
                             hint="check that the file is complete; re-export it",
                             code="INPUT_CORRUPT") from exc
-    img = np.ascontiguousarray(img)
+    img = np.ascontiguousarray(_drop_opaque_alpha(img))
     if depth == 8 and img.dtype == np.uint16:
         img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
     elif depth == 16 and img.dtype == np.uint8:

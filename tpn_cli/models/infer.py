@@ -131,6 +131,34 @@ def blend_weights(distance_weights: list[float], v_keys_aligned: list[torch.Tens
     return [r / total for r in raw]
 
 
+#: Floor of a key-frame's propagated alpha in :func:`paint_weights`: where no key's paint
+#: reaches, the keys keep their own weights (and so carry the frame's own colour, which a
+#: partly painted key holds where it is unpainted) instead of dividing by zero.
+PAINT_FLOOR = 1e-3
+
+
+def paint_weights(weights: Sequence[float | torch.Tensor],
+                  alphas: Sequence[torch.Tensor | None]) -> list[float | torch.Tensor]:
+    """Blend weights of key-frames with partial colour: each key's weight (a distance
+    weight or a :func:`blend_weights` map) × (its propagated alpha (1, H, W) +
+    :data:`PAINT_FLOOR`), normalised, so each key counts where its paint landed. An alpha
+    of None is a fully painted key (alpha 1)."""
+    raw = [w * ((1.0 if a is None else a) + PAINT_FLOOR) for w, a in zip(weights, alphas)]
+    total = sum(raw)
+    return [r / total for r in raw]
+
+
+def paint_coverage(alphas: Sequence[torch.Tensor | None]) -> torch.Tensor | float:
+    """Where any key-frame's paint reaches: 1 − Π(1 − alpha) over the keys' propagated
+    alphas (None: fully painted, coverage 1)."""
+    if any(a is None for a in alphas):
+        return 1.0
+    uncovered = 1.0
+    for a in alphas:
+        uncovered = uncovered * (1.0 - a.clamp(0.0, 1.0))
+    return 1.0 - uncovered
+
+
 def wants_alignment(model: TPN) -> bool:
     return bool(model.config.extra.get("align", False))
 
