@@ -380,8 +380,8 @@ def write_report(path: Path, res: dict) -> str:
     a(f"Clips: {res['frames']} frames of `01_dog.mp4` (Apache-2.0) per size, key-frames every "
       f"{res['every']} frames (colour, HDR; the default schedule), one mask on frame 0 "
       "(segment). Each command with its shipped defaults: colour-v1, hdr-v2, and `tpn segment`'s "
-      "frame-to-frame chain (tpn_cli/chain.py; optical flow and the mask frame's colour model, "
-      "its TPN refinement is opt-in). frames/s is the command's own figure (from the first "
+      "frame-to-frame chain (tpn_cli/chain.py; optical flow, the mask frame's colour model, "
+      "the segment-v1 TPN refining each step). frames/s is the command's own figure (from the first "
       "decoded frame to the closed output file); CPU s/frame is the whole process's CPU time "
       "(all threads, start-up included) per frame; peak memory is the process's own peak RSS "
       "(VmHWM).")
@@ -595,7 +595,7 @@ def main(argv=None) -> None:
     pause = _PAUSE = _Pause([int(x) for x in a.pause_pids.split(",") if x.strip()])
     with tempfile.TemporaryDirectory(prefix="tpn-bench-") as tmpd, pause:
         tmp = Path(tmpd)
-        # the shipped defaults: colour-v1, hdr-v2, and the segment chain (its TPN is opt-in)
+        # the shipped defaults: colour-v1, hdr-v2, and the segment chain (with segment-v1)
         models = {"colorize": None, "hdr": None, "segment": None}
         inputs = {}
         for size, wh in SIZES.items():

@@ -293,8 +293,8 @@ def colour_section(a, col: dict, model, compare: dict, compare_missing: dict) ->
 # segmentation
 # ----------------------------------------------------------------------------------------
 #: the segment methods that are tpn's own (the rest are the issue's baselines)
-SEG_CHAIN_TPN = "chain + TPN (--tpn)"
-SEG_CLI = "chain (tpn segment's default)"
+SEG_CHAIN_TPN = "chain + TPN (tpn segment's default)"
+SEG_CLI = "chain without the TPN (--no-tpn)"
 
 
 def run_segment(a, model, log) -> dict:
@@ -323,12 +323,12 @@ def segment_section(a, seg: dict, model_ok: bool) -> tuple[str, list]:
     out = []
     stride = f"every {a.seg_stride}. frame, " if a.seg_stride > 1 else "all frames, "
     out.append(f"DAVIS-2016 protocol on {', '.join(seg)} ({stride}first mask given, first and last "
-               f"frame excluded, boundary tolerance 0.008 of the diagonal). \"{SEG_CLI}\" is what "
+               f"frame excluded, boundary tolerance 0.008 of the diagonal). \"{SEG_CHAIN_TPN}\" is what "
                "`tpn segment` runs: tpn_cli.models.segment.MaskPropagator with its default options "
                "(flow-warped previous prediction, first-frame colour model and pixel classifier, "
-               f"mask-frame anchor, speck removal, guided-filter edges); \"{SEG_CHAIN_TPN}\" is the same loop with the segment "
-               "TPN refining each step (opt-in, `tpn segment --tpn`: its effect differs much between "
-               "sequences and it costs ~1.6× the time; docs/what-we-tried.md).\n")
+               "mask-frame anchor, speck removal, guided-filter edges) and the segment TPN refining "
+               f"each step; \"{SEG_CLI}\" is the same loop without the TPN (`tpn segment --no-tpn`, "
+               "~1.5× faster; docs/what-we-tried.md).\n")
     heads = ["sequence"] + [f"{names.get(m, m)} {x}" for m in methods for x in ("J", "F", "J&F")]
     rows = []
     for name, r in seg.items():

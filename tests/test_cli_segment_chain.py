@@ -35,8 +35,9 @@ def _goat_j(out, frames=range(1, 15)) -> tuple[float, float]:
 
 
 def test_default_run_follows_the_object(tmp_path):
-    """Out of the box (no --weights): 16 frames, the input's palette and ids, and the
-    masks follow the goat (J 0.78 measured; copying the first mask: 0.21)."""
+    """Out of the box (no --weights; the bundled segment TPN refines each step): 16 frames,
+    the input's palette and ids, and the masks follow the goat (J 0.79 measured, 0.82
+    with --no-tpn; copying the first mask: 0.21)."""
     out = tmp_path / "masks"
     code, stdout, err = run_cli("segment", GOAT, "--mask", GOAT_MASKS / "00000.png", "-o", out,
                                 "--json")
@@ -109,8 +110,12 @@ def test_frames_before_the_first_mask_get_it(tmp_path):
 
 def test_tpn_and_weights_choose_the_model(tmp_path, models):
     base = ["segment", GOAT, "--mask", GOAT_MASKS / "00000.png", "--end", "6", "--json"]
-    # default: no TPN (measured better), no weights needed
+    # default: the bundled segment TPN refines each step (chain.USE_TPN, measured better)
     code, stdout, _ = run_cli(*base, "-o", tmp_path / "a", "--dry-run")
+    plan = json.loads(stdout)
+    assert code == 0 and plan["uses_model"] and plan["weights"].endswith(".tpn")
+    # --no-tpn: the chain alone, no weights needed
+    code, stdout, _ = run_cli(*base, "-o", tmp_path / "a", "--dry-run", "--no-tpn")
     plan = json.loads(stdout)
     assert code == 0 and not plan["uses_model"] and plan["weights"] is None
     # --tpn: the bundled segment model refines each step
@@ -135,7 +140,7 @@ def test_tpn_and_weights_choose_the_model(tmp_path, models):
 
 
 def test_chain_with_the_shipped_tpn_follows_the_object(tmp_path):
-    """--tpn with the bundled segment-v1 (J 0.66 measured on the slice, 0.78 without)."""
+    """--tpn with the bundled segment-v1 (J 0.79 measured on the slice, 0.82 without)."""
     out = tmp_path / "masks"
     code, _, err = run_cli("segment", GOAT, "--mask", GOAT_MASKS / "00000.png", "-o", out, "--tpn", "-q")
     assert code == 0, err

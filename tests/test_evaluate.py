@@ -233,3 +233,22 @@ def test_blend_of_real_predictions_follows_the_weights():
         assert out[(4, one)][m] == pytest.approx(by_key[0].psnr[m], abs=1e-6)
         assert np.isfinite(out[(4, even)][m])
     assert out[(4, even)]["flow"] != pytest.approx(by_key[0].psnr["flow"], abs=1e-3)
+
+
+def test_multiobject_check_scores_each_object_from_its_first_mask():
+    """scripts/eval_multiobject.py: an object is propagated from the first mask holding it
+    and scored on the later masks holding it; an object never annotated again is not."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "scripts" / "eval_multiobject.py"
+    spec = importlib.util.spec_from_file_location("eval_multiobject", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    m = {k: np.zeros((4, 4), np.uint8) for k in (0, 5, 9, 12)}
+    m[0][0, 0] = 1            # object 1 from frame 0,
+    m[5][0, 0] = 1            # annotated again at 5 and 12
+    m[5][1, 1] = 2            # object 2 appears at 5, annotated again at 9
+    m[9][1, 1] = 2
+    m[12][0, 0] = 1
+    m[12][2, 2] = 3           # object 3 appears at 12, never annotated again
+    assert mod.runs(m) == [(0, [1], [5, 12]), (5, [2], [9])]

@@ -267,3 +267,28 @@ def test_pixel_classifier_refit_follows_a_changed_appearance():
     assert clf.likelihood(rgb0, everywhere)[1, 24:41, 14:31].mean() > 0.8  # the mask frame still holds
     clf.refit(rgb1, _probs(m), margin=2, mix=0.5)  # restarts from the mask-frame fit: same result
     torch.testing.assert_close(clf.likelihood(rgb1, everywhere), after)
+
+
+def test_pixel_features_given_once_equal_features_computed():
+    """The chain computes a frame's features once for the fuse and the refit: passing them
+    must change nothing."""
+    from tpn_cli.models.segment import PixelClassifier, pixel_features
+    rng = np.random.default_rng(3)
+    frames, masks = [], []
+    for x0 in (10, 14):  # a 25 x 25 textured object: enough sure pixels for a refit
+        img = np.full((60, 80, 3), 0.5, np.float32)
+        img[20:45, x0:x0 + 25] = np.array([0.8, 0.1, 0.1]) + 0.1 * rng.standard_normal((25, 25, 1))
+        m = np.zeros((60, 80), np.uint8)
+        m[20:45, x0:x0 + 25] = 1
+        frames.append(torch.from_numpy(img.clip(0, 1)).permute(2, 0, 1).float())
+        masks.append(m)
+    everywhere = torch.ones(frames[0].shape[1:], dtype=torch.bool)
+    clf = PixelClassifier(frames[0], _probs(masks[0]), local=40)
+    feats = pixel_features(frames[1])
+    torch.testing.assert_close(clf.likelihood(frames[1], everywhere, feats),
+                               clf.likelihood(frames[1], everywhere), atol=0, rtol=0)
+    assert clf.refit(frames[1], _probs(masks[1]), margin=2, features=feats)
+    with_feats = clf.likelihood(frames[1], everywhere)
+    assert clf.refit(frames[1], _probs(masks[1]), margin=2)
+    torch.testing.assert_close(clf.likelihood(frames[1], everywhere), with_feats, atol=0, rtol=0)
+

@@ -4,7 +4,7 @@
 Masks cannot work that way: one step from a mask 50 frames back cannot reach (the flow
 between them is garbage and the scans move labels a few pixels; docs/TRAINING.md). So
 masks are carried frame to frame by :class:`tpn_cli.models.segment.MaskPropagator`
-(flow-warped previous prediction, optional TPN refinement, the mask frame's mask warped
+(flow-warped previous prediction, TPN refinement (default, ``USE_TPN``), the mask frame's mask warped
 straight to the frame where that flow is consistent, the mask frame's colour model
 pulling drifting predictions back). This loop is sequential by nature:
 
@@ -39,11 +39,12 @@ from .models.segment import MaskPropagator
 
 __all__ = ["USE_TPN", "describe", "first_frame", "run"]
 
-#: Whether `tpn segment` refines each chained step with the segment TPN by default. Not
-#: yet: on the 4 held-out DAVIS-2016 sequences (docs/RESULTS.md, J&F) it lost before the
-#: pixel classifier (0.509 vs 0.526) and now wins (0.630 vs 0.612, every sequence), at
-#: ~1.5× the time; to be confirmed on footage beyond those 4 before it becomes the default.
-USE_TPN = False
+#: Whether `tpn segment` refines each chained step with the segment TPN by default. Yes:
+#: with the pixel classifier (refitted every 5 frames) it wins on the 4 held-out DAVIS-2016
+#: sequences (J&F 0.638 vs 0.612; libby alone loses) and on footage beyond DAVIS-2016, the
+#: caps clip of scripts/eval_multiobject.py (0.385 vs 0.342, both objects), at ~1.4× the
+#: time. Before the classifier it lost (0.509 vs 0.526). ``--no-tpn`` runs without it.
+USE_TPN = True
 
 
 def _restarts(keys: Sequence[int], objects: Mapping[int, set[int]] | None) -> list[int]:

@@ -181,7 +181,7 @@ def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
 
 def _weights_line(p: dict) -> str:
     if not p["uses_model"]:
-        return "none used (pass --tpn or --weights to refine the chain with a segment TPN)"
+        return "none used (--no-tpn: the chain without the segment TPN)"
     return p["weights"] or "NOT AVAILABLE: " + (p["weights_error"] or "").splitlines()[0]
 
 
@@ -327,15 +327,15 @@ def hdr(input_path: Path, keys: Path, **kw) -> None:
               help="An id that means \"don't care\" (DAVIS uses 255): not propagated as an "
                    "object.")
 @click.option("--tpn/--no-tpn", "tpn", default=None,
-              help="Refine every chained step with the segment TPN (see above for why it is "
-                   "off by default). Default: on when --weights is given, else off.")
+              help="Refine every chained step with the segment TPN (default: on; --no-tpn "
+                   "is ~1.5x faster and a little less accurate, see above).")
 @_common
 def segment(input_path: Path, keys: Path, **kw) -> None:
     """Carry object masks from annotated frames to every frame of a video.
 
     Masks are carried frame to frame, in order: the previous frame's object
     probabilities are moved by optical flow, pulled back onto the objects by a colour
-    model and a small pixel classifier of the annotated frame (refitted every 10 frames on
+    model and a small pixel classifier of the annotated frame (refitted every 5 frames on
     the chain's sure pixels), and mixed with the annotated mask warped straight to the
     frame wherever that direct flow is consistent. At every mask of --masks the chain restarts from it;
     objects that mask does not contain keep being tracked, so a later mask may hold only
@@ -344,10 +344,11 @@ def segment(input_path: Path, keys: Path, **kw) -> None:
     named by frame index (default folder INPUT_masks/), ready for --masks or any DAVIS
     tool.
 
+    The segment TPN (segment-v1, or --weights) refines every chained step by default.
     Measured on the 4 held-out DAVIS-2016 sequences (J&F, scripts/eval_segment.py):
-    copying the first mask 0.173, plain flow chaining 0.288, this chain 0.594; the
-    segment TPN refining each step lowered it (0.526 → 0.509, measured before the
-    guided filter; docs/TRAINING.md), so it is used only with --tpn or --weights.
+    copying the first mask 0.173, plain flow chaining 0.288, this chain without the TPN
+    (--no-tpn) 0.612, with it 0.638 (and 0.342 → 0.385 on the caps clip of
+    scripts/eval_multiobject.py), at ~1.5× the time.
 
     \b
     Example:

@@ -70,7 +70,7 @@ class Options:
     void: int | None = None         # segment: a "don't care" id (DAVIS: 255)
     overlay: Path | None = None
     tpn: bool | None = None         # segment: refine the chain with the TPN (None: --weights
-                                    # given, else chain.USE_TPN, the measured better)
+                                    # given, else chain.USE_TPN, on: the measured better)
     threads: int = 0                # torch threads per operation (0 = auto, see execute)
     precision: str = "fp32"         # guidance network: fp32, bf16 (measured in BENCHMARKS.md)
     pipeline: bool = True           # overlap decode / model / encode in threads

@@ -14,8 +14,9 @@ the chain through a colour model of each object and the background (``appearance
 where a step's prediction disagrees with the first frame's colours near the object, the
 probabilities are pulled back (measured without a TPN, scripts/eval_segment.py
 chain:none: flow-chain J&F 0.288 → 0.368 on the 4 held-out DAVIS sequences, goat 0.53 →
-0.67, drift-chicane 0.32 → 0.43; a TPN trained so far did not add to it, docs/TRAINING.md). ``appearance=0`` turns it
-off (with ``anchor=0,specks=0,refine=0`` and no ``model``: plain flow chaining of
+0.67, drift-chicane 0.32 → 0.43; the TPN did not add to the chain until the pixel
+classifier below, since which `tpn segment` runs it by default, ``tpn_cli.chain.USE_TPN``).
+``appearance=0`` turns it off (with ``anchor=0,specks=0,refine=0`` and no ``model``: plain flow chaining of
 probabilities).
 
 The mask frame also anchors the chain directly (``anchor``): its mask is warped straight
@@ -50,7 +51,10 @@ mixed 1 : 9 with the mask frame's samples so it cannot drift far from the annota
 sequences (bmx-trees 0.342 → 0.357, goat 0.806 → 0.807, libby 0.653 → 0.707,
 drift-chicane unchanged at 0.576), 0.736 → 0.733 on the 6 training sequences (within the
 ±0.006 spread between seeds of the fit; breakdance 0.393 → 0.366, dog 0.685 → 0.695),
-~0.3 s a refit, ~+30 ms a frame averaged (``refit=0`` turns it off).
+~0.3 s a refit (``refit=0`` turns it off). That was a refit every 10 frames; every 5
+(the default since session 6) keeps up with a fast-changing object better: with the TPN
+0.630 → 0.638 on the 4 (libby 0.676 → 0.704), without it 0.733 → 0.734 on the 6
+training sequences, for ~+30 ms a frame more.
 
 What a step returns is snapped to the frame's edges by a guided filter (``refine``):
 boundary accuracy F is half of DAVIS's J&F, and the chained probabilities' edges are
@@ -130,15 +134,16 @@ def colour_histograms(rgb: torch.Tensor, probs: torch.Tensor, bins: int = 16,
 
 def appearance_fuse(probs: torch.Tensor, rgb: torch.Tensor, hist: torch.Tensor, alpha: float,
                     band: int, classifier: "PixelClassifier | None" = None,
-                    beta: float = 1.0) -> torch.Tensor:
+                    beta: float = 1.0, features: np.ndarray | None = None) -> torch.Tensor:
     """Bayes update p_k ∝ p_k · (h_k(colour) + ε)^α [· q_k^β] inside a ``band``-pixel ring
     around the objects (channels 1…K−1 above 0.5); pixels outside it are unchanged. q is
-    ``classifier``'s class probabilities (:class:`PixelClassifier`), if given."""
+    ``classifier``'s class probabilities (:class:`PixelClassifier`), if given;
+    ``features``: ``pixel_features(rgb)`` if the caller already has them."""
     bins = round(hist.shape[1] ** (1 / 3))
     lik = (hist[:, _colour_index(rgb, bins)] + 1e-5) ** alpha  # (K, H, W)
     near = _near_objects(probs, band)
     if classifier is not None and beta > 0:
-        lik = lik * classifier.likelihood(rgb, near) ** beta
+        lik = lik * classifier.likelihood(rgb, near, features) ** beta
     post = normalise_probs(probs * lik)
     return torch.where(near[None], post, probs)
 
@@ -246,7 +251,7 @@ class PixelClassifier:
 
     def refit(self, rgb: torch.Tensor, probs: torch.Tensor, threshold: float = 0.97,
               margin: int = 10, mix: float = 0.1, samples: int = 10000, iterations: int = 50,
-              lr: float = 3e-3, seed: int = 0) -> bool:
+              lr: float = 3e-3, seed: int = 0, features: np.ndarray | None = None) -> bool:
         """Fine-tune the net, starting again from its mask-frame fit, on a later frame
         ``rgb`` whose predicted ``probs`` are taken as labels where they are sure (max
         probability above ``threshold``, at least ``margin`` px inside their class's
@@ -254,13 +259,14 @@ class PixelClassifier:
         mask frame's samples (the new frame weighs ``mix``, each class balanced within
         each frame), so the model follows the objects' appearance without drifting far
         from the annotation. Returns False (and leaves the net alone) when a class has
-        fewer than ``MIN_PIXELS`` sure pixels."""
+        fewer than ``MIN_PIXELS`` sure pixels. ``features``: ``pixel_features(rgb)`` if the
+        caller already has them (the step that fused this frame did)."""
         cv = require_cv2()
         ids = probs.argmax(0).numpy()
         sure = probs.max(0).values.numpy() > threshold
         kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
         near = _near_objects(probs, self.local).numpy() if self.local > 0 else None
-        f = pixel_features(rgb)
+        f = pixel_features(rgb) if features is None else features
         f = f.reshape(-1, f.shape[-1])
         rng = np.random.default_rng(seed)
         xs, ys = [], []
@@ -295,14 +301,17 @@ class PixelClassifier:
         self.net.eval()
 
     @torch.no_grad()
-    def likelihood(self, rgb: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    def likelihood(self, rgb: torch.Tensor, where: torch.Tensor,
+                   features: np.ndarray | None = None) -> torch.Tensor:
         """(K, H, W) class probabilities of ``rgb``'s pixels where ``where`` (H, W) is set
-        (clamped to [1e-3, 1]), 1 elsewhere."""
+        (clamped to [1e-3, 1]), 1 elsewhere. ``features``: ``pixel_features(rgb)`` if the
+        caller already has them."""
         h, w = rgb.shape[-2:]
         out = torch.ones(self.k, h * w)
         idx = torch.from_numpy(np.flatnonzero(where.numpy()))
         if len(idx):
-            f = torch.from_numpy(pixel_features(rgb).reshape(h * w, -1))[idx]
+            f = pixel_features(rgb) if features is None else features
+            f = torch.from_numpy(f.reshape(h * w, -1))[idx]
             out[:, idx] = torch.softmax(self.net((f - self.mean) / self.std), 1).clamp(min=1e-3).T
         return out.reshape(self.k, h, w)
 
@@ -405,16 +414,18 @@ class MaskPropagator:
     refine_eps  the guided filter's ε
     refit    every this many frames the pixel classifier is fine-tuned again (from its
              mask-frame fit) on the chain's sure pixels of the current frame, mixed with
-             the mask frame's (:meth:`PixelClassifier.refit`; 0 = never). 10 with a 1 : 9
-             mix measured best of mix 0.1 / 0.25 / 0.5 (larger mixes lose on the training
-             sequences: 0.5 → 0.717, camel −0.06, breakdance −0.04); gating it on the
-             anchor's agreement (mean weight ≥ 0.3 over the object) never let it run.
+             the mask frame's (:meth:`PixelClassifier.refit`; 0 = never). A 1 : 9 mix
+             measured best of mix 0.1 / 0.25 / 0.5 (larger mixes lose on the training
+             sequences: 0.5 → 0.717, camel −0.06, breakdance −0.04); every 5 frames
+             better than every 10 (with the TPN, held-out 0.630 → 0.638) and than every 3
+             (0.637); gating it on the anchor's agreement (mean weight ≥ 0.3 over the
+             object) never let it run.
     """
 
     def __init__(self, model: TPN | None = None, preset: str = "medium", sharpen: float = 1.0,
                  appearance: float = 1.0, classifier: float = 1.0, band: int = 15, bins: int = 32, local: int = 40,
                  anchor: float = 1.0, anchor_sigma: float = 1.0, specks: float = 0.05,
-                 refine: int = 4, refine_eps: float = 1e-3, refit: int = 10):
+                 refine: int = 4, refine_eps: float = 1e-3, refit: int = 5):
         self.model = model
         self.preset = preset
         self.sharpen = sharpen
@@ -483,9 +494,13 @@ class MaskPropagator:
             u = normalise_probs(u)
             if self.anchor > 0:
                 u = normalise_probs((1.0 - w) * u + w * direct)
+            feats = None
             if self.appearance > 0:
+                if self.pixel_model is not None and self.classifier > 0:
+                    # computed once: the fuse below and this frame's refit both need them
+                    feats = pixel_features(rgb)
                 u = appearance_fuse(u, rgb, self.hist, self.appearance, self.band,
-                                    self.pixel_model, self.classifier)
+                                    self.pixel_model, self.classifier, feats)
             if self.sharpen != 1.0:
                 u = normalise_probs(u ** self.sharpen)
             if self.specks > 0:
@@ -499,7 +514,8 @@ class MaskPropagator:
         self._steps += 1
         if self.refit > 0 and self.pixel_model is not None and self._steps % self.refit == 0:
             with timing.section("network"):
-                self.pixel_model.refit(rgb, u, margin=_scaled_px(10, gray.shape), seed=self._steps)
+                self.pixel_model.refit(rgb, u, margin=_scaled_px(10, gray.shape), seed=self._steps,
+                                       features=feats)
         return out
 
 
