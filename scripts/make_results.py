@@ -572,8 +572,9 @@ def main(argv=None) -> int:
             f"- Commit: `{commit}`" + (" (the working tree had uncommitted changes)" if dirty and dirty != "?" else ""),
             f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}; run time {elapsed / 60:.1f} min",
             f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
-            f"load average {load0:.1f} when the run started (training jobs shared the CPUs, so "
-            "frames/s are pessimistic; all methods were timed in the same run)",
+            f"load average {load0:.1f} when the run started (other jobs may have shared the CPUs: "
+            "compare frames/s within this file, where all methods were timed in the same run; "
+            "docs/BENCHMARKS.md times whole runs on a quiet machine)",
             f"- Frames: colour every {a.stride}. frame of {', '.join(a.seqs)} (K = {', '.join(map(str, a.Ks))}); "
             f"segmentation {'all frames' if a.seg_stride == 1 else f'every {a.seg_stride}. frame'} of "
             f"{', '.join(a.seg_seqs)}; HDR {a.hdr_seeds} pseudo-video(s) per held-out image, all held "
