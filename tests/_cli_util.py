@@ -156,3 +156,13 @@ def write_video(path: Path, frames: list[np.ndarray]) -> Path:
         for f in frames:
             wr.write(f)
     return path
+
+
+def interruptible(**popen_kwargs) -> dict:
+    """Popen arguments for a child that must see Ctrl-C: a shell started in the background
+    (``nohup …&``, some CI runners) passes SIGINT on ignored, and Python then never raises
+    KeyboardInterrupt; the child restores the default so the test means the same anywhere."""
+    import signal
+
+    return dict(popen_kwargs, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+

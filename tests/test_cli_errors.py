@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _cli_util import (CAPS, CAPS_MASKS, DATA, DOG, extract_keys, hdr_keys, models,  # noqa: F401
+from _cli_util import (CAPS, CAPS_MASKS, DATA, DOG, extract_keys, hdr_keys, interruptible, models,  # noqa: F401
                        one_thread, run_cli)
 from tpn_cli.media import VideoWriter, read_image, write_image
 
@@ -152,7 +152,7 @@ def test_sigint_mid_run_exits_130_and_leaves_nothing(tmp_path, models):
     p = subprocess.Popen([sys.executable, "-c", "from tpn_cli.cli import main; main()", "colorize",
                           str(src), "--keyframes", str(keys), "--weights", str(models["colour"]),
                           "-o", str(out / "c.mp4"), "--batch-size", "1", "--no-snap-check"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                         **interruptible(stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env))
     deadline = time.time() + 60
     while not os.listdir(out) and time.time() < deadline:  # the temporary output appears
         time.sleep(0.05)

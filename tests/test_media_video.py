@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 
+from _cli_util import interruptible
 from tpn_cli.errors import BadInputError, OutputNotWritableError
 from tpn_cli.media import open_input, output_kind
 from tpn_cli.media.video import BT709, ColorTags, VideoReader, VideoWriter
@@ -212,7 +213,8 @@ with VideoWriter({str(tmp_path / 'x.mp4')!r}, width=64, height=64, fps=25, prese
         w.write(np.full((64, 64, 3), i % 255, np.uint8))
         time.sleep(0.001)
 """
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen([sys.executable, "-c", script],
+                         **interruptible(stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     assert p.stdout.readline().strip() == b"started"
     time.sleep(0.3)
     p.send_signal(signal.SIGINT)
