@@ -292,3 +292,20 @@ def test_pixel_features_given_once_equal_features_computed():
     assert clf.refit(frames[1], _probs(masks[1]), margin=2)
     torch.testing.assert_close(clf.likelihood(frames[1], everywhere), with_feats, atol=0, rtol=0)
 
+
+
+def test_motion_fuse_hands_background_moving_pixels_to_the_background():
+    from tpn_cli.models.segment import motion_fuse
+    h, w = 60, 80
+    m = np.zeros((h, w), np.uint8)
+    m[20:40, 20:40] = 1  # the object, moving 6 px right
+    m[20:30, 42:48] = 1  # a piece of background the chain took in, still like the background
+    probs = normalise_probs(_probs(m) * 0.8 + 0.1)
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[20:40, 20:40, 0] = -6.0  # frame → previous frame, as dis_flow
+    out = motion_fuse(probs, flow, 0.5, 15, 2.0)
+    assert (out[1, 20:40, 20:40] >= probs[1, 20:40, 20:40] - 1e-6).all()
+    assert (out[1, 20:30, 42:48] < probs[1, 20:30, 42:48]).all()
+    torch.testing.assert_close(out.sum(0), torch.ones(h, w))
+    # an object moving with its background: no cue, unchanged
+    assert motion_fuse(probs, np.zeros_like(flow), 0.5, 15, 2.0) is probs

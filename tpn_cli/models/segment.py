@@ -325,6 +325,45 @@ def anchor_confidence(to_key: np.ndarray, from_key: np.ndarray, sigma: float) ->
     return torch.from_numpy(np.exp(-e2 / (2.0 * sigma * sigma)).astype(np.float32))
 
 
+def motion_fuse(probs: torch.Tensor, flow: np.ndarray, gamma: float, band: int,
+                min_sep: float) -> torch.Tensor:
+    """Motion cue: near each object (within ``band`` px), reweight the object's and the
+    background's probabilities by how close each pixel's flow is to the object's median
+    flow and to the nearby background's median flow (Gaussian of the distance, σ = half
+    the distance between the two medians, ^ ``gamma``). Only where the two medians are
+    more than ``min_sep`` px apart: a static or background-moving object is unaffected.
+    Aimed at background of the object's colours (bmx-trees' red graffiti next to the
+    red bike) that moves with the camera while the object does not."""
+    ids = probs.argmax(0).numpy()
+    f = flow.reshape(-1, 2)
+    out = probs.clone()
+    changed = False
+    for k in range(1, probs.shape[0]):
+        obj = ids == k
+        if obj.sum() < 50:
+            continue
+        near = _near_objects(probs[[0, k]], band).numpy()
+        bg = near & (ids == 0)
+        if bg.sum() < 50:
+            continue
+        m_obj = np.median(flow[obj], 0)
+        m_bg = np.median(flow[bg], 0)
+        sep = float(np.linalg.norm(m_obj - m_bg))
+        if sep <= min_sep:
+            continue
+        s2 = 2.0 * (0.5 * sep) ** 2
+        d_obj = ((f - m_obj) ** 2).sum(-1).reshape(ids.shape)
+        d_bg = ((f - m_bg) ** 2).sum(-1).reshape(ids.shape)
+        # ratio only matters: both likelihoods relative to the smaller distance
+        l_obj = np.exp(-gamma * (d_obj - np.minimum(d_obj, d_bg)) / s2)
+        l_bg = np.exp(-gamma * (d_bg - np.minimum(d_obj, d_bg)) / s2)
+        nt = torch.from_numpy(near)
+        out[k] = torch.where(nt, out[k] * torch.from_numpy(l_obj.astype(np.float32)), out[k])
+        out[0] = torch.where(nt, out[0] * torch.from_numpy(l_bg.astype(np.float32)), out[0])
+        changed = True
+    return normalise_probs(out) if changed else probs
+
+
 def guided_smooth(probs: torch.Tensor, gray: np.ndarray, radius: int, eps: float) -> torch.Tensor:
     """Edge-aware smoothing of (K, H, W) probabilities with the frame's gray image as the
     guide (He et al.'s guided filter, square windows of ``radius``): within each window the
@@ -420,12 +459,24 @@ class MaskPropagator:
              better than every 10 (with the TPN, held-out 0.630 → 0.638) and than every 3
              (0.637); gating it on the anchor's agreement (mean weight ≥ 0.3 over the
              object) never let it run.
+    motion   γ of the motion cue (:func:`motion_fuse`, 0 = off): near the object, pixels
+             whose flow is closer to the nearby background's median flow than to the
+             object's lose object probability (and the reverse), only where the two medians
+             are over ``motion_sep`` px apart (px at a 480-px short side) so that objects
+             moving with their background are unaffected. Aimed at background of the
+             object's colours taken in by the chain (bmx-trees' red graffiti). Session 7,
+             cached flows, with the TPN: held-out J&F 0.638 → 0.652, caps 0.385 → 0.409
+             (γ 0.5 with 2 px: 0.654 but caps 0.324; docs/what-we-tried.md).
+    motion_band  px around the object where the background's median flow is taken and
+             the cue acts
+    motion_sep  px between the two median flows below which the cue is off
     """
 
     def __init__(self, model: TPN | None = None, preset: str = "medium", sharpen: float = 1.0,
                  appearance: float = 1.0, classifier: float = 1.0, band: int = 15, bins: int = 32, local: int = 40,
                  anchor: float = 1.0, anchor_sigma: float = 1.0, specks: float = 0.05,
-                 refine: int = 4, refine_eps: float = 1e-3, refit: int = 5):
+                 refine: int = 4, refine_eps: float = 1e-3, refit: int = 5,
+                 motion: float = 0.5, motion_band: int = 40, motion_sep: float = 4.0):
         self.model = model
         self.preset = preset
         self.sharpen = sharpen
@@ -440,6 +491,9 @@ class MaskPropagator:
         self.refine = int(refine)
         self.refine_eps = float(refine_eps)
         self.refit = int(refit)
+        self.motion = float(motion)
+        self.motion_band = int(motion_band)
+        self.motion_sep = float(motion_sep)
         self._steps = 0
         self.hist: torch.Tensor | None = None
         self.pixel_model: PixelClassifier | None = None
@@ -494,6 +548,9 @@ class MaskPropagator:
             u = normalise_probs(u)
             if self.anchor > 0:
                 u = normalise_probs((1.0 - w) * u + w * direct)
+            if self.motion > 0:
+                u = motion_fuse(u, flow, self.motion, _scaled_px(self.motion_band, gray.shape),
+                                self.motion_sep * min(gray.shape) / TUNED_SHORT_SIDE)
             feats = None
             if self.appearance > 0:
                 if self.pixel_model is not None and self.classifier > 0:
@@ -529,4 +586,4 @@ def propagate_masks(model: TPN | None, frames: list[torch.Tensor], probs0: torch
 
 
 __all__ = ["MaskPropagator", "PixelClassifier", "anchor_confidence", "appearance_fuse", "colour_histograms",
-           "drop_specks", "normalise_probs", "pixel_features", "propagate_masks"]
+           "drop_specks", "motion_fuse", "normalise_probs", "pixel_features", "propagate_masks"]
