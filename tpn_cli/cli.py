@@ -347,8 +347,9 @@ def segment(input_path: Path, keys: Path, **kw) -> None:
     The segment TPN (segment-v1, or --weights) refines every chained step by default.
     Measured on the 4 held-out DAVIS-2016 sequences (J&F, scripts/eval_segment.py):
     copying the first mask 0.173, plain flow chaining 0.288, this chain without the TPN
-    (--no-tpn) 0.612, with it 0.638 (and 0.342 → 0.385 on the caps clip of
-    scripts/eval_multiobject.py), at ~1.5× the time.
+    or the motion cue 0.612, with the TPN 0.638 (and 0.342 → 0.385 on the caps clip of
+    scripts/eval_multiobject.py), at ~1.5× the time; with the motion cue near the object
+    (the default) 0.652 (caps 0.409).
 
     \b
     Example:
