@@ -152,9 +152,16 @@ def appearance_fuse(probs: torch.Tensor, rgb: torch.Tensor, hist: torch.Tensor, 
 TUNED_SHORT_SIDE = 480
 
 
+def _scale(shape: tuple[int, ...]) -> float:
+    """How a frame of ``shape`` (..., H, W) compares with the footage the pixel sizes were
+    tuned on (:data:`TUNED_SHORT_SIDE`): a window that fits a small object at 480p must
+    still fit it on a small frame."""
+    return min(shape[-2:]) / TUNED_SHORT_SIDE
+
+
 def _scaled_px(px: float, shape: tuple[int, ...]) -> int:
-    """``px`` tuned at :data:`TUNED_SHORT_SIDE`, scaled to a frame of ``shape`` (..., H, W):
-    a window that fits a small object at 480p must still fit it on a small frame."""
+    """``px`` tuned at :data:`TUNED_SHORT_SIDE` as whole pixels of a frame of ``shape``
+    (at least 1; see :func:`_scale`)."""
     return max(1, round(px * min(shape[-2:]) / TUNED_SHORT_SIDE))
 
 
@@ -166,7 +173,7 @@ def pixel_features(rgb: torch.Tensor) -> np.ndarray:
     13×13 windows (texture: smooth paint or smoke against a textured object). The scales
     are px at a 480-px short side (DAVIS 480p, where they were chosen) and shrink with
     the frame, so that they stay within a small object on a small frame."""
-    s = min(rgb.shape[-2:]) / TUNED_SHORT_SIDE
+    s = _scale(rgb.shape)
     cv = require_cv2()
     img = np.ascontiguousarray(rgb.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy())
     lab = cv.cvtColor(img, cv.COLOR_RGB2LAB) / np.array([100.0, 127.0, 127.0], np.float32)
@@ -354,9 +361,9 @@ def motion_fuse(probs: torch.Tensor, flow: np.ndarray, gamma: float, band: int,
         s2 = 2.0 * (0.5 * sep) ** 2
         d_obj = ((f - m_obj) ** 2).sum(-1).reshape(ids.shape)
         d_bg = ((f - m_bg) ** 2).sum(-1).reshape(ids.shape)
-        # ratio only matters: both likelihoods relative to the smaller distance
-        l_obj = np.exp(-gamma * (d_obj - np.minimum(d_obj, d_bg)) / s2)
-        l_bg = np.exp(-gamma * (d_bg - np.minimum(d_obj, d_bg)) / s2)
+        d_min = np.minimum(d_obj, d_bg)  # ratio only matters: both relative to the nearer
+        l_obj = np.exp(-gamma * (d_obj - d_min) / s2)
+        l_bg = np.exp(-gamma * (d_bg - d_min) / s2)
         nt = torch.from_numpy(near)
         out[k] = torch.where(nt, out[k] * torch.from_numpy(l_obj.astype(np.float32)), out[k])
         out[0] = torch.where(nt, out[0] * torch.from_numpy(l_bg.astype(np.float32)), out[0])
@@ -464,7 +471,7 @@ class MaskPropagator:
              object's lose object probability (and the reverse), only where the two medians
              are over ``motion_sep`` px apart (px at a 480-px short side) so that objects
              moving with their background are unaffected. Aimed at background of the
-             object's colours taken in by the chain (bmx-trees' red graffiti). Session 7,
+             object's colours taken in by the chain (bmx-trees' red graffiti). Session 6,
              cached flows, with the TPN: held-out J&F 0.638 → 0.652, caps 0.385 → 0.409
              (γ 0.5 with 2 px: 0.654 but caps 0.324; docs/what-we-tried.md).
     motion_band  px around the object where the background's median flow is taken and
@@ -550,7 +557,7 @@ class MaskPropagator:
                 u = normalise_probs((1.0 - w) * u + w * direct)
             if self.motion > 0:
                 u = motion_fuse(u, flow, self.motion, _scaled_px(self.motion_band, gray.shape),
-                                self.motion_sep * min(gray.shape) / TUNED_SHORT_SIDE)
+                                self.motion_sep * _scale(gray.shape))
             feats = None
             if self.appearance > 0:
                 if self.pixel_model is not None and self.classifier > 0:
