@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tpn_cli import colour, engine, keyframes  # noqa: E402
 from tpn_cli import evaluate as ev  # noqa: E402
 from tpn_cli.adapters import ColourAdapter  # noqa: E402
+from tpn_cli.propagator import KeyPropagator  # noqa: E402
 from tpn_cli.media.video import Frame  # noqa: E402
 from tpn_cli.models import infer, load_model  # noqa: E402
 
@@ -127,8 +128,8 @@ def run_config(truth, objs, model, K: int, config: str) -> dict[int, np.ndarray]
                             partial_keys=True)
     sink = Collect()
     with ablated(CONFIGS[config][2]):
-        engine.run(frames=frames, assignments=keyframes.iter_plan(n, keys, schedule), adapter=adapter,
-                   load_key=images.__getitem__, model=model, sinks=[sink],
+        engine.run(frames=frames, assignments=keyframes.iter_plan(n, keys, schedule),
+                   propagator=KeyPropagator(adapter, model), load_key=images.__getitem__, sinks=[sink],
                    key_feed=engine.KeyFrameFeed(lambda: iter(frames)), quiet=True, pipeline=False)
     return sink.frames
 

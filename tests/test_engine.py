@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from fractions import Fraction
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -32,11 +33,12 @@ class FakeAdapter:
     result is the weighted mean of its keys' indices: the plan made visible."""
 
     needs_key_video_frame = True
+    uses_sources = False
 
     def __init__(self):
         self.prepared = []
 
-    def guide(self, rgb):
+    def guide(self, rgb, ctx=None):
         return torch.zeros(1, 2, 2)
 
     def prepare_key(self, index, image, video):
@@ -44,8 +46,32 @@ class FakeAdapter:
         self.prepared.append(index)
         return PreparedKey(index, torch.full((1, 2, 2), float(index)), torch.zeros(1, 2, 2), exact=-1.0)
 
-    def finish(self, rgb, u, key):
+    def finish(self, rgb, u, key, ctx=None):
         return key.exact if key is not None else float(u.mean())
+
+
+class FakeModel:
+    """Stands in for the TPN: ``fn`` of the keys' property (default: the property
+    itself); it does not align and has no key encoding."""
+
+    config = SimpleNamespace(task="fake", extra={})
+
+    def __init__(self, fn=lambda u: u.clone()):
+        self.fn = fn
+
+    def __call__(self, u, v_key, v_tgt):
+        return self.fn(u)
+
+
+def _run(n, keys, mode, adapter=None, fn=lambda u: u.clone(), **kw):
+    """engine.run on ``n`` fake frames with key-frames ``keys`` under ``mode``."""
+    from tpn_cli.propagator import KeyPropagator
+
+    kw.setdefault("key_feed", engine.KeyFrameFeed(lambda: _frames(n)))
+    kw.setdefault("sinks", [Collect()])
+    return engine.run(frames=_frames(n), assignments=keyframes.iter_plan(n, keys, mode),
+                      propagator=KeyPropagator(adapter or FakeAdapter(), FakeModel(fn)),
+                      load_key=lambda k: None, quiet=True, **kw)
 
 
 def _frames(n):
@@ -66,7 +92,7 @@ def test_run_follows_the_plan(batch, mode):
     n, keys = 23, [2, 10, 17]
     adapter, sink, calls = FakeAdapter(), Collect(), []
 
-    def predict(model, u, vk, vt):
+    def predict(u):
         calls.append(len(u))
         return u.clone()
 
@@ -76,10 +102,8 @@ def test_run_follows_the_plan(batch, mode):
         opened.append(1)
         return _frames(n)
 
-    stats = engine.run(frames=_frames(n), assignments=keyframes.iter_plan(n, keys, mode),
-                       adapter=adapter, load_key=lambda k: None, model=None, sinks=[sink],
-                       batch_size=batch, key_feed=engine.KeyFrameFeed(frames), quiet=True,
-                       predict=predict)
+    stats = _run(n, keys, mode, adapter, predict, sinks=[sink], batch_size=batch,
+                 key_feed=engine.KeyFrameFeed(frames))
     assert [i for i, _ in sink.got] == list(range(n)) and stats.frames == n
     for (i, got), a in zip(sink.got, keyframes.plan(n, keys, mode)):
         if i in keys:
@@ -100,7 +124,7 @@ def test_key_cache_is_bounded(pipeline):
     sizes = []
 
     class Watch(FakeAdapter):
-        def finish(self, rgb, u, key):
+        def finish(self, rgb, u, key, ctx=None):
             sizes.append(len(self.prepared) - len(dropped))
             return super().finish(rgb, u, key)
 
@@ -117,10 +141,7 @@ def test_key_cache_is_bounded(pipeline):
         return k
 
     adapter.prepare_key = prepare
-    engine.run(frames=_frames(n), assignments=keyframes.iter_plan(n, keys, "blend"), adapter=adapter,
-               load_key=lambda k: None, model=None, sinks=[Collect()], batch_size=4,
-               key_feed=engine.KeyFrameFeed(lambda: _frames(n)), quiet=True,
-               predict=lambda m, u, vk, vt: u, pipeline=pipeline)
+    _run(n, keys, "blend", adapter, lambda u: u, batch_size=4, pipeline=pipeline)
     gc.collect()
     # sequential: keys of one batch (<= 4 frames) plus the next one; pipelined: up to
     # about 7 batches between preparation and output (queues of 2 + one in each stage)
@@ -197,13 +218,11 @@ def test_peak_memory_flat_from_100_to_1000_frames(tmp_path, models, task):
 def test_out_of_memory_maps_to_exit_5():
     from tpn_cli.errors import OutOfMemoryError
 
-    def predict(model, u, vk, vt):
+    def predict(u):
         raise MemoryError
 
     with pytest.raises(OutOfMemoryError) as info:
-        engine.run(frames=_frames(5), assignments=keyframes.iter_plan(5, [0], "online"),
-                   adapter=FakeAdapter(), load_key=lambda k: None, model=None, sinks=[Collect()],
-                   key_feed=engine.KeyFrameFeed(lambda: _frames(5)), quiet=True, predict=predict)
+        _run(5, [0], "online", fn=predict)
     assert info.value.exit_code == 5 and "--batch-size" in info.value.hint
 
 
@@ -225,17 +244,14 @@ def test_pipeline_keeps_order_and_matches_sequential():
     n, keys = 41, [0, 9, 30]
     rng = random.Random(0)
 
-    def predict(model, u, vk, vt):
+    def predict(u):
         _time.sleep(rng.random() * 0.004)
         return u * 2
 
     got = {}
     for pipeline in (False, True):
         sink = Collect()
-        engine.run(frames=_frames(n), assignments=keyframes.iter_plan(n, keys, "blend"),
-                   adapter=FakeAdapter(), load_key=lambda k: None, model=None, sinks=[sink],
-                   batch_size=3, key_feed=engine.KeyFrameFeed(lambda: _frames(n)), quiet=True,
-                   predict=predict, pipeline=pipeline)
+        _run(n, keys, "blend", fn=predict, sinks=[sink], batch_size=3, pipeline=pipeline)
         got[pipeline] = sink.got
     assert [i for i, _ in got[True]] == list(range(n))
     assert got[True] == got[False]
@@ -245,14 +261,12 @@ def test_pipeline_passes_errors_and_stops():
     """An error in any stage reaches the caller (and no thread is left running)."""
     import threading
 
-    def predict(model, u, vk, vt):
+    def predict(u):
         raise ValueError("boom")
 
     before = threading.active_count()
     with pytest.raises(ValueError, match="boom"):
-        engine.run(frames=_frames(30), assignments=keyframes.iter_plan(30, [0], "online"),
-                   adapter=FakeAdapter(), load_key=lambda k: None, model=None, sinks=[Collect()],
-                   key_feed=engine.KeyFrameFeed(lambda: _frames(30)), quiet=True, predict=predict)
+        _run(30, [0], "online", fn=predict)
     assert threading.active_count() == before
 
 

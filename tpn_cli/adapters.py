@@ -1,20 +1,29 @@
-"""Per-task conversions between pixels and the model's tensors, for the engine.
+"""Per-task conversions between pixels and the model's tensors, for
+:class:`tpn_cli.propagator.KeyPropagator` and the mask chain.
 
-Each adapter answers three questions for its task (DESIGN.md §1, table "Per task"):
+Each adapter answers three questions for its task (docs/DESIGN.md §1, table "Per task"),
+with the same signatures for every task:
 
-* ``guide(rgb)``: the guidance image V of a frame at the working size;
-* ``prepare_key(...)``: a key-frame's property U and guidance V at the working size,
-  plus what is needed to output the key-frame itself exactly (its own full-resolution
-  property: a key-frame's output is the key, not a prediction of it);
-* ``finish(...)``: the (blended) working-size property → the full-resolution output of
-  one frame (an RGB image, a radiance image or an id map).
+* ``guide(rgb, ctx=None)``: the guidance image V of a frame at the working size;
+* ``prepare_key(index, key_image, video_rgb=None)``: a key-frame's property U and
+  guidance V at the working size, plus what is needed to output the key-frame itself
+  exactly (its own full-resolution property: a key-frame's output is the key, not a
+  prediction of it);
+* ``finish(rgb, u, key, ctx=None, sources=(), coverage=None)``: the (blended)
+  working-size property → the full-resolution output of one frame (an RGB image, a
+  radiance image or an id map); ``key`` instead of ``u`` for a key-frame's own output.
+
+``ctx`` is a per-frame dict an adapter may fill in ``guide`` and read in ``finish``;
+``sources`` (the keys behind ``u``) is given only to an adapter whose ``uses_sources``
+is true, ``coverage`` only for partly painted keys (colour). ``needs_key_video_frame``:
+``prepare_key`` wants the video frame at the key's index.
 
 Tensors are float32 ``(C, h, w)`` on the run's device; images are numpy arrays as
 :mod:`tpn_cli.media` reads and writes them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -55,13 +64,23 @@ def resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 @dataclass
 class PreparedKey:
     """A key-frame ready for the model: ``u``/``v`` at the working size, ``exact`` the
-    full-resolution property output for the key's own frame, ``extra`` task data."""
+    full-resolution property output for the key's own frame.
+
+    Set by the adapter when they apply: ``alpha`` (1, h, w) where a partly painted colour
+    key was painted; ``flow_lab`` (H, W, 3 or 4) the full-size Lab (+ alpha) and
+    ``flow_gray`` its 8-bit L that the colour flow mix warps. Set by
+    :class:`tpn_cli.propagator.KeyPropagator`: ``gray`` the 8-bit guidance the alignment
+    flow runs on, ``code`` the model's encoding of ``u`` (reused for every frame)."""
 
     index: int
     u: torch.Tensor
     v: torch.Tensor
     exact: Any
-    extra: dict[str, Any] = field(default_factory=dict)
+    alpha: torch.Tensor | None = None
+    flow_lab: np.ndarray | None = None
+    flow_gray: np.ndarray | None = None
+    gray: np.ndarray | None = None
+    code: Any = None
 
 
 class ColourAdapter:
@@ -72,8 +91,8 @@ class ColourAdapter:
     only where alpha > 0. It is laid over the video frame at its index
     (``needs_key_video_frame``, set by the run when a key is partial), so the key holds
     the frame's own L everywhere and its own colour (gray for a black-and-white film)
-    where it is unpainted; its alpha at the working size goes in ``extra["alpha"]`` for
-    the engine to move with the key and weigh the blend by
+    where it is unpainted; its alpha at the working size goes in ``PreparedKey.alpha`` for
+    the propagator to move with the key and weigh the blend by
     (:func:`tpn_cli.models.infer.paint_weights`). ``finish`` then keeps the frame's own
     colour (gray for a black-and-white film) where no key's paint reaches (``coverage``).
 
@@ -90,7 +109,6 @@ class ColourAdapter:
     #: the time; 200 lost 0.25 dB (docs/what-we-tried.md).
     default_work_size = 240
     needs_key_video_frame = False  # the key image carries its own L
-    uses_context = True  # guide() and finish() share per-frame work through ``ctx``
     #: Share of the flow baseline in a flow-aligned model's colour: ab = (1 − m)·TPN + m·flow,
     #: flow = the key-frames' full-size ab warped by DIS flow (:func:`tpn_cli.flow.flow_warp`)
     #: and blended as the baseline is. The two err in different places (the TPN's chroma comes
@@ -161,11 +179,11 @@ class ColourAdapter:
         key = PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]),
                           exact=lab_exact[1:])
         if alpha is not None:
-            key.extra["alpha"] = resize(alpha, self.work)
+            key.alpha = resize(alpha, self.work)
         if self.flow_mix:  # what the flow part of finish() warps (the alpha with it)
             lab = lab_full if alpha is None else torch.cat([lab_full, alpha])
-            key.extra["lab"] = lab.permute(1, 2, 0).cpu().numpy()
-            key.extra["flow_gray"] = infer.guide_to_gray(mt.colour_guide(lab_full[:1]))
+            key.flow_lab = lab.permute(1, 2, 0).cpu().numpy()
+            key.flow_gray = infer.guide_to_gray(mt.colour_guide(lab_full[:1]))
         return key
 
     #: A partly painted key's colour is extended this many working-size pixels past its
@@ -240,7 +258,7 @@ class ColourAdapter:
         v = mt.colour_guide(torch.from_numpy(L)[None])
         gray = infer.guide_to_gray(v)
         with timing.section("flow"):  # counted with the alignment flow, not the conversions
-            warped = [torch.from_numpy(flow.flow_warp(gray, k.extra["flow_gray"], k.extra["lab"])).permute(2, 0, 1)
+            warped = [torch.from_numpy(flow.flow_warp(gray, k.flow_gray, k.flow_lab)).permute(2, 0, 1)
                       for k, _ in sources]
         if len(warped) == 1:
             return warped[0][1:3]
@@ -263,13 +281,14 @@ class HdrAdapter:
     task = "hdr"
     default_work_size = 480  # smaller sizes not measured for this task
     needs_key_video_frame = True  # guidance of a key = the LDR video frame at its index
+    uses_sources = False
 
     def __init__(self, work: tuple[int, int], device: torch.device | str,
                  response: camera_response.CameraResponse | None = None) -> None:
         self.work, self.device = work, device
         self.response = response if response is not None else camera_response.generic()
 
-    def guide(self, rgb: np.ndarray) -> torch.Tensor:
+    def guide(self, rgb: np.ndarray, ctx: dict | None = None) -> torch.Tensor:
         return resize(to_float(rgb, self.device), self.work)
 
     def prepare_key(self, index: int, key_image: np.ndarray,
@@ -278,7 +297,9 @@ class HdrAdapter:
         u = mt.hdr_prop(resize(rad, self.work))
         return PreparedKey(index, u, self.guide(video_rgb), exact=rad)
 
-    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None) -> np.ndarray:
+    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
+               ctx: dict | None = None, sources: Sequence[tuple[PreparedKey, float]] = (),
+               coverage: torch.Tensor | None = None) -> np.ndarray:
         if key is not None:
             return np.ascontiguousarray(key.exact.permute(1, 2, 0).cpu().numpy().astype(np.float32))
         # up-sample in the log domain (radiance spans decades), then decode
@@ -298,6 +319,7 @@ class SegmentAdapter:
     task = "segment"
     default_work_size = 480  # smaller sizes not measured for this task
     needs_key_video_frame = True  # guidance of a key = the video frame the mask belongs to
+    uses_sources = False
 
     def __init__(self, work: tuple[int, int], device: torch.device | str,
                  object_ids: Sequence[int]) -> None:
@@ -306,7 +328,7 @@ class SegmentAdapter:
         self.lut = np.zeros(int(self.ids.max()) + 1, dtype=np.int64)  # id → channel
         self.lut[self.ids] = np.arange(len(self.ids))
 
-    def guide(self, rgb: np.ndarray) -> torch.Tensor:
+    def guide(self, rgb: np.ndarray, ctx: dict | None = None) -> torch.Tensor:
         return resize(to_float(rgb, self.device), self.work)
 
     def prepare_key(self, index: int, key_image: np.ndarray,
@@ -318,7 +340,9 @@ class SegmentAdapter:
         u = resize(onehot.to(self.device), self.work)
         return PreparedKey(index, u, self.guide(video_rgb), exact=ids)
 
-    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None) -> np.ndarray:
+    def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
+               ctx: dict | None = None, sources: Sequence[tuple[PreparedKey, float]] = (),
+               coverage: torch.Tensor | None = None) -> np.ndarray:
         if key is not None:
             return key.exact
         probs = resize(u, rgb.shape[:2])

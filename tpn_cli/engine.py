@@ -12,13 +12,9 @@ Memory stays flat in the clip's length because nothing is kept per frame:
   from a second, forward-only decoder (:class:`KeyFrameFeed`), because with the
   ``nearest`` and ``blend`` schedules a key is needed before the main pass reaches it.
 
-A frame that is itself a key-frame is output from the key (exact, full resolution).
-
-Key-frames with partial colour (an adapter's key with ``extra["alpha"]``, see
-:class:`tpn_cli.adapters.ColourAdapter`): the alpha moves into the frame with the same
-alignment flow as the key (computed for it when the model does not align), several keys
-are blended by (blend weight × propagated alpha) (:func:`tpn_cli.models.infer.paint_weights`),
-and the adapter's ``finish`` gets the paint's ``coverage`` of the frame.
+The prediction itself (alignment, network, blending, output) is
+:class:`tpn_cli.propagator.KeyPropagator`'s; this module only feeds it frames and
+key-frames in the plan's order and hands its results to the sinks.
 """
 from __future__ import annotations
 
@@ -27,7 +23,6 @@ import resource
 import sys
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
@@ -124,28 +119,11 @@ class RunStats:
 
 
 @dataclass
-class _Pair:
-    """One model item: a key-frame's property and guidance (aligned to the target when the
-    model wants it), the target's guidance, the key's cached code (if any)."""
-
-    u: torch.Tensor
-    v_key: torch.Tensor
-    v_tgt: torch.Tensor
-    code: Any = None
-
-
-@dataclass
 class _Work:
-    """One batch on its way through the pipeline."""
+    """One batch on its way through the pipeline: per frame, its prepared prediction."""
 
-    frames: list  # (Frame, Assignment, ctx)
-    slots: list   # per frame: None (a key-frame: output from the key) or
-                  # [(pair index, key, distance weight, blend weight (scalar or per-pixel))]
-    own_keys: list  # per frame: its own PreparedKey when it is a key-frame, else None
-    coverage: list = field(default_factory=list)  # per frame: the keys' paint coverage,
-                                                  # None when every key is fully painted
-    pairs: list = field(default_factory=list)
-    outs: list = field(default_factory=list)
+    frames: list  # Frame
+    preds: list   # tpn_cli.propagator.FramePrediction
 
 
 _DONE = object()
@@ -248,26 +226,24 @@ def _pipeline(source: Iterator, stages: Sequence[tuple[str, Callable]], threaded
             t.join()
 
 
-def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: Any,
-        load_key: Callable[[int], np.ndarray], model: torch.nn.Module, sinks: Sequence[Sink],
-        batch_size: int = 4, key_feed: KeyFrameFeed | None = None, total: int | None = None,
-        quiet: bool = False, predict: Callable | None = None, pipeline: bool = True) -> RunStats:
+def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], propagator: Any,
+        load_key: Callable[[int], np.ndarray], sinks: Sequence[Sink], batch_size: int = 4,
+        key_feed: KeyFrameFeed | None = None, total: int | None = None, quiet: bool = False,
+        pipeline: bool = True) -> RunStats:
     """Propagate key-frame properties through ``frames`` and hand each result to ``sinks``.
 
     Args:
         frames: decoded frames in order (a reader's ``frames(start, end)``).
         assignments: the plan for the same frames (:func:`tpn_cli.keyframes.iter_plan`).
-        adapter: a :mod:`tpn_cli.adapters` object for the task.
+        propagator: a :class:`tpn_cli.propagator.KeyPropagator` (the task's adapter and
+            model); its keys are set here, as the plan needs them.
         load_key: key index → key property image (colour image, radiance or id map),
             already checked and at the video's size.
-        model: the TPN (eval mode, on the adapter's device).
         sinks: objects with ``write(frame, result)``; written in frame order.
         batch_size: (frame, key) pairs per model call.
         key_feed: video frames at key indices (tasks whose key guidance is the video).
         total: frame count for the progress bar.
         quiet: no progress bar.
-        predict: ``predict(model, u_key, v_key, v_tgt)``; default: the model itself, fed
-            key-frames flow-aligned (:mod:`tpn_cli.models.infer`) when it wants them.
         pipeline: overlap decoding, preparation (conversions, key-frames, flow), the model
             and output (conversion, encoding) in a small thread pipeline; False runs the
             same steps one after the other (identical results).
@@ -279,33 +255,16 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
     """
     from tqdm import tqdm
 
-    from .models import infer
-
-    custom = predict is not None
-    align = not custom and model is not None and infer.wants_alignment(model)
-    # the key-frame's encoded property is reused for every frame it feeds (not possible
-    # when the key is warped to each frame first)
-    key_codes = not custom and not align and hasattr(model, "encode_key")
-    with_ctx = getattr(adapter, "uses_context", False)
-    with_sources = getattr(adapter, "uses_sources", False)  # finish() wants the keys behind u
+    prop = propagator
     batch_size = max(1, int(batch_size))
     stats = RunStats()
-    cache: dict[int, Any] = {}
 
-    def key(k: int):
-        if k not in cache:
+    def set_key(k: int) -> None:
+        if k not in prop.keys:
             with timing.section("keys"):
-                video = key_feed.get(k) if adapter.needs_key_video_frame else None
-                pk = adapter.prepare_key(k, load_key(k), video)
-                if align or "alpha" in pk.extra:
-                    pk.extra["gray"] = infer.guide_to_gray(pk.v)
-                if key_codes:
-                    with timing.section("network"):
-                        h, dec = model.encode_key(pk.u[None])
-                    pk.extra["code"] = (h, dec)
-            cache[k] = pk
+                video = key_feed.get(k) if prop.adapter.needs_key_video_frame else None
+                prop.set_key(k, load_key(k), video)
             stats.keys_prepared += 1
-        return cache[k]
 
     def batches() -> Iterator[list]:
         pending: list = []
@@ -316,103 +275,35 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], adapter: 
                 raise BadInputError(f"frame {frame.index} has no plan entry "
                                     f"(got {a.frame if a else 'none'})", frame=frame.index,
                                     hint="the frame count changed while reading; re-encode the input")
-            pending.append((frame, a, {}))
+            pending.append((frame, a))
             # count pairs, not frames: a blended frame costs two model items
-            if sum(len(x.sources) for _, x, _ in pending) >= batch_size:
+            if sum(len(x.sources) for _, x in pending) >= batch_size:
                 yield pending
                 pending = []
         if pending:
             yield pending
 
-    def move(pk, v: torch.Tensor, gray: np.ndarray):
-        """Key ``pk``'s property, guidance and alpha (None: fully painted) as the model
-        sees them for a frame of guidance ``v``: flow-aligned to it when the model wants
-        it; the alpha always follows the alignment flow (in the same warp call)."""
-        alpha = pk.extra.get("alpha")
-        if not align and alpha is None:
-            return pk.u, pk.v, None
-        if not align:  # the model takes the key where it is; only its alpha moves
-            with timing.section("flow"):
-                moved, _ = infer.align_key(alpha, pk.v, v, key_gray=pk.extra["gray"], tgt_gray=gray)
-            return pk.u, pk.v, moved
-        c = pk.u.shape[0]
-        u_in = pk.u if alpha is None else torch.cat([pk.u, alpha])
-        with timing.section("flow"):
-            u, vk = infer.align_key(u_in, pk.v, v, key_gray=pk.extra["gray"], tgt_gray=gray)
-        return u[:c], vk, (u[c:] if alpha is not None else None)
-
     def prepare(batch: list) -> _Work:
-        work = _Work(batch, [], [])
-        for frame, a, ctx in batch:
-            if a.sources[0][0] == frame.index and len(a.sources) == 1:
-                work.slots.append(None)
-                work.own_keys.append(key(frame.index))
-                work.coverage.append(None)
-                continue
-            with timing.section("colour"):
-                v = adapter.guide(frame.image, ctx=ctx) if with_ctx else adapter.guide(frame.image)
-            gray = None  # the frame's gray image, for the flow that moves keys or their alpha
-            if align or any("alpha" in key(k).extra for k, _ in a.sources):
-                with timing.section("flow"):
-                    gray = infer.guide_to_gray(v)
-            mine, alphas = [], []
-            for k, w in a.sources:
-                pk = key(k)
-                u, vk, alpha = move(pk, v, gray)
-                mine.append((len(work.pairs), pk, w))
-                alphas.append(alpha)
-                work.pairs.append(_Pair(u, vk, v, pk.extra.get("code")))
-            maps = [w for _, _, w in mine]
-            if align and len(mine) > 1:  # blend: per-pixel weights from each key's aligned fit
-                with timing.section("flow"):
-                    maps = infer.blend_weights(maps, [work.pairs[i].v_key for i, _, _ in mine], v)
-            partial = any(al is not None for al in alphas)
-            if partial and len(mine) > 1:  # each key counts where its paint landed
-                maps = infer.paint_weights(maps, alphas)
-            mine = [(i, pk, w, m) for (i, pk, w), m in zip(mine, maps)]
-            work.slots.append(mine)
-            work.own_keys.append(None)
-            work.coverage.append(infer.paint_coverage(alphas) if partial else None)
+        work = _Work([], [])
+        for frame, a in batch:
+            for k, _ in a.sources:
+                set_key(k)
+            work.frames.append(frame)
+            work.preds.append(prop.prepare(frame.index, frame.image, a.sources))
         # the plan is monotone: keys before the last frame's earliest key are done
-        low = min(k for k, _ in batch[-1][1].sources)
-        for k in [k for k in cache if k < low]:
-            del cache[k]
+        prop.forget_keys_before(min(k for k, _ in batch[-1][1].sources))
         return work
 
     def infer_batch(work: _Work) -> _Work:
-        pairs = work.pairs
-        for i in range(0, len(pairs), batch_size):
-            chunk = pairs[i:i + batch_size]
-            u = torch.stack([p.u for p in chunk])
-            vk = torch.stack([p.v_key for p in chunk])
-            vt = torch.stack([p.v_tgt for p in chunk])
-            with timing.section("network"):
-                if custom:
-                    out = predict(model, u, vk, vt)
-                elif key_codes:
-                    h = torch.cat([p.code[0] for p in chunk])
-                    dec = None if chunk[0].code[1] is None else torch.cat([p.code[1] for p in chunk])
-                    out = infer.hold_back(model, u, model(u, vk, vt, key_code=(h, dec)), vk, vt)
-                else:
-                    out = infer.hold_back(model, u, model(u, vk, vt), vk, vt)
-            work.outs.extend(out.unbind(0))
-        work.pairs = []  # the inputs are not needed any more
+        views = [view for pred in work.preds for view in pred.views]
+        for i in range(0, len(views), batch_size):
+            prop.correct(views[i:i + batch_size])
         return work
 
     def output(work: _Work) -> int:
-        for (frame, a, ctx), mine, own, cover in zip(work.frames, work.slots, work.own_keys,
-                                                     work.coverage):
+        for frame, pred in zip(work.frames, work.preds):
             with timing.section("colour"):
-                kw = {"ctx": ctx} if with_ctx else {}
-                if cover is not None:
-                    kw["coverage"] = cover
-                if mine is None:
-                    result = adapter.finish(frame.image, None, own, **kw)
-                else:
-                    u = infer.blend([(work.outs[i], m) for i, _, _, m in mine])
-                    if with_sources:
-                        kw["sources"] = [(pk, w) for _, pk, w, _ in mine]
-                    result = adapter.finish(frame.image, u, None, **kw)
+                result = prop.output(pred)
             with timing.section("encode"):
                 for s in sinks:
                     s.write(frame, result)

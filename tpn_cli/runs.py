@@ -31,6 +31,7 @@ from .media.frames import frame_number, resize_image
 from .media.hdr import HDR_EXTENSIONS, read_hdr_image
 from .media.masks import Mask, read_mask
 from .models import infer
+from .propagator import KeyPropagator
 from . import outputs
 
 Task = Literal["colour", "hdr", "segment"]
@@ -345,8 +346,9 @@ class Run:
                     feed = engine.KeyFrameFeed(
                         lambda: self.reader.frames(0, max(k.index for k in self.keys) + 1))
                 stats = engine.run(frames=self.reader.frames(o.start, self.end),
-                                   assignments=self.assignments(), adapter=adapter,
-                                   load_key=self.load_key, model=model, sinks=sinks,
+                                   assignments=self.assignments(),
+                                   propagator=KeyPropagator(adapter, model),
+                                   load_key=self.load_key, sinks=sinks,
                                    batch_size=o.batch_size, key_feed=feed,
                                    total=self.end - o.start, quiet=o.quiet,
                                    pipeline=o.pipeline)
