@@ -12,12 +12,14 @@ Colour (DAVIS held-out sequences)
     distinct (t, k) pair is computed once (:func:`colour_pairs`).
     Methods: ``copy`` (the key-frame's ab), ``flow`` (the key-frame's ab warped by OpenCV DIS
     flow, preset MEDIUM, computed between the frame's and the key-frame's L), and TPN models
-    (fed the flow-warped key-frame when the model was trained with ``align``, the same flow).
+    run exactly as `tpn colorize` runs them (:class:`tpn_cli.propagator.KeyPropagator`),
+    scored on the RGB image the command writes.
 
 Segmentation (DAVIS protocol, first-frame mask only)
     ``copy`` (the first mask everywhere), ``flow_first`` (the first mask warped to each
     frame by DIS flow computed directly between the two), ``flow_chain`` (the mask warped
-    frame to frame by DIS flow), a TPN from the first frame (``predict``), or a TPN chained frame to frame
+    frame to frame by DIS flow), a TPN from the first frame
+    (:meth:`tpn_cli.propagator.KeyPropagator.propagate`), or a TPN chained frame to frame
     (:class:`tpn_cli.models.segment.MaskPropagator`). J, F, J&F with first and last frame
     excluded (:func:`tpn_cli.metrics.evaluate_davis_sequence`).
 
@@ -43,7 +45,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -54,9 +56,10 @@ from .adapters import ColourAdapter, HdrAdapter
 from .engine import work_size
 from .flow import dis_flow, flow_warp, warp
 from .keyframes import plan
-from .models import load_model, predict, tasks
+from .models import load_model, tasks
 from .models import infer
 from .models.infer import guide_to_gray
+from .propagator import KeyPropagator
 
 __all__ = [
     "DISTANCE_BINS", "SCHEDULES", "key_frames", "assign_keys", "colour_pairs", "distance_bin",
@@ -244,65 +247,59 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
     """Copy, flow and each model on the (frame, key) ``pairs`` of ``clip`` (sorted by frame).
 
     ``models`` maps a name to a colour TPN (or None: left out); ``only[name]``, if given,
-    restricts that model to a subset of the pairs. The models run as `tpn colorize` runs
-    them: at the working size ``work_short_side`` (the command's default), inputs from
-    :class:`tpn_cli.adapters.ColourAdapter`, the key-frame flow-aligned at that size when
-    the model wants it, the ab brought back to full size guided by L and, for flow-aligned
-    models, mixed with the flow baseline's (``ColourAdapter.FLOW_MIX``). The baselines work
-    at full size. Seconds spent are added to ``times``: 'flow' (DIS + warp), each model's
-    name (the network alone), and '<name>+flow' (model, alignment, resizing, the flow part:
-    end to end).
+    restricts that model to a subset of the pairs. The models run exactly as `tpn colorize`
+    runs them: through :class:`tpn_cli.propagator.KeyPropagator` at the working size
+    ``work_short_side`` (the command's default), the score taken on the image the command
+    would write (flow-aligned models mixed with the flow baseline's colour,
+    ``ColourAdapter.FLOW_MIX``, as the command does). The baselines work at full size.
+    Seconds spent are added to ``times``: 'flow' (DIS + warp), each model's name (the
+    network alone), and '<name>+flow' (the propagator end to end: guidance, alignment,
+    network, up-sampling, the flow part).
 
     ``blends`` ({frame: {((k0, w0), (k1, w1)), ...}}, :func:`blends_of`): for those frames
-    the predictions from both keys are also blended as ``--mode blend`` does
-    (:func:`tpn_cli.models.infer.blend_weights`: distance weight × per-pixel fit of each
-    flow-aligned key), flow's and each model's, and their PSNR put in
-    ``blend_out[(frame, sources)][method]``.
+    the predictions from both keys are also blended as ``--mode blend`` does (the same
+    propagator, reusing the frame's aligned keys and network outputs), flow's (by
+    :func:`tpn_cli.models.infer.blend_weights` at full size) and each model's, and their
+    PSNR put in ``blend_out[(frame, sources)][method]``.
     """
     times = times if times is not None else defaultdict(float)
     blends = blends or {}
     cache = _FrameCache(clip)
     h, w = clip.read(0).shape[:2]
-    adapter = ColourAdapter(work_size(w, h, work_short_side), "cpu")
-    keys: dict[int, Any] = {}  # prepared key-frames (the adapter's, at the working size)
+    work = work_size(w, h, work_short_side)
+    props = {name: KeyPropagator(ColourAdapter(work, "cpu", flow_mix=_flow_mix(m)), m)
+             for name, m in models.items() if m is not None}
     out = []
-    kept: dict[int, dict[str, tuple]] = {}  # this frame's predictions per key, for its blends
-    shrunk_L: dict[int, torch.Tensor] = {}  # frame -> its L at the working size
+    frame_t = None  # the frame whose keys are in ``views``
+    views: dict[str, dict[int, Any]] = {}  # model → key → its view of the frame (this frame)
+    targets: dict[str, Any] = {}  # model → the frame's Target
+    flows: dict[int, tuple] = {}  # key → (warped ab, warped L guidance) of the flow baseline
 
-    def upsample(pred: torch.Tensor, t: int, lab_t: torch.Tensor) -> torch.Tensor:
-        """A working-size prediction of frame ``t`` → full-size ab, guided by the frame's L.
-        The shrunk L the guided filter fits on is the same for every key and model of the
-        frame, so it is made once per frame (pairs come sorted by frame: one is kept)."""
-        ab = tasks.colour_unprop(pred)
-        if t not in shrunk_L:
-            shrunk_L.clear()
-            shrunk_L[t] = colour.shrink_guide(lab_t[0, :1], tuple(ab.shape[-2:]))
-        return colour.upsample_chroma(ab, lab_t[0, :1], shrunk_L[t])
+    def scores(rgb: np.ndarray, truth: torch.Tensor, true_ab: torch.Tensor) -> tuple[float, float]:
+        got = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+        return _psnr_u8(got, truth), float(metrics.style_energy_ratio(_lab(rgb)[:, 1:], true_ab)[0])
 
-    def finish_blends(t: int, lab_t: torch.Tensor, truth: torch.Tensor, v_small: torch.Tensor) -> None:
+    def finish_blends(t: int, lab_t: torch.Tensor, truth: torch.Tensor) -> None:
         v_t = tasks.colour_guide(lab_t[:, :1])
         for sources in blends.get(t, ()):
-            got = [kept.get(k, {}) for k, _ in sources]
-            dist_w = [wt for _, wt in sources]
             res = blend_out.setdefault((t, sources), {})
-            flow_ab = None
-            for m in sorted(set(got[0]) & set(got[1]), key=lambda m: m != "flow"):  # flow first
-                full = m == "flow"  # flow: full size; models: working size, as the engine
-                maps = infer.blend_weights(dist_w, [g[m][1] for g in got], v_t[0] if full else v_small)
-                blended = infer.blend([(g[m][0], mp) for mp, g in zip(maps, got)])
-                ab = blended if full else upsample(blended, t, lab_t)
-                if full:
-                    flow_ab = ab
-                elif infer.wants_alignment(models[m]):  # the flow part, as ColourAdapter.finish
-                    ab = ColourAdapter.mix_flow(ab, flow_ab)
-                res[m] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
-        kept.clear()
+            dist_w = [wt for _, wt in sources]
+            if all(k in flows for k, _ in sources):
+                maps = infer.blend_weights(dist_w, [flows[k][1] for k, _ in sources], v_t[0])
+                ab = infer.blend([(flows[k][0], mp) for mp, (k, _) in zip(maps, sources)])
+                res["flow"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
+            for name, prop in props.items():
+                if all(k in views.get(name, {}) for k, _ in sources):
+                    pred = prop.frame(targets[name], [replace(views[name][k], weight=wt) for k, wt in sources])
+                    res[name] = _psnr_u8(torch.from_numpy(prop.output(pred)).permute(2, 0, 1)[None], truth)
 
-    pending = None  # (t, lab_t, truth, v_small) of the frame whose blends are not done
+    pending = None  # (t, lab_t, truth) of the frame whose blends are not done
     for t, k in pairs:
-        if pending is not None and pending[0] != t:
-            finish_blends(*pending)
-            pending = None
+        if frame_t != t:
+            if pending is not None:
+                finish_blends(*pending)
+                pending = None
+            frame_t, views, targets, flows = t, {}, {}, {}
         rgb_t, lab_t = cache.get(t)
         rgb_k, lab_k = cache.get(k)
         truth = torch.from_numpy(rgb_t).permute(2, 0, 1)[None]
@@ -316,50 +313,41 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
         # flow from L only: all a grayscale input offers (baseline and models alike)
         lab_w = torch.from_numpy(flow_warp(guide_to_gray(v_t[0]), guide_to_gray(tasks.colour_guide(lab_k[0, :1])),
                                            lab_k[0].permute(1, 2, 0).numpy())).permute(2, 0, 1)
-        dt_flow = time.perf_counter() - t0
-        times["flow"] = times.get("flow", 0.0) + dt_flow
+        times["flow"] = times.get("flow", 0.0) + time.perf_counter() - t0
         ab_w = lab_w[1:]
         r.psnr["flow"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab_w[None])), truth)
         r.energy["flow"] = float(metrics.style_energy_ratio(ab_w[None], true_ab)[0])
-        mine = {"flow": (ab_w, tasks.colour_guide(lab_w[:1]))} if t in blends else None
-        todo = {name: m for name, m in models.items()
-                if m is not None and not (only and name in only and (t, k) not in only[name])}
-        v_small = None
-        if todo:
+        if t in blends:
+            flows[k] = (ab_w, tasks.colour_guide(lab_w[:1]))
+        for name, prop in props.items():
+            if only and name in only and (t, k) not in only[name]:
+                continue
             t0 = time.perf_counter()
-            if k not in keys:
-                if len(keys) >= 8:  # pairs come sorted by frame: a key serves nearby frames
-                    keys.pop(next(iter(keys)))
-                keys[k] = adapter.prepare_key(k, rgb_k)
-            pk, v_small = keys[k], adapter.guide(rgb_t)
-            aligned = (infer.align_key(pk.u, pk.v, v_small)
-                       if any(infer.wants_alignment(m) for m in todo.values()) else None)
-            dt_in = time.perf_counter() - t0
-        for name, model in todo.items():
-            t0 = time.perf_counter()
-            u_in, v_in = aligned if infer.wants_alignment(model) else (pk.u, pk.v)
-            pred = infer.hold_back(model, u_in[None], model(u_in[None], v_in[None], v_small[None]),
-                                   v_in[None], v_small[None])[0]
-            dt = time.perf_counter() - t0
-            ab = upsample(pred, t, lab_t)
-            mixed = infer.wants_alignment(model)
-            if mixed:  # the flow part, as ColourAdapter.finish (its flow is the baseline's)
-                ab = ColourAdapter.mix_flow(ab, ab_w)
-            dt_out = time.perf_counter() - t0 - dt
+            if k not in prop.keys:
+                if len(prop.keys) >= 8:  # pairs come sorted by frame: a key serves nearby frames
+                    del prop.keys[next(iter(prop.keys))]
+                prop.set_key(k, rgb_k)
+            if name not in targets:
+                targets[name] = prop.target(t, rgb_t)
+            view = views.setdefault(name, {})[k] = prop.view(targets[name], k)
+            t1 = time.perf_counter()
+            prop.correct([view])
+            dt = time.perf_counter() - t1
+            rgb = prop.output(prop.frame(targets[name], [view]))
             times[name] = times.get(name, 0.0) + dt
-            times[name + "+flow"] = (times.get(name + "+flow", 0.0) + dt + dt_in + dt_out
-                                     + (dt_flow if mixed else 0.0))
-            r.psnr[name] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
-            r.energy[name] = float(metrics.style_energy_ratio(ab[None], true_ab)[0])
-            if mine is not None:
-                mine[name] = (pred, v_in)
-        if mine is not None:
-            kept[k] = mine
-            pending = (t, lab_t, truth, v_small if v_small is not None else adapter.guide(rgb_t))
+            times[name + "+flow"] = times.get(name + "+flow", 0.0) + time.perf_counter() - t0
+            r.psnr[name], r.energy[name] = scores(rgb, truth, true_ab)
+        if t in blends:
+            pending = (t, lab_t, truth)
         out.append(r)
     if pending is not None:
         finish_blends(*pending)
     return out
+
+
+def _flow_mix(model: Any) -> float:
+    """The flow baseline's share in a colour model's output, as `tpn colorize` sets it."""
+    return ColourAdapter.FLOW_MIX if model is not None and infer.wants_alignment(model) else 0.0
 
 
 def evaluate_colour_sequence(name: str, models: Mapping[str, Any], Ks: Sequence[int] = (10,),
@@ -467,9 +455,12 @@ def evaluate_segment_sequence(name: str, methods: Mapping[str, Any], stride: int
     times = {m: 0.0 for m in preds}
     g0 = guide_to_gray(v0)
     chain, v_prev = u0.permute(1, 2, 0).numpy(), v0
+    first_frame = {}  # a TPN from the first frame: predicted as `tpn colorize` predicts
     for m, method in methods.items():
         if isinstance(method, MaskPropagator):
             method.start(v0, u0)
+        else:
+            first_frame[m] = KeyPropagator(None, method)
     for i in idx[1:]:
         v_t = _rgb01(clip, i)
         preds["copy"].append(gt[0])
@@ -487,7 +478,7 @@ def evaluate_segment_sequence(name: str, methods: Mapping[str, Any], stride: int
             if isinstance(method, MaskPropagator):
                 out = method.step(v_t)[None]
             else:
-                out = predict(method, u0[None], v0[None], v_t[None])
+                out = first_frame[m].propagate(u0[None], v0[None], v_t[None])
             times[m] += time.perf_counter() - t0
             preds[m].append(out[0].argmax(0).numpy().astype(np.uint8))
         v_prev = v_t
@@ -566,8 +557,8 @@ def evaluate_hdr_sequence(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray],
 
     ``keys``: the key-frames whose radiance the calibrated response is fitted to (default:
     the keys of ``pairs``), as ``tpn hdr`` fits it to all of its key-frames. The TPN runs
-    as ``tpn hdr`` runs it: :class:`tpn_cli.adapters.HdrAdapter` at its default working
-    size, the key-frame flow-aligned when the model wants it.
+    as ``tpn hdr`` runs it: :class:`tpn_cli.propagator.KeyPropagator` with
+    :class:`tpn_cli.adapters.HdrAdapter` at its default working size.
     Returns {(t, k): {method: {'log_rmse', 'log_rmse_sat', 'log_rmse_unsat', 'pu21'}}}
     and adds seconds to ``times`` ('flow', 'tpn', 'tpn+flow').
     """
@@ -579,7 +570,7 @@ def evaluate_hdr_sequence(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray],
     work = work_size(w, h, HdrAdapter.default_work_size)
     adapter = HdrAdapter(work, "cpu", response)
     before = HdrAdapter(work, "cpu")  # the generic curve: the command before calibration
-    prepared: dict[int, Any] = {}
+    prop = KeyPropagator(adapter, model) if model is not None else None
     out = {}
     for t, k in pairs:
         H_t, D_t = _chw(hdr[t])[None].double(), _chw(ldr[t])[None]
@@ -596,21 +587,20 @@ def evaluate_hdr_sequence(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray],
                  "copy_sat": torch.where(sat, H_k.double(), inv),
                  "flow_sat": torch.where(sat, H_w, inv),
                  "flow_sat_cal": torch.where(sat, H_w, cal)}
-        if model is not None:
+        if prop is not None:
             t0 = time.perf_counter()
-            if k not in prepared:
-                prepared[k] = adapter.prepare_key(k, hdr[k], codes[k])
-            pk, v_t = prepared[k], adapter.guide(codes[t])
-            aligned = infer.wants_alignment(model)
-            u_in, v_in = infer.align_key(pk.u, pk.v, v_t) if aligned else (pk.u, pk.v)
-            dt_in = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            u = model(u_in[None], v_in[None], v_t[None])[0]
-            dt = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            preds["tpn"] = _chw(adapter.finish(codes[t], u, None))[None].double()
+            if k not in prop.keys:
+                prop.set_key(k, hdr[k], codes[k])
+            target = prop.target(t, codes[t])
+            view = prop.view(target, k)
+            t1 = time.perf_counter()
+            prop.correct([view])
+            dt = time.perf_counter() - t1
+            pred = prop.frame(target, [view])
+            preds["tpn"] = _chw(prop.output(pred))[None].double()
             times["tpn"] = times.get("tpn", 0.0) + dt
-            times["tpn+flow"] = times.get("tpn+flow", 0.0) + dt_in + dt + time.perf_counter() - t0
+            times["tpn+flow"] = times.get("tpn+flow", 0.0) + time.perf_counter() - t0
+            u = pred.u
             preds["tpn_generic"] = _chw(before.finish(codes[t], u, None))[None].double()
             radiance = tasks.hdr_unprop(adapters.resize(u, (h, w)))[None].double()
             thr = float(colour.percentile_threshold(H_k[0], 0.95))

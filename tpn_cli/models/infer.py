@@ -1,5 +1,6 @@
-"""Inference helper: one target frame from one key-frame, with the optional flow alignment
-that a model trained with ``align`` expects (model.config.extra['align']).
+"""Inference pieces that :class:`tpn_cli.propagator.KeyPropagator` puts together: the
+flow alignment that a model trained with ``align`` expects (model.config.extra['align']),
+the per-pixel fit of an aligned key, hold-back, blend and paint weights.
 
 Flow is computed from the guidance images only (L for colour, LDR/RGB otherwise), since
 that is all a real input (a grayscale film, an LDR video) provides.
@@ -161,13 +162,3 @@ def paint_coverage(alphas: Sequence[torch.Tensor | None]) -> torch.Tensor | floa
 
 def wants_alignment(model: TPN) -> bool:
     return bool(model.config.extra.get("align", False))
-
-
-@torch.no_grad()
-def predict(model: TPN, u_key: torch.Tensor, v_key: torch.Tensor, v_tgt: torch.Tensor) -> torch.Tensor:
-    """Target properties (N, C, H, W) from key-frames; aligns by flow when the model wants it."""
-    if wants_alignment(model):
-        pairs = [align_key(u_key[i], v_key[i], v_tgt[i]) for i in range(len(u_key))]
-        u_key = torch.stack([p[0] for p in pairs])
-        v_key = torch.stack([p[1] for p in pairs])
-    return hold_back(model, u_key, model(u_key, v_key, v_tgt), v_key, v_tgt)

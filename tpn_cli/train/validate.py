@@ -1,12 +1,15 @@
 """Validation scores on fixed pairs, each next to its "do nothing" baseline (the model's
-input: the key-frame's property, flow-aligned if the run aligns). ``score`` is the
-number that picks the best checkpoint (higher is better)."""
+input: the key-frame's property, flow-aligned if the run aligns). The model predicts as
+`tpn colorize`/`tpn hdr` run it (:meth:`tpn_cli.propagator.KeyPropagator.network`: the
+pairs come aligned, the correction is held back where the aligned key fits). ``score``
+is the number that picks the best checkpoint (higher is better)."""
 from __future__ import annotations
 
 import torch
 
 from .. import colour, metrics
 from ..models import TPN, tasks
+from ..propagator import KeyPropagator
 
 
 def _psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -26,8 +29,9 @@ def evaluate(task: str, model: TPN, batches: list[dict]) -> dict:
     model.eval()
     sums: dict[str, float] = {}
     n = 0
+    prop = KeyPropagator(None, model)
     for b in batches:
-        pred = model(b["u1"], b["v1"], b["v2"])
+        pred = prop.network(b["u1"], b["v1"], b["v2"])
         for i in range(len(pred)):
             s = _scores(task, b, pred, i)
             for k, v in s.items():
