@@ -1,0 +1,104 @@
+"""`tpn colorize`: colour key-frames (RGB, or RGBA painted in parts) → every frame."""
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import keyframes, outputs
+from ..adapters import ColourAdapter
+from ..errors import BadInputError, UsageError
+from ..keyframes import check_colour_keyframe, check_size
+from ..media import read_image
+from ..media.frames import resize_image
+from ..models import infer
+from .base import Task
+
+if TYPE_CHECKING:
+    from ..runs import Options, Run
+
+
+class ColourTask(Task):
+    name, command, output_suffix, noun = "colour", "colorize", "_color", "colour"
+    default_work_size = ColourAdapter.default_work_size
+
+    def default_output(self, input_path: Path) -> Path:
+        """A video keeps its container: ``movie.mp4`` → ``movie_color.mp4``."""
+        if input_path.is_file():
+            return input_path.with_name(input_path.stem + self.output_suffix + input_path.suffix)
+        return super().default_output(input_path)
+
+    def check_output_kind(self, opts: "Options", output: Path, kind: str) -> None:
+        if kind == "image":
+            raise UsageError("the output must be a video file or a folder, not one image",
+                             path=output, hint="e.g. -o out.mp4 or -o out_frames/")
+
+    def check_keys(self, run: "Run") -> None:
+        for k in run.keys:
+            img = read_image(k.path, depth=8, keep_alpha=True)
+            check_colour_keyframe(img, k.path)
+            if img.shape[2] == 4:
+                run.partial_keys.add(k.index)
+            sc = check_size((img.shape[1], img.shape[0]), run.reader.size, path=k.path)
+            if sc.note:
+                run.notes.append(sc.note)
+        if run.partial_keys:
+            note = (f"{len(run.partial_keys)} key-frame(s) painted only in parts (alpha): where no "
+                    "key's paint reaches, frames keep their own colour")
+            if run.opts.mode != "blend" and len(run.keys) > 1:  # one key per frame: no combining
+                note += "; --mode blend combines keys painted in different regions"
+            run.notes.append(note)
+        if run.opts.snap_check:
+            _snap_checks(run)
+
+    def channels(self, run: "Run") -> tuple[int, int]:
+        return 2, 1
+
+    def load_key(self, run: "Run", index: int) -> np.ndarray:
+        """RGB, or RGBA when partly painted (alpha = where colour is given)."""
+        k = next(k for k in run.keys if k.index == index)
+        return resize_image(read_image(k.path, depth=8, keep_alpha=True), run.reader.width, run.reader.height)
+
+    def adapter(self, run: "Run", model: Any) -> ColourAdapter:
+        # a flow-aligned model's colour is mixed with the flow baseline's (FLOW_MIX)
+        mix = ColourAdapter.FLOW_MIX if model is not None and infer.wants_alignment(model) else 0.0
+        return ColourAdapter(run.work, run.device, run.opts.chroma_upsample, flow_mix=mix,
+                             partial_keys=bool(run.partial_keys))
+
+    def sinks(self, run: "Run", copy_streams: bool) -> list:
+        o = run.opts
+        if run.kind == "video":
+            return [outputs.VideoSink(run.reader, run.output, overwrite=o.overwrite, copy_streams=copy_streams,
+                                      crf=o.crf, preset=o.preset, codec=o.codec)]
+        return [outputs.FramesSink(run.reader, run.output, ext=".png", overwrite=o.overwrite)]
+
+
+def _snap_checks(run: "Run", radius: int = 2) -> None:
+    """Off-by-one check: compare each colour key's lightness with frames index±radius, in
+    one forward decoding pass holding 2·radius+1 frames."""
+    want = {k.index: k for k in run.keys}
+    last = max(want)
+    window: deque = deque(maxlen=2 * radius + 1)
+
+    def check(k: keyframes.KeyFrame) -> None:
+        cands = {f.index: (f.image if f.image.dtype == np.uint8 else (f.image // 257).astype(np.uint8))
+                 for f in window if abs(f.index - k.index) <= radius}
+        key = resize_image(read_image(k.path, depth=8, keep_alpha=True), run.reader.width, run.reader.height)
+        # a partly painted key is compared as the run uses it: over the frame it names
+        key = keyframes.over_frame(key, cands[k.index])
+        res = keyframes.snap_check(key, cands, k.index, path=k.path)
+        if not res.ok:
+            raise BadInputError(res.note, path=k.path, frame=k.index,
+                                hint=f"rename it to index {res.best}, or pass --no-snap-check "
+                                     "if it really belongs to frame " + str(k.index),
+                                code="KEYFRAME_MISMATCH")
+
+    pending = sorted(want)
+    for f in run.reader.frames(0, min(run.frame_count, last + radius + 1)):
+        window.append(f)
+        while pending and f.index >= min(pending[0] + radius, run.frame_count - 1):
+            check(want[pending.pop(0)])
+    for i in pending:
+        check(want[i])
