@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tpn_cli.weights import sha256_file  # noqa: E402
+from tpn_cli.weights import release_url, sha256_file  # noqa: E402
 LICENCES = {  # training source name -> licence, from ../shared/data/README.md
     **dict.fromkeys(["01_dog", "02_cups", "03_blocks", "04_coffee", "05_default_juggle",
                      "bedroom"], "Apache-2.0 (SAM 2 demo clips)"),
@@ -77,6 +77,8 @@ def main() -> None:
         "sha256": sha256_file(target),
         "bytes": target.stat().st_size,
         "default": args.default,
+        # where `tpn weights download` fetches it: upload the file to the project's release
+        "url": release_url(target.name),
         "training_data": data,
         "licences": licences,
         "use": ("non-commercial only: trained on data licensed " + ", ".join(non_commercial)

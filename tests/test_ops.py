@@ -237,3 +237,36 @@ def test_reference_fallback_is_reported(tmp_path):
     env = {**__import__("os").environ, "TPN_FORCE_REFERENCE": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == ["reference", 9.0, "reference"]
+
+
+def test_missing_extension_falls_back_with_one_line_notice(tmp_path):
+    # A real ImportError of tpn_cli._C (as in an install without a compiler): the op gives
+    # the compiled results through the reference, a whole CLI run still writes its output,
+    # and stderr carries exactly one notice line.
+    import os
+    import subprocess
+    import sys
+
+    from _cli_util import DOG, extract_keys
+
+    x, w = make(2, 3, 7, 9, shared=False)
+    torch.save((x, w, ops.propagate(x, w)), tmp_path / "case.pt")
+    keys = extract_keys(DOG, tmp_path / "keys", [0, 6])
+    out = tmp_path / "dog_color.mp4"
+    code = (
+        "import sys; sys.modules['tpn_cli._C'] = None\n"  # makes `from .. import _C` fail
+        "import torch, tpn_cli.ops as o\n"
+        f"x, w, want = torch.load({str(tmp_path / 'case.pt')!r})\n"
+        "torch.testing.assert_close(o.propagate(x, w), want)\n"
+        "assert o.backend() == 'reference'\n"
+        "from tpn_cli.cli import main\n"
+        f"sys.argv = ['tpn', 'colorize', {str(DOG)!r}, '--keyframes', {str(keys)!r}, '-o', {str(out)!r}, '-q']\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert out.is_file()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tpn: notice: compiled propagation kernels unavailable")
+    assert "reference" in lines[0] and "pip install --no-build-isolation" in lines[0]

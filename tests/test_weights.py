@@ -1,16 +1,19 @@
-"""Weights: manifest, name resolution, offline use, and downloads from a real HTTP server
-on 127.0.0.1 (checksum, atomic write, clear exit-4 errors)."""
+"""Weights: manifest, name resolution, checksums at first use, the package's copy, and
+downloads from a real HTTP server on 127.0.0.1 started by the tests (good file, wrong
+checksum, connection dropped half-way then resumed, 404, connection refused, already
+installed: no request)."""
 from __future__ import annotations
 
 import hashlib
 import http.server
 import json
+import socket
 import threading
-from functools import partial
+from pathlib import Path
 
 import pytest
 
-from _cli_util import models, one_thread, run_cli  # noqa: F401
+from _cli_util import DOG, ROOT, extract_keys, models, one_thread, run_cli  # noqa: F401
 from tpn_cli import weights
 from tpn_cli.errors import UsageError, WeightsUnavailableError
 
@@ -21,22 +24,75 @@ def dirs(tmp_path, monkeypatch):
     bundled.mkdir()
     monkeypatch.setenv("TPN_WEIGHTS_DIR", str(bundled))
     monkeypatch.setenv("TPN_CACHE_DIR", str(cache))
+    monkeypatch.delenv("TPN_WEIGHTS_URL", raising=False)
     return bundled, cache
 
 
+class Server:
+    """Files served over HTTP on 127.0.0.1 with byte ranges (``Range: bytes=N-``), a log
+    of every request, and a switch that cuts the connection after some bytes.
+
+    ``drop_after[path] = [n1, n2, ...]``: the next responses for ``path`` announce the
+    full length but close the connection after n1, then n2 ... bytes of the body.
+    """
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.drop_after: dict[str, list[int]] = {}
+        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 10  # a stuck client cannot hold the server thread
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                start, rng = 0, self.headers.get("Range")
+                if rng and rng.startswith("bytes=") and rng.endswith("-"):
+                    start = int(rng[6:-1])
+                    if start >= len(body):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                part = body[start:]
+                self.send_header("Content-Length", str(len(part)))
+                self.end_headers()
+                drops = server.drop_after.get(self.path)
+                if drops:
+                    self.wfile.write(part[:drops.pop(0)])
+                    self.close_connection = True
+                    return
+                self.wfile.write(part)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
 @pytest.fixture
-def server(tmp_path):
-    """A real HTTP server on 127.0.0.1 serving tmp_path/www; yields its base URL."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *a, **k: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", www
-    httpd.shutdown()
-    httpd.server_close()
+def server():
+    """A Server running in a thread for one test; it stops at the test's end, and by
+    itself after 60 s whatever happens."""
+    srv = Server()
+    thread = threading.Thread(target=srv.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    timer = threading.Timer(60, srv.httpd.shutdown)
+    timer.daemon = True
+    timer.start()
+    yield srv
+    timer.cancel()
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+    thread.join(5)
 
 
 def _sha(path):
@@ -89,37 +145,172 @@ def test_missing_weights_message(dirs):
         weights.resolve(None, "colour")
 
 
-def test_download_verifies_and_writes_atomically(dirs, server, models):
-    bundled, cache = dirs
-    base, www = server
-    (www / "seg.pt").write_bytes(models["segment"].read_bytes())
-    sha = _sha(models["segment"])
-    _manifest(bundled, [{"name": "seg-v1", "file": "seg-v1.pt", "task": "segment",
-                         "sha256": sha, "url": f"{base}/seg.pt"}])
-    code, out, err = run_cli("weights", "download", "seg-v1", "-q")
+def _published(dirs, server, model: Path, name="seg-v1", task="segment"):
+    """A manifest entry for ``model`` (not bundled) whose url points at the server."""
+    bundled, _ = dirs
+    server.files[f"/{name}.tpn"] = data = model.read_bytes()
+    entry = {"name": name, "file": f"{name}.tpn", "task": task, "sha256": _sha(model),
+             "bytes": len(data), "default": True, "url": f"{server.url}/{name}.tpn"}
+    _manifest(bundled, [entry])
+    return data
+
+
+def test_download_good_file(dirs, server, models):
+    _, cache = dirs
+    data = _published(dirs, server, models["segment"])
+    with pytest.raises(WeightsUnavailableError, match="tpn weights download seg-v1"):
+        weights.resolve(None, "segment")
+    code, out, err = run_cli("weights", "download", "seg-v1")
     assert code == 0, err
-    assert out.strip() == str(cache / "seg-v1.pt") and _sha(cache / "seg-v1.pt") == sha
-    assert weights.resolve(None, "segment") == cache / "seg-v1.pt"
-    assert [p.name for p in cache.iterdir()] == ["seg-v1.pt"]
+    assert out.strip() == str(cache / "seg-v1.tpn") and (cache / "seg-v1.tpn").read_bytes() == data
+    assert "seg-v1" in err  # the progress bar, on stderr
+    assert [p.name for p in cache.iterdir()] == ["seg-v1.tpn"]  # no .part left
+    assert weights.resolve(None, "segment") == cache / "seg-v1.tpn"
+    assert server.requests == [("/seg-v1.tpn", None)]
     # a name not in the manifest, with an explicit URL and checksum
-    code, out, _ = run_cli("weights", "download", "extra", "--url", f"{base}/seg.pt", "--sha256", sha, "-q")
-    assert code == 0 and (cache / "extra.pt").is_file()
+    code, out, _ = run_cli("weights", "download", "extra", "--url", f"{server.url}/seg-v1.tpn",
+                           "--sha256", _sha(models["segment"]), "-q")
+    assert code == 0 and (cache / "extra.pt").read_bytes() == data
     assert weights.resolve("extra", "segment") == cache / "extra.pt"
 
 
-def test_download_failures_leave_nothing(dirs, server, models):
+def test_already_installed_makes_no_request(dirs, server, models):
     bundled, cache = dirs
-    base, www = server
-    (www / "c.pt").write_bytes(models["colour"].read_bytes())
-    _manifest(bundled, [{"name": "c", "file": "c.pt", "task": "colour", "sha256": "0" * 64,
-                         "url": f"{base}/c.pt"}])
-    code, _, err = run_cli("weights", "download", "c", "-q")
-    assert code == 4 and "checksum mismatch" in err
-    code, _, err = run_cli("weights", "download", "c", "--url", f"{base}/missing.pt", "-q")
-    assert code == 4 and "404" in err
+    _published(dirs, server, models["segment"])
+    (bundled / "seg-v1.tpn").write_bytes(models["segment"].read_bytes())  # bundled copy
+    code, out, _ = run_cli("weights", "download", "seg-v1", "-q")
+    assert code == 0 and out.strip() == str(bundled / "seg-v1.tpn")
+    (bundled / "seg-v1.tpn").unlink()
+    cache.mkdir()
+    (cache / "seg-v1.tpn").write_bytes(models["segment"].read_bytes())  # cached copy
+    code, out, _ = run_cli("weights", "download", "seg-v1", "-q")
+    assert code == 0 and out.strip() == str(cache / "seg-v1.tpn")
+    assert weights.resolve(None, "segment") == cache / "seg-v1.tpn"
+    assert server.requests == []
+    # --overwrite fetches it again
+    assert run_cli("weights", "download", "seg-v1", "-q", "--overwrite")[0] == 0
+    assert server.requests == [("/seg-v1.tpn", None)]
+
+
+def test_download_wrong_checksum_is_refused(dirs, server, models):
+    _, cache = dirs
+    _published(dirs, server, models["segment"])
+    server.files["/seg-v1.tpn"] = models["colour"].read_bytes()  # the server holds another file
+    code, _, err = run_cli("weights", "download", "seg-v1", "-q")
+    assert code == 4 and "checksum mismatch" in err and "seg-v1.tpn" in err and "fix:" in err
+    assert list(cache.iterdir()) == []  # neither the file nor a .part
+
+
+def test_download_dropped_half_way_is_resumed(dirs, server, models, monkeypatch):
+    _, cache = dirs
+    data = _published(dirs, server, models["segment"])
+    half = len(data) // 2
+    # dropped once: the same call resumes from the bytes received
+    server.drop_after["/seg-v1.tpn"] = [half]
+    code, out, err = run_cli("weights", "download", "seg-v1", "-q")
+    assert code == 0, err
+    assert server.requests == [("/seg-v1.tpn", None), ("/seg-v1.tpn", f"bytes={half}-")]
+    assert (cache / "seg-v1.tpn").read_bytes() == data
+    # dropped on every try: exit 4, the .part kept, and the next call resumes it
+    (cache / "seg-v1.tpn").unlink()
+    server.requests.clear()
+    monkeypatch.setattr(weights, "DOWNLOAD_ATTEMPTS", 2)
+    server.drop_after["/seg-v1.tpn"] = [1000, 1000]
+    code, _, err = run_cli("weights", "download", "seg-v1", "-q")
+    assert code == 4 and "broke off" in err and "seg-v1.tpn.part" in err and "resume" in err
+    assert (cache / "seg-v1.tpn.part").read_bytes() == data[:2000]
+    assert weights.find("seg-v1") is None  # an incomplete file is never used
+    code, out, err = run_cli("weights", "download", "seg-v1", "-q")
+    assert code == 0, err
+    assert server.requests[-1] == ("/seg-v1.tpn", "bytes=2000-")
+    assert (cache / "seg-v1.tpn").read_bytes() == data
+    assert [p.name for p in cache.iterdir()] == ["seg-v1.tpn"]
+
+
+def test_download_resume_when_part_is_complete_or_server_ignores_range(dirs, server, models):
+    _, cache = dirs
+    data = _published(dirs, server, models["segment"])
+    cache.mkdir()
+    (cache / "seg-v1.tpn.part").write_bytes(data)  # interrupted just before the rename
+    assert run_cli("weights", "download", "seg-v1", "-q")[0] == 0
+    assert server.requests == [("/seg-v1.tpn", f"bytes={len(data)}-")]  # answered 416
+    assert (cache / "seg-v1.tpn").read_bytes() == data
+    # a mirror given as a plain folder (file://): no ranges, the whole file again
+    (cache / "seg-v1.tpn").unlink()
+    (cache / "seg-v1.tpn.part").write_bytes(data[:10])
+    mirror = cache.parent / "mirror"
+    mirror.mkdir()
+    (mirror / "seg-v1.tpn").write_bytes(data)
+    code, _, err = run_cli("weights", "download", "seg-v1", "-q", env={"TPN_WEIGHTS_URL": str(mirror)})
+    assert code == 0, err
+    assert (cache / "seg-v1.tpn").read_bytes() == data and len(server.requests) == 1
+
+
+def test_download_404_and_no_network(dirs, server, models):
+    _, cache = dirs
+    _published(dirs, server, models["segment"])
+    code, _, err = run_cli("weights", "download", "seg-v1", "--url", f"{server.url}/missing.tpn", "-q")
+    assert code == 4 and "404" in err and "missing.tpn" in err and "fix:" in err
+    # $TPN_WEIGHTS_URL replaces the manifest's address: base + file name
+    code, _, err = run_cli("weights", "download", "seg-v1", "-q",
+                           env={"TPN_WEIGHTS_URL": f"{server.url}/mirror/"})
+    assert code == 4 and "404" in err and server.requests[-1] == ("/mirror/seg-v1.tpn", None)
+    # nothing listening: connection refused
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = run_cli("weights", "download", "seg-v1", "-q", env={"TPN_WEIGHTS_URL": f"http://127.0.0.1:{port}"})
+    assert code == 4 and "cannot reach" in err and "TPN_WEIGHTS_URL" in err and "--weights PATH" in err
     code, _, err = run_cli("weights", "download", "nothing-known", "-q")
     assert code == 4 and "--url URL" in err
     assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_damaged_or_truncated_file_is_refused_at_first_use(dirs, models):
+    bundled, cache = dirs
+    good = models["colour"].read_bytes()
+    _manifest(bundled, [{"name": "c", "file": "c.tpn", "task": "colour", "sha256": _sha(models["colour"]),
+                         "bytes": len(good), "default": True}])
+    cache.mkdir()
+    (cache / "c.tpn").write_bytes(good[:1000])
+    keys = extract_keys(DOG, cache.parent / "keys", [0])
+    code, _, err = run_cli("colorize", DOG, "--keyframes", keys, "-o", cache.parent / "out.mp4")
+    assert code == 4 and "truncated (1000 of" in err and str(cache / "c.tpn") in err
+    assert "tpn weights download c --overwrite" in err
+    (bundled / "c.tpn").write_bytes(good[::-1])  # a damaged bundled copy is passed over for the good one
+    (cache / "c.tpn").write_bytes(good)
+    assert weights.resolve(None, "colour") == cache / "c.tpn"
+    (cache / "c.tpn").unlink()
+    with pytest.raises(WeightsUnavailableError, match="damaged") as info:
+        weights.resolve("c", "colour")
+    assert str(bundled / "c.tpn") in str(info.value) and "TPN_WEIGHTS_DIR" in str(info.value)
+
+
+def test_shipped_manifest_has_release_urls():
+    entries = weights.load_manifest(ROOT / "weights")
+    assert entries
+    for e in entries:
+        assert e.url == weights.release_url(e.file) and e.url.startswith("https://")
+        assert e.sha256 and e.bytes == (ROOT / "weights" / e.file).stat().st_size
+
+
+def test_bundled_folder_is_found_from_any_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("TPN_WEIGHTS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    folder, source = weights.bundled_location()
+    # run from the repository: its weights/; an installed wheel: the package's _weights/
+    assert (folder, source) == (ROOT / "weights", "source checkout")
+    pkg = Path(weights.__file__).parent / weights.PACKAGE_WEIGHTS
+    monkeypatch.setattr(weights.importlib.resources, "files", lambda _: Path(weights.__file__).parent)
+    pkg.mkdir()
+    try:
+        (pkg / "manifest.json").write_text((ROOT / "weights" / "manifest.json").read_text())
+        assert weights.bundled_location() == (pkg, "package")
+    finally:
+        (pkg / "manifest.json").unlink()
+        pkg.rmdir()
+    code, out, _ = run_cli("doctor")
+    assert code == 0 and f"weights: {ROOT / 'weights'} (source checkout)" in out
 
 
 def test_invalid_manifest(dirs):

@@ -6,7 +6,7 @@ import platform
 
 import torch
 
-from . import __version__
+from . import __version__, weights
 from .ops import dispatch
 
 # Codecs tpn writes with; each missing one disables an output format.
@@ -57,6 +57,25 @@ def report() -> dict:
         "ffmpeg": av.library_versions.get("libavcodec"),
         "codecs": codecs,
         "openexr": _version("OpenEXR"),
+        **_weights_facts(),
+    }
+
+
+def _weights_facts() -> dict:
+    """Where the shipped weights were found, how many of the manifest's files are there,
+    and the download cache."""
+    folder, source = weights.bundled_location()
+    try:
+        entries = weights.load_manifest(folder)
+    except weights.WeightsUnavailableError:  # an invalid manifest: doctor still reports
+        entries = []
+    present = [e.name for e in entries if (folder / e.file).is_file()]
+    return {
+        "weights_dir": str(folder),
+        "weights_source": source,
+        "weights_models": len(entries),
+        "weights_present": len(present),
+        "weights_cache": str(weights.cache_dir()),
     }
 
 
@@ -78,4 +97,13 @@ def format_report(facts: dict) -> str:
     for name, purpose in CODECS.items():
         lines.append(f"  {name:8s} {yes(facts['codecs'][name]):3s}  {purpose}")
     lines.append(f"OpenEXR {facts['openexr']}")
+    source = {"package": "installed with the package", "source checkout": "source checkout",
+              "$TPN_WEIGHTS_DIR": "from $TPN_WEIGHTS_DIR"}.get(facts["weights_source"])
+    if source is None:
+        lines.append(f"weights: NONE FOUND (looked for {facts['weights_dir']})")
+        lines.append("  fix: reinstall tpn from its wheel or repository, or pass --weights PATH")
+    else:
+        lines.append(f"weights: {facts['weights_dir']} ({source}): "
+                     f"{facts['weights_present']} of {facts['weights_models']} models present")
+    lines.append(f"weights cache: {facts['weights_cache']} (tpn weights download)")
     return "\n".join(lines)

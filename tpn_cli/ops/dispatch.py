@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-import warnings
+import sys
 from types import ModuleType
 
 from . import reference
@@ -26,12 +26,12 @@ def _load() -> ModuleType | None:
     try:
         from . import compiled
     except ImportError as err:  # extension not built: fall back, say so once
-        warnings.warn(
-            f"tpn: compiled propagation kernels unavailable ({err}); using the slow PyTorch "
-            "reference. Reinstall with `pip install --no-build-isolation .` to build them.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        # One line on stderr, not warnings.warn: that prints the calling source line
+        # under the message, and a command-line user needs only the notice and the fix.
+        reason = " ".join(str(err).split())
+        print(f"tpn: notice: compiled propagation kernels unavailable ({reason}); using the "
+              "PyTorch reference (same results, slower); fix: reinstall with a C++ compiler, "
+              "`pip install --no-build-isolation .`", file=sys.stderr)
         return None
     return compiled
 
