@@ -297,20 +297,18 @@ def test_shipped_manifest_has_release_urls():
 def test_bundled_folder_is_found_from_any_directory(monkeypatch, tmp_path):
     monkeypatch.delenv("TPN_WEIGHTS_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    folder, source = weights.bundled_location()
-    # run from the repository: its weights/; an installed wheel: the package's _weights/
-    assert (folder, source) == (ROOT / "weights", "source checkout")
-    pkg = Path(weights.__file__).parent / weights.PACKAGE_WEIGHTS
-    monkeypatch.setattr(weights.importlib.resources, "files", lambda _: Path(weights.__file__).parent)
-    pkg.mkdir()
-    try:
-        (pkg / "manifest.json").write_text((ROOT / "weights" / "manifest.json").read_text())
-        assert weights.bundled_location() == (pkg, "package")
-    finally:
-        (pkg / "manifest.json").unlink()
-        pkg.rmdir()
+    # run from the repository: its weights/, whatever the working directory
+    assert weights.bundled_location() == (ROOT / "weights", "source checkout")
+    n = len(weights.load_manifest(ROOT / "weights"))
     code, out, _ = run_cli("doctor")
-    assert code == 0 and f"weights: {ROOT / 'weights'} (source checkout)" in out
+    assert code == 0 and f"weights: {ROOT / 'weights'} (source checkout): {n} of {n} models present" in out
+    # installed (a wheel): the package's own _weights/ comes first
+    # (tests/test_wheel.py checks this on a real wheel)
+    pkg = tmp_path / "site-packages" / "tpn_cli"
+    (pkg / weights.PACKAGE_WEIGHTS).mkdir(parents=True)
+    (pkg / weights.PACKAGE_WEIGHTS / "manifest.json").write_text((ROOT / "weights" / "manifest.json").read_text())
+    monkeypatch.setattr(weights.importlib.resources, "files", lambda package: pkg)
+    assert weights.bundled_location() == (pkg / weights.PACKAGE_WEIGHTS, "package")
 
 
 def test_invalid_manifest(dirs):
