@@ -563,9 +563,11 @@ def train(task: str, run_dir: Path, minutes: float, settings: tuple[str, ...]) -
 def weights_group() -> None:
     """List, locate, verify and download model weights.
 
-    Bundled weights live in weights/ (with manifest.json: sha256, size, task, training
-    data, licence, scores); downloads go to $TPN_CACHE_DIR, else $XDG_CACHE_HOME/tpn,
-    else ~/.cache/tpn. Everything works offline with the bundled files.
+    Bundled weights come with the package (tpn_cli/_weights; weights/ in a source
+    checkout; $TPN_WEIGHTS_DIR overrides), with manifest.json: sha256, size, task, url,
+    training data, licence, scores. Downloads go to $TPN_CACHE_DIR, else
+    $XDG_CACHE_HOME/tpn, else ~/.cache/tpn. Everything works offline with the bundled
+    files; `tpn doctor` says where they were found.
     """
 
 
@@ -639,16 +641,23 @@ def weights_verify(name: str | None) -> None:
 
 @weights_group.command("download")
 @click.argument("name")
-@click.option("--url", default=None, help="Address to fetch (default: the manifest's).")
+@click.option("--url", default=None, help="Address to fetch (default: $TPN_WEIGHTS_URL/FILE, else the manifest's url).")
 @click.option("--sha256", default=None, help="Expected checksum (default: the manifest's).")
 @click.option("--overwrite", is_flag=True, help="Download again even if present.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def weights_download(name: str, url: str | None, sha256: str | None, overwrite: bool, quiet: bool) -> None:
     """Download weights NAME into the cache, verify its checksum, print its path.
 
+    Nothing is fetched when NAME is already installed (bundled or cached, with the right
+    checksum). The file arrives as CACHE/FILE.part, is resumed from there when the
+    transfer breaks off (in this call, or by running the command again), and is renamed
+    into place only when complete and its sha256 matches. TPN_WEIGHTS_URL replaces the
+    manifest's address with a mirror: an http(s):// or file:// base, or a folder.
+
     \b
     Example:
       tpn weights download colour-v1
+      TPN_WEIGHTS_URL=/mnt/models tpn weights download colour-v1
       tpn weights download my-model --url https://example.org/my-model.pt --sha256 HEX
     """
     from . import weights

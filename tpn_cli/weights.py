@@ -194,16 +194,21 @@ def find(name: str) -> Path | None:
     return next(iter(_candidates(name)[1]), None)
 
 
-def _restore_hint(path: Path) -> str:
-    """How to get a good copy of a file in the bundled folder or the cache."""
+def _restore_hint(path: Path, name: str | None = None) -> str:
+    """How to get a good copy of ``path`` (a model file or the manifest) back."""
+    # a good copy in the cache is used in place of a damaged bundled one (see _checked)
+    download = f"tpn weights download {name} --overwrite" if name else None
     if path.parent == cache_dir():
-        return "delete it and download it again: tpn weights download NAME --overwrite"
+        return f"delete it and download it again: {download}"
     where = bundled_location()[1]
     if where == "source checkout":
-        return "restore it from the repository: git checkout weights/"
-    if where == "package":
-        return "reinstall tpn: pip install --force-reinstall --no-deps THE_TPN_WHEEL_OR_SOURCE"
-    return "restore the folder $TPN_WEIGHTS_DIR points to, or unset it"
+        fix = "restore it from the repository: git checkout weights/ (git lfs pull if it is an LFS pointer)"
+    elif where == "package":
+        fix = ("reinstall tpn: pip install --force-reinstall --no-deps with the wheel or source "
+               "folder it was installed from")
+    else:
+        fix = "restore the folder $TPN_WEIGHTS_DIR points to, or unset it"
+    return fix + (f"; or put a good copy in the cache: {download}" if download else "")
 
 
 def _checked(name: str) -> Path | None:
@@ -226,7 +231,7 @@ def _checked(name: str) -> Path | None:
             else "damaged or not the file the manifest lists")
     raise WeightsUnavailableError(
         f"weights {e.name!r} are {what}: sha256 {sha256_file(first)}, expected {e.sha256}",
-        path=first, hint=_restore_hint(first).replace("NAME", e.name), code="WEIGHTS_CORRUPT")
+        path=first, hint=_restore_hint(first, e.name), code="WEIGHTS_CORRUPT")
 
 
 def default_name(task: str) -> str | None:
