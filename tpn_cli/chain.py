@@ -23,21 +23,17 @@ pulling drifting predictions back). This loop is sequential by nature:
 from __future__ import annotations
 
 import bisect
-import sys
-import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from . import timing
 from .adapters import SegmentAdapter
-from .engine import RunStats, Sink, peak_memory_mb
-from .errors import OutOfMemoryError
+from .engine import RunStats, Sink, frame_loop, write
 from .media.video import Frame
 from .models.segment import MaskPropagator
 
-__all__ = ["USE_TPN", "describe", "first_frame", "run"]
+__all__ = ["USE_TPN", "MaskChain", "describe", "first_frame", "run"]
 
 #: Whether `tpn segment` refines each chained step with the segment TPN by default. Yes:
 #: with the pixel classifier (refitted every 5 frames) it wins on the 4 held-out DAVIS-2016
@@ -90,8 +86,51 @@ def describe(keys: Sequence[int], start: int, end: int,
     return [f"{'frame ' + str(a) if a == b else f'frames {a}-{b}'} <- {text}" for a, b, text in spans]
 
 
+class MaskChain:
+    """Masks carried frame to frame, in the spirit of Cutie's ``InferenceCore.step``:
+    ``step(frame, mask=None)`` → the frame's id map. It owns the object ids (``adapter``'s
+    channel ↔ id table), which objects are tracked, and the restarts: a frame with a
+    ``mask`` restarts the chain from it (colour model included), and the tracked objects
+    the mask lacks are carried into its background (a later mask may hold only a new
+    object). ``propagator``: a fresh :class:`MaskPropagator` (with or without a TPN)."""
+
+    def __init__(self, adapter: SegmentAdapter, propagator: MaskPropagator) -> None:
+        self.adapter, self.propagator = adapter, propagator
+        self.objects = set(int(i) for i in adapter.ids[1:])
+        self.tracked: set[int] = set()
+
+    @property
+    def started(self) -> bool:
+        """Whether a mask has been given (before it, there is nothing to carry)."""
+        return self.propagator.probs is not None
+
+    def step(self, frame: Frame, mask: np.ndarray | None = None) -> np.ndarray:
+        """The id map of ``frame`` (the next in order): carried from the previous frame,
+        or, with ``mask`` (an id map at the video's size), that mask plus the carried
+        objects it does not contain."""
+        if mask is None:
+            return self._carry(frame)
+        with timing.section("keys"):
+            present = self.objects.intersection(np.unique(mask).tolist())
+            if self.tracked - present and self.started:
+                carried = self._carry(frame)
+                carried[np.isin(carried, list(present))] = 0
+                mask = np.where(mask == 0, carried, mask)
+            key = self.adapter.prepare_key(frame.index, mask, frame.image)
+            self.propagator.start(key.v, key.u)
+        self.tracked.update(present)
+        return key.exact
+
+    def _carry(self, frame: Frame) -> np.ndarray:
+        with timing.section("colour"):
+            v = self.adapter.guide(frame.image)
+        u = self.propagator.step(v)  # flow, network (and scan) sections inside
+        with timing.section("colour"):
+            return self.adapter.finish(frame.image, u, None)
+
+
 def run(*, frames: Iterable[Frame], keys: Sequence[int], load_key: Callable[[int], np.ndarray],
-        adapter: SegmentAdapter, propagator: MaskPropagator, sinks: Sequence[Sink], start: int = 0,
+        mask_chain: MaskChain, sinks: Sequence[Sink], start: int = 0,
         total: int | None = None, quiet: bool = False) -> RunStats:
     """Carry masks through ``frames`` (in order, from :func:`first_frame`) and hand the id
     map of every frame from ``start`` on to ``sinks``.
@@ -100,8 +139,7 @@ def run(*, frames: Iterable[Frame], keys: Sequence[int], load_key: Callable[[int
         frames: decoded frames in order (a reader's ``frames(first_frame(...), end)``).
         keys: frame indices that have a mask.
         load_key: mask index → id map at the video's size (checked in prepare).
-        adapter: pixel ↔ tensor conversions and the channel ↔ object id table.
-        propagator: a fresh :class:`MaskPropagator` (with or without a TPN).
+        mask_chain: a fresh :class:`MaskChain`.
         sinks: objects with ``write(frame, ids)``; written in frame order.
         start: frames before it are computed (the chain needs them) but not written.
         total: frame count for the progress bar.
@@ -110,64 +148,28 @@ def run(*, frames: Iterable[Frame], keys: Sequence[int], load_key: Callable[[int
         OutOfMemoryError: host or GPU memory exhausted. KeyboardInterrupt passes through
             (callers abort their outputs).
     """
-    from tqdm import tqdm
-
-    keyset, objects = set(keys), set(int(i) for i in adapter.ids[1:])
-    stats = RunStats()
-    tracked: set[int] = set()
+    keyset = set(keys)
     head: list[np.ndarray] = []  # the first mask, for frames before it
 
-    def chained(frame: Frame) -> np.ndarray:
-        with timing.section("colour"):
-            v = adapter.guide(frame.image)
-        u = propagator.step(v)  # flow, network (and scan) sections inside
-        with timing.section("colour"):
-            return adapter.finish(frame.image, u, None)
-
-    def restart(frame: Frame) -> np.ndarray:
-        with timing.section("keys"):
-            ids = load_key(frame.index)
-            present = objects.intersection(np.unique(ids).tolist())
-            if tracked - present and propagator.probs is not None:
-                carried = chained(frame)
-                carried[np.isin(carried, list(present))] = 0
-                ids = np.where(ids == 0, carried, ids)
-            key = adapter.prepare_key(frame.index, ids, frame.image)
-            propagator.start(key.v, key.u)
-        tracked.update(present)
-        stats.keys_prepared += 1
-        return key.exact
-
-    def result(frame: Frame) -> Any:
+    def result(frame: Frame, stats: RunStats) -> np.ndarray:
         if frame.index in keyset:
-            return restart(frame)
-        if propagator.probs is None:  # before the first mask
+            with timing.section("keys"):
+                mask = load_key(frame.index)
+            stats.keys_prepared += 1
+            return mask_chain.step(frame, mask)
+        if not mask_chain.started:  # before the first mask
             if not head:
                 with timing.section("keys"):
                     head.append(load_key(min(keys)))
             return head[0]
-        return chained(frame)
+        return mask_chain.step(frame)
 
-    t0 = time.perf_counter()
-    bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=quiet or None,
-               dynamic_ncols=True, smoothing=0.1)
-    try:
-        with torch.inference_mode():
-            for frame in timing.timed(frames, "decode"):
-                ids = result(frame)
-                if frame.index >= start:
-                    with timing.section("encode"):
-                        for s in sinks:
-                            s.write(frame, ids)
-                    stats.frames += 1
-                bar.update(1)
-    except torch.OutOfMemoryError as exc:
-        raise OutOfMemoryError(f"out of GPU memory ({exc})".splitlines()[0],
-                               hint="lower --work-size (e.g. 360), or use --device cpu") from exc
-    except MemoryError as exc:
-        raise OutOfMemoryError("out of host memory", hint="lower --work-size (e.g. 360)") from exc
-    finally:
-        bar.close()
-    stats.seconds = time.perf_counter() - t0
-    stats.peak_memory_mb = peak_memory_mb()
+    with frame_loop(total, quiet, gpu_hint="lower --work-size (e.g. 360), or use --device cpu",
+                    host_hint="lower --work-size (e.g. 360)") as (stats, bar):
+        for frame in timing.timed(frames, "decode"):
+            ids = result(frame, stats)
+            if frame.index >= start:
+                write(sinks, frame, ids)
+                stats.frames += 1
+            bar.update(1)
     return stats

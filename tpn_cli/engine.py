@@ -18,6 +18,7 @@ key-frames in the plan's order and hands its results to the sinks.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import resource
 import sys
@@ -116,6 +117,40 @@ class RunStats:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@contextlib.contextmanager
+def frame_loop(total: int | None, quiet: bool, gpu_hint: str,
+               host_hint: str) -> Iterator[tuple[RunStats, Any]]:
+    """The frame loop's frame, shared by the key-frame stream (:func:`run`) and the mask
+    chain (:func:`tpn_cli.chain.run`): yields (stats, progress bar) under inference mode;
+    the caller counts frames into both. Maps running out of GPU or host memory to
+    :class:`OutOfMemoryError` with the hints that reduce it; times the loop and records
+    the peak memory in the stats on the way out."""
+    from tqdm import tqdm
+
+    stats = RunStats()
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=quiet or None,
+               dynamic_ncols=True, smoothing=0.1)
+    try:
+        with torch.inference_mode():
+            yield stats, bar
+    except torch.OutOfMemoryError as exc:
+        raise OutOfMemoryError(f"out of GPU memory ({exc})".splitlines()[0], hint=gpu_hint) from exc
+    except MemoryError as exc:
+        raise OutOfMemoryError("out of host memory", hint=host_hint) from exc
+    finally:
+        bar.close()
+    stats.seconds = time.perf_counter() - t0
+    stats.peak_memory_mb = peak_memory_mb()
+
+
+def write(sinks: Sequence[Sink], frame: Frame, result: Any) -> None:
+    """Hand one frame's result to every sink (timed as 'encode')."""
+    with timing.section("encode"):
+        for s in sinks:
+            s.write(frame, result)
 
 
 @dataclass
@@ -253,11 +288,9 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], propagato
             exhausted (with the options that reduce it). KeyboardInterrupt passes through
             (callers abort their outputs).
     """
-    from tqdm import tqdm
-
     prop = propagator
     batch_size = max(1, int(batch_size))
-    stats = RunStats()
+    stats = RunStats()  # replaced by the frame loop's; set_key counts into it
 
     def set_key(k: int) -> None:
         if k not in prop.keys:
@@ -304,31 +337,16 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], propagato
         for frame, pred in zip(work.frames, work.preds):
             with timing.section("colour"):
                 result = prop.output(pred)
-            with timing.section("encode"):
-                for s in sinks:
-                    s.write(frame, result)
+            write(sinks, frame, result)
         return len(work.frames)
 
-    t0 = time.perf_counter()
-    bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=quiet or None,
-               dynamic_ncols=True, smoothing=0.1)
-    try:
-        stages = [("prepare", prepare), ("model", infer_batch), ("output", output)]
-        with torch.inference_mode():
-            for done in _pipeline(batches(), stages, threaded=pipeline):
-                stats.frames += done
-                bar.update(done)
-    except torch.OutOfMemoryError as exc:
-        raise OutOfMemoryError(f"out of GPU memory ({exc})".splitlines()[0],
-                               hint="lower --batch-size (e.g. 1) or --work-size (e.g. 360), "
-                                    "or use --device cpu") from exc
-    except MemoryError as exc:
-        raise OutOfMemoryError("out of host memory",
-                               hint="lower --batch-size or --work-size") from exc
-    finally:
-        bar.close()
-    stats.seconds = time.perf_counter() - t0
-    stats.peak_memory_mb = peak_memory_mb()
+    stages = [("prepare", prepare), ("model", infer_batch), ("output", output)]
+    with frame_loop(total, quiet, host_hint="lower --batch-size or --work-size",
+                    gpu_hint="lower --batch-size (e.g. 1) or --work-size (e.g. 360), "
+                             "or use --device cpu") as (stats, bar):
+        for done in _pipeline(batches(), stages, threaded=pipeline):
+            stats.frames += done
+            bar.update(done)
     return stats
 
 

@@ -109,7 +109,7 @@ class SegmentTask(Task):
         keys = [k.index for k in run.keys]
         first = chain.first_frame(keys, o.start, _mask_objects(run))
         return chain.run(frames=run.reader.frames(first, run.end), keys=keys, load_key=run.load_key,
-                         adapter=adapter, propagator=MaskPropagator(model), sinks=sinks,
+                         mask_chain=chain.MaskChain(adapter, MaskPropagator(model)), sinks=sinks,
                          start=o.start, total=run.end - first, quiet=o.quiet)
 
 
