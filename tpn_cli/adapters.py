@@ -1,7 +1,7 @@
 """Per-task conversions between pixels and the model's tensors, for
 :class:`tpn_cli.propagator.KeyPropagator` and the mask chain.
 
-Each adapter answers three questions for its task (docs/DESIGN.md §1, table "Per task"),
+Each adapter answers three questions for its task (U and V per task: :mod:`tpn_cli.models.tasks`),
 with the same signatures for every task:
 
 * ``guide(rgb, ctx=None)``: the guidance image V of a frame at the working size;
