@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import engine, keyframes
 from ..engine import RunStats
+from ..models.tasks import task_config
 from ..propagator import KeyPropagator
 
 if TYPE_CHECKING:  # the run holds the task: types only
@@ -74,8 +75,10 @@ class Task:
         return keyframes.describe_plan(run.assignments(), run.mode, run.cuts)
 
     def channels(self, run: "Run") -> tuple[int, int]:
-        """(property channels, guidance channels), for the memory estimate."""
-        raise NotImplementedError
+        """(property channels, guidance channels), for the memory estimate: the task's
+        model configuration's (:mod:`tpn_cli.models.tasks`)."""
+        config = task_config(self.name)
+        return config.prop_channels, config.guide_channels
 
     # -- the run ----------------------------------------------------------------------------
     def load_key(self, run: "Run", index: int) -> np.ndarray:

@@ -53,9 +53,6 @@ class ColourTask(Task):
         if run.opts.snap_check:
             _snap_checks(run)
 
-    def channels(self, run: "Run") -> tuple[int, int]:
-        return 2, 1
-
     def load_key(self, run: "Run", index: int) -> np.ndarray:
         """RGB, or RGBA when partly painted (alpha = where colour is given)."""
         k = next(k for k in run.keys if k.index == index)

@@ -49,9 +49,6 @@ class HdrTask(Task):
             if sc.note:
                 run.notes.append(sc.note)
 
-    def channels(self, run: "Run") -> tuple[int, int]:
-        return 3, 3
-
     def load_key(self, run: "Run", index: int) -> np.ndarray:
         k = next(k for k in run.keys if k.index == index)
         return resize_image(read_hdr_image(k.path), run.reader.width, run.reader.height)

@@ -76,8 +76,9 @@ class SegmentTask(Task):
         return chain.describe([k.index for k in run.keys], run.opts.start, run.end, _mask_objects(run))
 
     def channels(self, run: "Run") -> tuple[int, int]:
+        """Background + each object (the model scans them one by one)."""
         objects = len({i for m in run.masks.values() for i in m.object_ids})
-        return objects + 1, 3
+        return objects + 1, super().channels(run)[1]
 
     def load_key(self, run: "Run", index: int) -> np.ndarray:
         """The mask's id map at the video's size (nearest neighbour)."""
