@@ -5,8 +5,15 @@ import pytest
 import torch
 
 from tpn_cli.models import TPN, task_config
-from tpn_cli.models.segment import MaskPropagator, normalise_probs, propagate_masks
+from tpn_cli.models.segment import MaskPropagator, normalise_probs
 from tpn_cli.train.pairs import degrade_mask
+
+
+def propagate_masks(model, frames: list[torch.Tensor], probs0: torch.Tensor, **options) -> list[torch.Tensor]:
+    """Probabilities (K, H, W) for every frame of ``frames`` (the first gets ``probs0``)."""
+    prop = MaskPropagator(model, **options)
+    return [prop.start(frames[0], probs0)] + [prop.step(f) for f in frames[1:]]
+
 
 torch.set_num_threads(1)
 

@@ -72,8 +72,6 @@ a 4th guidance channel of both frames.
     prop.start(rgb0, probs0)                # (3, H, W) in [0, 1]; (K, H, W) one-hot
     for rgb in later_frames:                # in order
         probs = prop.step(rgb)              # (K, H, W); ids = probs.argmax(0)
-
-``propagate_masks(model, frames, probs0)`` runs it over a list of frames.
 """
 from __future__ import annotations
 
@@ -583,14 +581,5 @@ class MaskPropagator:
         return out
 
 
-def propagate_masks(model: TPN | None, frames: list[torch.Tensor], probs0: torch.Tensor,
-                    **options) -> list[torch.Tensor]:
-    """Probabilities (K, H, W) for every frame of ``frames`` (the first gets ``probs0``)."""
-    prop = MaskPropagator(model, **options)
-    out = [prop.start(frames[0], probs0)]
-    out += [prop.step(f) for f in frames[1:]]
-    return out
-
-
 __all__ = ["MaskPropagator", "PixelClassifier", "anchor_confidence", "appearance_fuse", "colour_histograms",
-           "drop_specks", "motion_fuse", "normalise_probs", "pixel_features", "propagate_masks"]
+           "drop_specks", "motion_fuse", "normalise_probs", "pixel_features"]
