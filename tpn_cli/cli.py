@@ -69,6 +69,21 @@ def doctor(as_json: bool) -> None:
 # ----------------------------------------------------------------------------------------
 # the three propagation commands share these options
 # ----------------------------------------------------------------------------------------
+def _fps_value(ctx, param, value):
+    """``--fps``: a positive rate as an integer, decimal or fraction (kept exact)."""
+    if value is None:
+        return None
+    from fractions import Fraction
+
+    try:
+        rate = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        rate = Fraction(0)
+    if rate <= 0:
+        raise click.BadParameter(f"{value!r} is not a frame rate (e.g. 25, 24000/1001, 29.97)")
+    return rate
+
+
 def _common(f):
     opts = [
         click.option("-o", "--output", type=_PATH, default=None,
@@ -90,6 +105,9 @@ def _common(f):
                      help="First frame to process: an index (0-based) or a time (5s, 1:05.5)."),
         click.option("--end", default=None, metavar="FRAME|TIME",
                      help="Stop before this frame or time (exclusive). Default: the end."),
+        click.option("--fps", default=None, metavar="RATE", callback=_fps_value,
+                     help="Frame rate of a frame-folder input (25, 24000/1001, 29.97); "
+                          "default 25. A video keeps its own timing."),
         click.option("--index-base", type=click.Choice(["0", "1"]), default="0", show_default=True,
                      help="1 if key-frame files are numbered from 1 (ffmpeg's default). For a frame-folder "
                           "input, key numbers are matched to the frames' own numbers instead."),
@@ -118,7 +136,8 @@ def _common(f):
 def _video_options(f):
     for o in reversed([
         click.option("--crf", type=click.IntRange(0, 51), default=None,
-                     help="Video quality (x264/x265 CRF; lower is better). Default 18."),
+                     help="Video quality (CRF of x264/x265/SVT-AV1/VP9; lower is better). "
+                          "Default 16 (visually lossless for x264)."),
         click.option("--preset", default=None, help="Encoder preset (x264/x265), default medium."),
         click.option("--codec", default=None,
                      help="Video encoder: libx264 (default), libx265, libsvtav1, libvpx-vp9 "

@@ -68,7 +68,8 @@ _CODEC_FOR = {".webm": "libvpx-vp9"}
 
 
 def _video_writer(reader: Any, path: Path, *, overwrite: bool, copy_streams: bool,
-                  crf: int | None, preset: str | None, codec: str | None) -> VideoWriter:
+                  crf: int | None, preset: str | None, codec: str | None,
+                  same_timeline: bool = True) -> VideoWriter:
     kw: dict[str, Any] = {"overwrite": overwrite}
     codec = codec or _CODEC_FOR.get(path.suffix.lower())
     if codec == "libsvtav1":
@@ -87,22 +88,24 @@ def _video_writer(reader: Any, path: Path, *, overwrite: bool, copy_streams: boo
         if deep and not sub and (codec or "libx264") in ("libx264", "libx265", "ffv1"):
             kw["pix_fmt"] = "yuv420p10le"  # a 10-bit source stays 10-bit
         # keep_chroma: a 4:4:4 / 4:2:2 source keeps its chroma resolution (colour is the product)
-        return VideoWriter.like(reader, path, keep_chroma=True, **kw)
+        return VideoWriter.like(reader, path, keep_chroma=True, same_timeline=same_timeline, **kw)
     return VideoWriter(path, width=reader.width, height=reader.height, fps=reader.fps,
                        time_base=reader.time_base, **kw)
 
 
 class VideoSink(_Sink):
-    """RGB frames → a video with the input's size, fps, timestamps, tags, audio, subtitles."""
+    """RGB frames → a video with the input's size, fps, timestamps, tags, audio, subtitles,
+    pixel aspect, metadata and chapters (``same_timeline=False``: a frame range, whose
+    chapters and timecode would not line up)."""
 
     def __init__(self, reader: Any, path: Path, *, overwrite: bool = False,
                  copy_streams: bool = True, crf: int | None = None, preset: str | None = None,
-                 codec: str | None = None) -> None:
+                 codec: str | None = None, same_timeline: bool = True) -> None:
         self.writer = _video_writer(reader, path, overwrite=overwrite, copy_streams=copy_streams,
-                                    crf=crf, preset=preset, codec=codec)
+                                    crf=crf, preset=preset, codec=codec, same_timeline=same_timeline)
 
     def write(self, frame: Frame, result: np.ndarray) -> None:
-        self.writer.write(result, pts=frame.pts)
+        self.writer.write(result, pts=frame.pts, duration=frame.duration)
 
 
 class FramesSink(_Sink):
@@ -120,25 +123,31 @@ class HdrVideoSink(_Sink):
     """Radiance → HDR10 (PQ, MaxCLL/MaxFALL measured) or HLG HEVC, audio copied."""
 
     def __init__(self, reader: Any, path: Path, *, transfer: Literal["pq", "hlg"] = "pq",
-                 paper_white: float = 203.0, overwrite: bool = False, copy_streams: bool = True) -> None:
+                 paper_white: float = 203.0, overwrite: bool = False, copy_streams: bool = True,
+                 crf: int | None = None, preset: str | None = None,
+                 same_timeline: bool = True) -> None:
         copy = reader.path if isinstance(reader, VideoReader) and copy_streams else None
+        carry = VideoWriter.carried(reader, same_timeline) if isinstance(reader, VideoReader) else {}
+        quality = {k: v for k, v in (("crf", crf), ("preset", preset)) if v is not None}
         self.writer = HdrVideoWriter(path, width=reader.width, height=reader.height, fps=reader.fps,
                                      time_base=reader.time_base, transfer=transfer,
                                      paper_white=paper_white, copy_streams_from=copy,
-                                     overwrite=overwrite)
+                                     overwrite=overwrite, **quality, **carry)
 
     def write(self, frame: Frame, result: np.ndarray) -> None:
-        self.writer.write(result, pts=frame.pts)
+        self.writer.write(result, pts=frame.pts, duration=frame.duration)
 
 
 class SdrPreviewSink(VideoSink):
     """Radiance → a tone-mapped 8-bit preview video (camera curve), same timing and audio."""
 
-    def __init__(self, reader: Any, path: Path, *, overwrite: bool = False, copy_streams: bool = True) -> None:
-        super().__init__(reader, path, overwrite=overwrite, copy_streams=copy_streams)
+    def __init__(self, reader: Any, path: Path, *, overwrite: bool = False, copy_streams: bool = True,
+                 same_timeline: bool = True) -> None:
+        super().__init__(reader, path, overwrite=overwrite, copy_streams=copy_streams,
+                         same_timeline=same_timeline)
 
     def write(self, frame: Frame, result: np.ndarray) -> None:
-        self.writer.write(sdr_preview(result), pts=frame.pts)
+        self.writer.write(sdr_preview(result), pts=frame.pts, duration=frame.duration)
 
 
 class MaskFolderSink(_Sink):
@@ -163,10 +172,11 @@ class OverlaySink(VideoSink):
     """Id maps drawn over the frames in the mask colours → a preview video."""
 
     def __init__(self, reader: Any, path: Path, *, palette: np.ndarray | None,
-                 overwrite: bool = False) -> None:
-        super().__init__(reader, path, overwrite=overwrite)
+                 overwrite: bool = False, same_timeline: bool = True) -> None:
+        super().__init__(reader, path, overwrite=overwrite, same_timeline=same_timeline)
         self.palette = palette
 
     def write(self, frame: Frame, result: np.ndarray) -> None:
-        self.writer.write(overlay(frame.image, result, self.palette), pts=frame.pts)
+        self.writer.write(overlay(frame.image, result, self.palette), pts=frame.pts,
+                          duration=frame.duration)
 

@@ -16,6 +16,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +67,7 @@ class Options:
     overlay: Path | None = None
     tpn: bool | None = None         # segment: refine the chain with the TPN (None: --weights
                                     # given, else chain.USE_TPN: the measured better)
+    fps: Fraction | None = None     # frame rate of a frame-folder input (default 25)
     threads: int = 0                # torch threads per operation (0 = auto, see execute)
     precision: str = "fp32"         # guidance network: fp32, bf16 (measured in BENCHMARKS.md)
     pipeline: bool = True           # overlap decode / model / encode in threads
@@ -201,9 +203,15 @@ class Run:
         """The property image of key ``index`` at the video's size (checked in prepare)."""
         return self.task.load_key(self, index)
 
+    @property
+    def full_range(self) -> bool:
+        """Every frame of the input is processed: outputs share its timeline, so audio,
+        subtitles, chapters and the timecode still line up."""
+        return self.opts.start == 0 and self.end == self.frame_count
+
     def _sinks(self, stack: contextlib.ExitStack) -> list:
         o, r = self.opts, self.reader
-        full = o.start == 0 and self.end == self.frame_count
+        full = self.full_range
         if not full and getattr(r, "has_audio", False) and not o.no_audio:
             self.notes.append("a frame range was given: audio/subtitles are not copied "
                               "(they would not line up)")
@@ -348,7 +356,7 @@ def prepare(opts: Options) -> Run:
         raise UsageError(f"unknown --mode {opts.mode!r}", hint="use online, nearest or blend")
     # display orientation: key-frames and masks are painted on frames as players show them
     task = TASKS[opts.task]
-    reader = open_input(opts.input, autorotate=True)
+    reader = open_input(opts.input, autorotate=True, fps=opts.fps)
     task.check_input(reader, opts)
     frame_count = reader.frame_count
     for name in ("start", "end"):  # times become frame indices, from the real timestamps
@@ -376,6 +384,8 @@ def prepare(opts: Options) -> Run:
     hint = keyframes.index_base_hint(keys, frame_count, opts.index_base)
     if hint:
         run.notes.append(hint)
+    if getattr(reader, "colour_note", None):
+        run.notes.append(reader.colour_note)
     if task.uses_shots and opts.shot_detect:
         _find_cuts(run)
     task.check_keys(run)

@@ -19,7 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal, Union
 
-from ..errors import BadInputError
+from ..errors import BadInputError, UsageError
 from .atomic import AtomicPath, check_output_path
 from .frames import (IMAGE_EXTENSIONS, FrameFolderReader, FrameFolderWriter, frame_number, gray_thumbnail,
                      is_frame_sequence_path, list_frame_files, read_image, resize_image,
@@ -47,14 +47,18 @@ def output_kind(path: str | os.PathLike[str]) -> Literal["video", "frames", "ima
     return "video"
 
 
-def open_input(path: str | os.PathLike[str], *, fps: Fraction | int = Fraction(25),
+def open_input(path: str | os.PathLike[str], *, fps: Fraction | int | None = None,
                depth: Literal["auto", 8, 16] = "auto", autorotate: bool = False) -> Reader:
     """A :class:`VideoReader` for a file, a :class:`FrameFolderReader` for a folder
-    (``fps`` applies to folders only)."""
+    (``fps``, default 25, applies to folders only: a video has its own timing, and
+    giving one for a video is a usage error rather than silently ignored)."""
     p = Path(path)
     if p.is_dir():
-        return FrameFolderReader(p, fps=fps, depth=depth)
+        return FrameFolderReader(p, fps=fps or Fraction(25), depth=depth)
     if not p.exists():
         raise BadInputError("input not found", path=p, hint="check the path",
                             code="INPUT_MISSING")
+    if fps is not None:
+        raise UsageError("--fps applies to a folder of frames; a video keeps its own timing",
+                         path=p, hint="drop --fps (re-time a video with ffmpeg first if needed)")
     return VideoReader(p, depth=depth, autorotate=autorotate)

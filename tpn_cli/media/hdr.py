@@ -36,6 +36,7 @@ import torch
 from .. import colour
 from ..errors import BadInputError, OutputNotWritableError, UsageError
 from .atomic import AtomicPath, Transactional, check_output_path
+from .hdrmeta import HdrStatic
 from .video import HDR10, HLG, VideoWriter
 
 __all__ = [
@@ -314,6 +315,11 @@ class HdrVideoWriter(Transactional):
         crf, preset, options: libx265 quality settings (``options`` merged last).
         copy_streams_from: file whose audio/subtitle streams are copied bit-exact.
         overwrite: replace an existing target.
+        carry: what else :class:`~tpn_cli.media.video.VideoWriter` keeps of the source
+            (``sample_aspect_ratio``, ``metadata``, ``stream_metadata``, ``chapters``, ``cfr``).
+
+    HDR10's mastering display and MaxCLL/MaxFALL go into the HEVC SEI and the container
+    (MP4/MOV ``mdcv``/``clli``, Matroska MasteringMetadata), see :mod:`.hdrmeta`.
 
     Frames are ``float32 (H, W, 3)`` linear BT.709-primaries relative radiance; they are
     converted to BT.2020, scaled, clipped and PQ/HLG-encoded in numpy (never through
@@ -329,7 +335,7 @@ class HdrVideoWriter(Transactional):
                  max_cll: tuple[int, int] | None = None, crf: int = 18, preset: str = "medium",
                  options: Mapping[str, str] | None = None,
                  copy_streams_from: str | os.PathLike[str] | None = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, **carry) -> None:
         if transfer not in ("pq", "hlg"):
             raise UsageError(f"unknown HDR transfer {transfer!r}", hint="use 'pq' (HDR10) or 'hlg'")
         if width % 2 or height % 2:
@@ -352,7 +358,8 @@ class HdrVideoWriter(Transactional):
         self._crf, self._preset, self._options = crf, preset, dict(options or {})
         self._copy_from = copy_streams_from
         self._overwrite = overwrite
-        self._pts: list[int] = []
+        self._carry = carry
+        self._pts: list[tuple[int, int | None]] = []  # (pts, duration) for the second pass
         self.frames_written = 0
         self.warnings: list[str] = []
         self._tmp: AtomicPath | None = None
@@ -368,15 +375,10 @@ class HdrVideoWriter(Transactional):
                                       pix_fmt="yuv420p10le", options={"level": "3"},
                                       color=HDR10, overwrite=True)
 
-    def _x265_params(self, cll: tuple[int, int] | None) -> str:
+    def _x265_params(self) -> str:
         p = ["repeat-headers=1", "colorprim=bt2020", "colormatrix=bt2020nc", "range=limited"]
-        if self.transfer == "pq":
-            lmax = int(round(self.peak_nits * 10000))
-            lmin = max(1, int(round(self.min_nits * 10000)))
-            p += ["hdr10=1", "hdr10-opt=1", "transfer=smpte2084",
-                  f"master-display={self.master_display}L({lmax},{lmin})"]
-            if cll is not None:
-                p.append(f"max-cll={int(cll[0])},{int(cll[1])}")
+        if self.transfer == "pq":  # the mastering display and light levels: _hdr_static
+            p += ["hdr10-opt=1", "transfer=smpte2084"]
         else:
             p.append("transfer=arib-std-b67")
         extra = self._options.get("x265-params")
@@ -384,14 +386,23 @@ class HdrVideoWriter(Transactional):
             p.append(extra)
         return ":".join(p)
 
+    def _hdr_static(self, cll: tuple[int, int] | None) -> HdrStatic | None:
+        """PQ: the mastering display (``L`` from peak/min nits) and measured light levels."""
+        if self.transfer != "pq":
+            return None
+        lmax = int(round(self.peak_nits * 10000))
+        lmin = max(1, int(round(self.min_nits * 10000)))
+        return HdrStatic.from_x265(f"{self.master_display}L({lmax},{lmin})", cll)
+
     def _open_final(self, cll: tuple[int, int] | None) -> VideoWriter:
         opts = dict(self._options)
-        opts["x265-params"] = self._x265_params(cll)
+        opts["x265-params"] = self._x265_params()
         return VideoWriter(self.target, width=self.width, height=self.height, fps=self.fps,
                            time_base=self.time_base, codec="libx265", crf=self._crf,
                            preset=self._preset, pix_fmt="yuv420p10le", options=opts,
                            color=HDR10 if self.transfer == "pq" else HLG,
-                           copy_streams_from=self._copy_from, overwrite=self._overwrite)
+                           copy_streams_from=self._copy_from, overwrite=self._overwrite,
+                           hdr_static=self._hdr_static(cll), **self._carry)
 
     def encode_signal(self, image: np.ndarray) -> np.ndarray:
         """Relative linear BT.709 radiance → non-linear BT.2020 PQ/HLG signal in [0, 1]
@@ -413,17 +424,18 @@ class HdrVideoWriter(Transactional):
             sig = colour.hlg_oetf(torch.from_numpy(np.ascontiguousarray(e)))
         return sig.numpy().astype(np.float32)
 
-    def write(self, image: np.ndarray, pts: int | None = None) -> None:
-        """Encode one frame of relative radiance (float ``(H, W, 3)``); ``pts`` in
-        :attr:`time_base` (default: from the frame counter and fps). NaN/Inf are refused."""
+    def write(self, image: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
+        """Encode one frame of relative radiance (float ``(H, W, 3)``); ``pts`` and
+        ``duration`` in :attr:`time_base` (default: from the frame counter and fps).
+        NaN/Inf are refused."""
         check_finite(image, self.target, self.frames_written)
         planes = rgb_to_yuv420p10(self.encode_signal(image))
         frame = av.VideoFrame.from_ndarray(planes, format="yuv420p10le")
         if pts is None:
             pts = int(round(self.frames_written / self.fps / self.time_base))
         w = self._final if self._final is not None else self._inter
-        w.write_frame(frame, pts)
-        self._pts.append(int(pts))
+        w.write_frame(frame, pts, duration)
+        self._pts.append((int(pts), duration))
         self.frames_written += 1
 
     def close(self) -> Path:
@@ -441,7 +453,7 @@ class HdrVideoWriter(Transactional):
                 s = c.streams.video[0]
                 s.thread_type = "AUTO"
                 for i, f in enumerate(c.decode(s)):
-                    self._final.write_frame(f, self._pts[i])
+                    self._final.write_frame(f, *self._pts[i])
             path = self._final.close()
             self.warnings += self._final.warnings
             return path

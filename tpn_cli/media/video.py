@@ -20,6 +20,7 @@ copying the time base, ``set_display_rotation``).
 """
 from __future__ import annotations
 
+import heapq
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..errors import BadInputError, OutputNotWritableError, UsageError
 from .atomic import AtomicPath, Transactional
+from .hdrmeta import HdrStatic, add_mp4_boxes
 
 __all__ = [
     "ColorTags",
@@ -72,6 +74,21 @@ class ColorTags:
     def full_range(self) -> bool:
         return self.range == 2
 
+    @property
+    def needs_conversion(self) -> bool:
+        """True when the pixels are not BT.709/sRGB-like, which is what every method here
+        works in: other primaries (BT.2020, BT.601, P3 ...) or another transfer (PQ, HLG,
+        linear ...). Unspecified counts as BT.709, as players assume. The BT.601 and
+        BT.2020 transfers are the BT.709 curve."""
+        return self.primaries not in (1, 2) or self.trc not in (1, 2, 6, 13, 14, 15)
+
+    def describe(self) -> str:
+        names = {1: "BT.709", 4: "BT.470M", 5: "BT.601 (625)", 6: "BT.601 (525)", 9: "BT.2020",
+                 11: "DCI-P3", 12: "Display P3"}
+        trcs = {8: "linear", 13: "sRGB", 16: "PQ", 18: "HLG"}
+        return " ".join(x for x in (names.get(self.primaries, f"primaries {self.primaries}"),
+                                    trcs.get(self.trc, "")) if x)
+
 
 BT709 = ColorTags(1, 1, 1, 1)
 HDR10 = ColorTags(9, 16, 9, 1)
@@ -94,6 +111,7 @@ class Frame:
     image: np.ndarray
     pts: int | None
     time: float | None
+    duration: int | None = None  # how long it is shown, in the same time base as pts
 
 
 def _bit_depth(pix_fmt: str | None) -> int:
@@ -196,29 +214,75 @@ class VideoReader(ReaderBase):
                                    int(cc.colorspace), int(cc.color_range))
             self.has_audio: bool = bool(c.streams.audio)
             self.has_subtitles: bool = bool(c.streams.subtitles)
+            #: Container metadata (title, ...), the video stream's (language, timecode, ...)
+            #: and chapters: carried to outputs by :meth:`VideoWriter.like`.
             self.metadata: dict[str, str] = dict(c.metadata)
+            self.stream_metadata: dict[str, str] = dict(s.metadata)
+            self.chapters: list[dict] = list(c.chapters())
+            #: Sample aspect ratio (pixel shape); 1 for square pixels or when unknown.
+            self.sample_aspect_ratio: Fraction = Fraction(s.sample_aspect_ratio or 1)
         if depth == "auto":
             depth = 16 if self.bit_depth > 8 else 8
         if depth not in (8, 16):
             raise UsageError(f"depth must be 8, 16 or 'auto', not {depth!r}")
         self.depth: int = int(depth)
-        self._rotation: int | None = None
+        self._first: tuple[int, HdrStatic | None] | None = None
         self._count: int | None = None
+        self._cfr: bool | None = None
 
     # -- metadata -------------------------------------------------------------------------
-    @property
-    def rotation(self) -> int:
-        """Display rotation in degrees, counter-clockwise (-180..180), from the first frame."""
-        if self._rotation is None:
-            self._rotation = 0
+    def _first_frame(self) -> tuple[int, HdrStatic | None]:
+        """(rotation, HDR static metadata) of the first decoded frame, cached."""
+        if self._first is None:
+            self._first = (0, None)
             try:
                 with av.open(str(self.path)) as c:
                     for f in c.decode(video=0):
-                        self._rotation = int(round(f.rotation or 0))
+                        self._first = (int(round(f.rotation or 0)), HdrStatic.from_frame(f))
                         break
             except _AV_ERRORS:
                 pass
-        return self._rotation
+        return self._first
+
+    @property
+    def rotation(self) -> int:
+        """Display rotation in degrees, counter-clockwise (-180..180), from the first frame."""
+        return self._first_frame()[0]
+
+    @property
+    def hdr_static(self) -> HdrStatic | None:
+        """HDR10 mastering display / light levels of the source (SEI or container), if any."""
+        return self._first_frame()[1]
+
+    @property
+    def display_sample_aspect_ratio(self) -> Fraction:
+        """The pixel shape of the images :meth:`frames` yields (inverted when they are
+        rotated a quarter turn)."""
+        sar = self.sample_aspect_ratio
+        return 1 / sar if self.autorotate and self.rotation % 180 != 0 else sar
+
+    @property
+    def constant_rate(self) -> bool:
+        """True when every timestamp lies on the 1/fps grid (to the time base's rounding),
+        read from the packets, nothing decoded: timestamps then count whole frames, and
+        outputs can state the real frame rate in the bitstream (:class:`VideoWriter`'s
+        ``cfr``). A variable-frame-rate clip keeps its own time base."""
+        if self._cfr is None:
+            with _open_input(self.path) as c:
+                s = c.streams.video[0]
+                pts = [p.pts for p in c.demux(s) if p.pts is not None and p.size]
+            step = 1 / (self.fps * self.time_base)
+            self._cfr = bool(pts) and all(abs(p - round(p / step) * step) <= 1 for p in pts)
+        return self._cfr
+
+    @property
+    def colour_note(self) -> str | None:
+        """What :meth:`frames` does to colours that are not BT.709/sRGB (None: nothing)."""
+        if not self.color.needs_conversion:
+            return None
+        return (f"{self.path.name} is {self.color.describe()}: frames are converted to BT.709 "
+                "(sRGB primaries) by FFmpeg's swscale for the method, colours outside BT.709 "
+                "gamut-mapped; video outputs are converted back and tagged like the source")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -263,7 +327,15 @@ class VideoReader(ReaderBase):
         kw = {}
         if frame.color_range == 2 or (frame.format.name or "").startswith("yuvj"):
             kw["src_color_range"] = "JPEG"
-        img = frame.to_ndarray(format=fmt, **kw)
+        if self.color.needs_conversion:
+            # swscale's colour management converts primaries and transfer (tone-mapping
+            # PQ/HLG) to BT.709; an unspecified tag is taken as BT.709 (as players do)
+            frame.color_primaries = self.color.primaries if self.color.primaries != 2 else 1
+            frame.color_trc = self.color.trc if self.color.trc != 2 else 1
+            kw.update(dst_color_primaries=1, dst_color_trc=1)
+            img = frame.reformat(format=fmt, **kw).to_ndarray()
+        else:
+            img = frame.to_ndarray(format=fmt, **kw)
         if self.autorotate:
             rot = int(round(frame.rotation or 0)) % 360
             if rot:
@@ -306,7 +378,8 @@ class VideoReader(ReaderBase):
         for index, f, tb in self._decoded(start, end):
             pts = f.pts
             yield Frame(index=index, image=self._to_rgb(f), pts=pts,
-                        time=float(pts * tb) if pts is not None and tb else None)
+                        time=float(pts * tb) if pts is not None and tb else None,
+                        duration=f.duration or None)
 
     def thumbnails(self, width: int, height: int, start: int = 0,
                    end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -331,6 +404,23 @@ class VideoReader(ReaderBase):
         raise BadInputError(f"frame {index} is past the end of the video", path=self.path,
                             hint=f"the video has {self.count_frames()} frames (0-based indices)",
                             code="FRAME_OUT_OF_RANGE")
+
+
+#: Tags that describe the old file rather than the content (the muxer writes its own, or
+#: they would be wrong: mkvmerge's statistics, durations, encoder names).
+_NOT_CARRIED = ("encoder", "major_brand", "minor_version", "compatible_brands", "duration",
+                "handler_name", "vendor_id", "creation_time", "bps", "number_of_", "_statistics")
+
+
+def _carried_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The metadata tags that still hold for a re-encoded copy (title, language, timecode,
+    artist, comment ...). Matroska's upper-case names are lowered, as MP4 expects."""
+    out = {}
+    for k, v in tags.items():
+        low = k.lower()
+        if not any(low == n or low.startswith(n) or low.endswith(n) for n in _NOT_CARRIED):
+            out[low] = v
+    return out
 
 
 def _container_accepts(fmt_name: str, codec: str) -> bool:
@@ -373,6 +463,20 @@ class VideoWriter(Transactional):
         copy_audio, copy_subtitles: switch the copies off.
         overwrite: replace an existing target.
         codec_tag: e.g. ``"hvc1"`` (default for HEVC in MP4/MOV, for Apple players).
+        sample_aspect_ratio: pixel shape (anamorphic sources), written to the stream.
+        metadata, stream_metadata: container tags (title ...) and video stream tags
+            (language, timecode: MP4/MOV then get a timecode track) to write.
+        chapters: chapters as :meth:`av.container.Container.chapters` gives them.
+        hdr_static: HDR10 mastering display / light levels, written as SEI (x264/x265)
+            and as container metadata (MP4/MOV boxes, Matroska MasteringMetadata).
+        cfr: every pts lies on the ``1/fps`` grid: the encoder then counts in frames
+            (``time_base = 1/fps``), so the bitstream's timing (H.264/HEVC VUI) states the
+            real frame rate instead of one tick of the source's time base.
+
+    Chroma siting: swscale (and :func:`tpn_cli.media.hdr.rgb_to_yuv420p10`) subsample
+    4:2:0 by averaging 2×2 blocks, i.e. chroma sited at the block centre, so the stream
+    says ``center`` (H.264/HEVC VUI chroma_sample_loc_type 1, Matroska ChromaSiting);
+    unsigned, players would assume left siting.
 
     Raises:
         OutputNotWritableError: target exists (without overwrite), folder not writable,
@@ -386,15 +490,24 @@ class VideoWriter(Transactional):
                  color: ColorTags | None = None, rotation: int = 0,
                  copy_streams_from: str | os.PathLike[str] | None = None,
                  copy_audio: bool = True, copy_subtitles: bool = True,
-                 overwrite: bool = False, codec_tag: str | None = None) -> None:
+                 overwrite: bool = False, codec_tag: str | None = None,
+                 sample_aspect_ratio: Fraction | None = None,
+                 metadata: Mapping[str, str] | None = None,
+                 stream_metadata: Mapping[str, str] | None = None,
+                 chapters: list[dict] | None = None, hdr_static: HdrStatic | None = None,
+                 cfr: bool = False) -> None:
         self.target = Path(path)
         self.width, self.height = int(width), int(height)
         self.fps = Fraction(fps).limit_denominator(1_000_000) if not isinstance(fps, Fraction) else fps
         self.time_base = Fraction(time_base) if time_base else 1 / self.fps
+        # the encoder's time base: frames (see ``cfr``) or the pts' own unit
+        self._enc_tb = 1 / self.fps if cfr else self.time_base
         self.color = color or BT709
+        self.hdr_static = hdr_static
         self.warnings: list[str] = []
         self.frames_written = 0
         self._last_pts: int | None = None
+        self._durations: dict[int, int] = {}  # encoder pts → duration, for the packets
         if width <= 0 or height <= 0:
             raise UsageError(f"bad output size {width}x{height}", path=self.target)
         if (width % 2 or height % 2) and pix_fmt.startswith(("yuv420", "yuv422", "nv12")):
@@ -405,12 +518,18 @@ class VideoWriter(Transactional):
         self._atomic = AtomicPath(self.target, overwrite=overwrite)
         self._src: av.container.InputContainer | None = None
         self._out: av.container.OutputContainer | None = None
+        fmt = self._guess_format(self.target)
+        # Matroska cannot start a stream before 0 unless told: by default FFmpeg shifts
+        # every stream by the copied AAC's priming (-21 ms), so the video would start at
+        # 0.021 s; keep the source's timestamps instead (MP4 has edit lists for this)
+        copts = {"avoid_negative_ts": "disabled"} if fmt in ("matroska", "webm") else {}
         try:
-            self._out = av.open(str(self._atomic.path), mode="w",
-                                format=self._guess_format(self.target))
-            self._setup_video(codec, crf, preset, options, rotation, codec_tag)
+            self._out = av.open(str(self._atomic.path), mode="w", format=fmt,
+                                container_options=copts)
+            self._setup_video(codec, crf, preset, options, rotation, codec_tag, sample_aspect_ratio)
             if copy_streams_from is not None and (copy_audio or copy_subtitles):
                 self._setup_copies(Path(copy_streams_from), copy_audio, copy_subtitles)
+            self._setup_metadata(metadata, stream_metadata, chapters)
         except BaseException:
             self.abort()
             raise
@@ -422,8 +541,15 @@ class VideoWriter(Transactional):
         return {".mkv": "matroska", ".webm": "webm", ".mp4": "mp4", ".m4v": "mp4",
                 ".mov": "mov", ".ts": "mpegts", ".mts": "mpegts", ".avi": "avi"}.get(ext)
 
-    def _setup_video(self, codec, crf, preset, options, rotation, codec_tag) -> None:
-        opts: dict[str, str] = {}
+    def _setup_video(self, codec, crf, preset, options, rotation, codec_tag, sar) -> None:
+        opts: dict[str, str] = {"chroma_sample_location": "center"}  # see the class doc
+        if self.hdr_static is not None:
+            sei = self.hdr_static.encoder_options(codec)
+            if not sei:
+                self.warnings.append(f"{codec} cannot write the source's HDR10 mastering display "
+                                     "and light levels into the bitstream (SEI); only the "
+                                     "container carries them (use libx265 or libx264 for both)")
+            opts.update(sei)
         if codec in ("libx264", "libx265"):
             if crf is not None:
                 opts["crf"] = str(crf)
@@ -435,8 +561,11 @@ class VideoWriter(Transactional):
         elif codec == "libvpx-vp9":
             if crf is not None:
                 opts.update({"crf": str(crf), "b": "0"})
-        if options:
-            opts.update({k: str(v) for k, v in options.items()})
+        for k, v in (options or {}).items():
+            if k in ("x265-params", "x264-params") and opts.get(k):
+                opts[k] = f"{opts[k]}:{v}"  # both say something: later entries win
+            else:
+                opts[k] = str(v)
         if codec == "libx265":
             params = opts.get("x265-params", "")
             if "log-level" not in params:
@@ -449,8 +578,11 @@ class VideoWriter(Transactional):
         vs.width, vs.height = self.width, self.height
         vs.pix_fmt = self.pix_fmt
         cc = vs.codec_context
-        cc.time_base = self.time_base
+        cc.time_base = self._enc_tb
+        cc.framerate = self.fps
         cc.thread_count = 0
+        if sar and sar != 1:
+            cc.sample_aspect_ratio = Fraction(sar)
         c = self.color
         if c.primaries != 2:
             cc.color_primaries = c.primaries
@@ -485,9 +617,12 @@ class VideoWriter(Transactional):
                                      f"{self.target.suffix}; skipped (use .mkv to keep it)")
                 continue
             try:
-                self._copy_map[s.index] = self._out.add_stream_from_template(s)
+                self._copy_map[s.index] = out = self._out.add_stream_from_template(s)
             except _AV_ERRORS + (ValueError,) as exc:
                 self.warnings.append(f"{s.type} stream #{s.index} ({name}) not copied: {exc}")
+                continue
+            out.metadata.update(_carried_tags(s.metadata))  # language, title (not copied by FFmpeg)
+            out.disposition = s.disposition
         if self._copy_map:
             srcs = [s for s in self._src.streams if s.index in self._copy_map]
             self._packets = self._src.demux(*srcs)
@@ -496,20 +631,35 @@ class VideoWriter(Transactional):
             self._src.close()
             self._src = None
 
+    def _setup_metadata(self, metadata, stream_metadata, chapters) -> None:
+        self._out.metadata.update(_carried_tags(metadata or {}))
+        # a "timecode" tag becomes a timecode track in MP4/MOV and a TIMECODE tag in Matroska
+        self._vs.metadata.update(_carried_tags(stream_metadata or {}))
+        if chapters:
+            try:
+                self._out.set_chapters(chapters)
+            except _AV_ERRORS + (ValueError, TypeError) as exc:
+                self.warnings.append(f"chapters not written ({exc})")
+
     @classmethod
     def like(cls, reader: VideoReader, path: str | os.PathLike[str], *,
              width: int | None = None, height: int | None = None,
-             keep_chroma: bool = False, **kw) -> "VideoWriter":
+             keep_chroma: bool = False, same_timeline: bool = True, **kw) -> "VideoWriter":
         """A writer matching ``reader``: size, fps, time base, colour tags, rotation tag,
-        and audio/subtitle copies from the same file. ``keep_chroma=True`` keeps a 4:4:4
-        (or 4:2:2) source's chroma layout instead of the 4:2:0 default. Keyword arguments
-        override any of these (see the class arguments)."""
+        pixel aspect, metadata, chapters, HDR10 static metadata, and audio/subtitle copies
+        from the same file. ``keep_chroma=True`` keeps a 4:4:4 (or 4:2:2) source's chroma
+        layout instead of the 4:2:0 default. ``same_timeline=False`` (a frame range of
+        the source) drops what would no longer line up: chapters and the timecode.
+        Keyword arguments override any of these (see the class arguments)."""
+        kw.update(cls.carried(reader, same_timeline, **kw))
         kw.setdefault("fps", reader.fps)
         kw.setdefault("time_base", reader.time_base)
         kw.setdefault("color", reader.color)
         if not reader.autorotate:
             kw.setdefault("rotation", reader.rotation)
         kw.setdefault("copy_streams_from", reader.path)
+        if reader.color.is_hdr:
+            kw.setdefault("hdr_static", reader.hdr_static)
         if keep_chroma and "pix_fmt" not in kw and reader.pix_fmt:
             if reader.pix_fmt.startswith(("yuv444", "yuvj444")):
                 kw["pix_fmt"] = "yuv444p" if reader.bit_depth == 8 else "yuv444p10le"
@@ -517,8 +667,26 @@ class VideoWriter(Transactional):
                 kw["pix_fmt"] = "yuv422p" if reader.bit_depth == 8 else "yuv422p10le"
         return cls(path, width=width or reader.width, height=height or reader.height, **kw)
 
+    @staticmethod
+    def carried(reader: VideoReader, same_timeline: bool = True, **given) -> dict:
+        """The writer arguments that carry ``reader``'s pixel aspect, metadata, chapters and
+        frame-rate grid (those not in ``given``); shared with the HDR video writer."""
+        tags = dict(reader.stream_metadata)
+        if not same_timeline:
+            tags = {k: v for k, v in tags.items() if k.lower() != "timecode"}
+        out = {"sample_aspect_ratio": reader.display_sample_aspect_ratio,
+               "metadata": reader.metadata, "stream_metadata": tags,
+               "chapters": reader.chapters if same_timeline else None,
+               "cfr": reader.constant_rate}
+        return {k: v for k, v in out.items() if k not in given}
+
     # -- writing --------------------------------------------------------------------------
     def _mux(self, packets) -> None:
+        for p in packets if isinstance(packets, list) else [packets]:
+            # encoders do not pass the frame's duration on: the muxer would otherwise
+            # guess the last frame's (a VFR clip's last frame then lasts too long)
+            if p.stream is self._vs and p.pts in self._durations:
+                p.duration = self._durations.pop(p.pts)
         try:
             self._out.mux(packets)
         except OSError as exc:
@@ -567,20 +735,31 @@ class VideoWriter(Transactional):
         else:
             raise UsageError(f"expected uint8 or uint16 pixels, got {image.dtype}", path=self.target)
         f = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
-        space = self.color.space if self.color.space in (1, 4, 5, 6, 7, 9, 10) else None
+        c = self.color
+        space = c.space if c.space in (1, 4, 5, 6, 7, 9, 10) else None
+        kw = {}
+        if c.needs_conversion:
+            # back from BT.709, which the pixels are in (see VideoReader), to the tags'
+            # primaries and transfer, by swscale's colour management
+            f.color_primaries, f.color_trc = 1, 1
+            kw.update(dst_color_primaries=c.primaries if c.primaries != 2 else 1,
+                      dst_color_trc=c.trc if c.trc != 2 else 1)
         return f.reformat(format=self.pix_fmt, dst_colorspace=space,
-                          dst_color_range="JPEG" if self.color.full_range else "MPEG")
+                          dst_color_range="JPEG" if c.full_range else "MPEG", **kw)
 
-    def write(self, image: np.ndarray, pts: int | None = None) -> None:
+    def write(self, image: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
         """Encode one RGB frame (uint8 or uint16, ``(H, W, 3)``).
 
         Args:
             pts: timestamp in :attr:`time_base` (pass the source frame's pts). Default:
                 ``frames_written / fps``. Must increase from frame to frame.
+            duration: how long the frame shows, in :attr:`time_base` (pass the source
+                frame's; default: the muxer's guess from the frame rate).
         """
-        self.write_frame(self._frame_from_rgb(image), pts)
+        self.write_frame(self._frame_from_rgb(image), pts, duration)
 
-    def write_frame(self, frame: av.VideoFrame, pts: int | None = None) -> None:
+    def write_frame(self, frame: av.VideoFrame, pts: int | None = None,
+                    duration: int | None = None) -> None:
         """Encode an already converted :class:`av.VideoFrame` (in :attr:`pix_fmt`)."""
         if self._out is None:
             raise UsageError("writer is closed", path=self.target)
@@ -591,8 +770,10 @@ class VideoWriter(Transactional):
             raise UsageError(f"pts {pts} does not increase (previous {self._last_pts})",
                              path=self.target, frame=self.frames_written,
                              hint="write frames in presentation order with their source pts")
-        frame.pts = pts
-        frame.time_base = self.time_base
+        frame.pts = int(round(pts * self.time_base / self._enc_tb))
+        frame.time_base = self._enc_tb
+        if duration:
+            self._durations[frame.pts] = max(1, int(round(duration * self.time_base / self._enc_tb)))
         try:
             packets = self._vs.encode(frame)
         except _AV_ERRORS as exc:
@@ -616,10 +797,67 @@ class VideoWriter(Transactional):
             self._pump(None)
             self._out.close()
             self._out = None
+            if self.hdr_static is not None:
+                self._add_hdr_boxes()
             return self._atomic.commit()
         except BaseException:
             self.abort()
             raise
+
+    def _add_hdr_boxes(self) -> None:
+        """Put :attr:`hdr_static` into the container (see :mod:`.hdrmeta` for why this
+        way): MP4/MOV get the boxes in place; any other container is remuxed by FFmpeg
+        from a video-only MP4 that has them (its muxer then writes its own form, e.g.
+        Matroska's MasteringMetadata)."""
+        path = self._atomic.path
+        payload = self.hdr_static.boxes()
+        if self._guess_format(self.target) in ("mp4", "mov"):
+            if not add_mp4_boxes(path, payload):
+                self.warnings.append("HDR10 mastering metadata not added to the MP4 container")
+            return
+        boxed = path.with_name(path.name + ".hdr.mp4")
+        remuxed = path.with_name(path.name + ".hdr" + self.target.suffix)
+        try:
+            with av.open(str(path)) as src:
+                v = src.streams.video[0]
+                with av.open(str(boxed), "w", format="mp4") as out:
+                    t = out.add_stream_from_template(v)
+                    for p in src.demux(v):
+                        if p.size:
+                            p.stream = t
+                            out.mux(p)
+            if not add_mp4_boxes(boxed, payload):
+                raise ValueError("no MP4 sample entry for this codec")
+            with av.open(str(path)) as src, av.open(str(boxed)) as vsrc, \
+                    av.open(str(remuxed), "w", format=self._guess_format(self.target),
+                            container_options={"avoid_negative_ts": "disabled"}) as out:
+                out.metadata.update(_carried_tags(src.metadata))
+                if src.chapters():
+                    out.set_chapters(src.chapters())
+                to = {}  # (from the boxed MP4?, stream index) → output stream
+                for s in src.streams:
+                    vs = vsrc.streams.video[0] if s.type == "video" else s
+                    to[s.type == "video", vs.index] = o = out.add_stream_from_template(vs)
+                    o.metadata.update(_carried_tags(s.metadata))
+                    o.disposition = s.disposition
+
+                def tagged(container, boxed):
+                    for p in container.demux():
+                        if p.size and (boxed or p.stream.type != "video"):
+                            t = p.dts if p.dts is not None else (p.pts or 0)
+                            yield float(t * p.time_base), to[boxed, p.stream.index], p
+
+                for _, o, p in heapq.merge(tagged(src, False), tagged(vsrc, True),
+                                           key=lambda x: x[0]):
+                    p.stream = o
+                    out.mux(p)
+            os.replace(remuxed, path)
+        except (*_AV_ERRORS, ValueError, OSError) as exc:
+            self.warnings.append(f"HDR10 mastering metadata not added to the "
+                                 f"{self.target.suffix} container ({exc}); the SEI still has it")
+        finally:
+            for p in (boxed, remuxed):
+                p.unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Stop and delete the temporary file (idempotent). The target is left untouched."""

@@ -68,7 +68,8 @@ class ColourTask(Task):
         o = run.opts
         if run.kind == "video":
             return [outputs.VideoSink(run.reader, run.output, overwrite=o.overwrite, copy_streams=copy_streams,
-                                      crf=o.crf, preset=o.preset, codec=o.codec)]
+                                      crf=o.crf, preset=o.preset, codec=o.codec,
+                                      same_timeline=run.full_range)]
         return [outputs.FramesSink(run.reader, run.output, ext=".png", overwrite=o.overwrite)]
 
 

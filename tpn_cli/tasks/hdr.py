@@ -72,10 +72,11 @@ class HdrTask(Task):
         o, r = run.opts, run.reader
         if run.kind == "video":
             sinks = [outputs.HdrVideoSink(r, run.output, transfer=o.transfer, paper_white=o.paper_white,
-                                          overwrite=o.overwrite, copy_streams=copy_streams)]
+                                          overwrite=o.overwrite, copy_streams=copy_streams,
+                                          same_timeline=run.full_range)]
         else:
             sinks = [outputs.FramesSink(r, run.output, ext=".exr", overwrite=o.overwrite)]
         if o.sdr_preview:
             sinks.append(outputs.SdrPreviewSink(r, o.sdr_preview, overwrite=o.overwrite,
-                                                copy_streams=copy_streams))
+                                                copy_streams=copy_streams, same_timeline=run.full_range))
         return sinks

@@ -96,7 +96,8 @@ class SegmentTask(Task):
         sinks = [outputs.MaskFolderSink(run.reader, run.output, palette=palette, fmt=o.mask_format,
                                         overwrite=o.overwrite)]
         if o.overlay:
-            sinks.append(outputs.OverlaySink(run.reader, o.overlay, palette=palette, overwrite=o.overwrite))
+            sinks.append(outputs.OverlaySink(run.reader, o.overlay, palette=palette, overwrite=o.overwrite,
+                                             same_timeline=run.full_range))
         return sinks
 
     def pipelined(self, opts: "Options") -> bool:
