@@ -416,6 +416,11 @@ def extract(input_path: Path, output: Path, every: int | None, frame_list: str |
         except ValueError as exc:
             raise UsageError(f"--frames must be comma-separated integers, not {frame_list!r}") from exc
     reader = open_input(input_path, autorotate=True)  # frames as players show them
+    if not quiet:  # PNGs are sRGB: say what was converted, or could not be
+        for text, kind in ((getattr(reader, "colour_note", None), "note"),
+                           (getattr(reader, "colour_warning", None), "warning")):
+            if text:
+                click.echo(f"{kind}: {text}", err=True)
     n = reader.frame_count
     if wanted is not None and not wanted:
         raise UsageError("--frames lists no frame", hint="e.g. --frames 0,120,300")

@@ -386,6 +386,8 @@ def prepare(opts: Options) -> Run:
         run.notes.append(hint)
     if getattr(reader, "colour_note", None):
         run.notes.append(reader.colour_note)
+    if getattr(reader, "colour_warning", None):
+        run.warnings.append(reader.colour_warning)
     if task.uses_shots and opts.shot_detect:
         _find_cuts(run)
     task.check_keys(run)

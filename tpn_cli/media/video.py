@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator, Literal, Mapping
 
 import av
+import av.filter
 import numpy as np
 
 from ..errors import BadInputError, OutputNotWritableError, UsageError
@@ -82,6 +83,13 @@ class ColorTags:
         BT.2020 transfers are the BT.709 curve."""
         return self.primaries not in (1, 2) or self.trc not in (1, 2, 6, 13, 14, 15)
 
+    @property
+    def convertible(self) -> bool:
+        """FFmpeg's ``colorspace`` filter converts these tags to and from BT.709 (SDR
+        primaries and transfers; not PQ or HLG, see :class:`ColourConverter`)."""
+        return (self.primaries in _CS_PRIMARIES or self.primaries == 2) and \
+            (self.trc in _CS_TRC or self.trc == 2) and (self.space in _CS_SPACE or self.space == 2)
+
     def describe(self) -> str:
         names = {1: "BT.709", 4: "BT.470M", 5: "BT.601 (625)", 6: "BT.601 (525)", 9: "BT.2020",
                  11: "DCI-P3", 12: "Display P3"}
@@ -89,10 +97,55 @@ class ColorTags:
         return " ".join(x for x in (names.get(self.primaries, f"primaries {self.primaries}"),
                                     trcs.get(self.trc, "")) if x)
 
+    def filter_args(self, prefix: str) -> str:
+        """``colorspace`` filter options describing these tags (``i`` prefix: input)."""
+        return ":".join([f"{prefix}primaries={_CS_PRIMARIES.get(self.primaries, 'bt709')}",
+                         f"{prefix}trc={_CS_TRC.get(self.trc, 'bt709')}",
+                         f"{prefix}space={_CS_SPACE.get(self.space, 'bt709')}",
+                         f"{prefix}range={'pc' if self.full_range else 'tv'}"])
+
+
+# FFmpeg's colorspace filter names of the AVColorPrimaries / AVColorTransferCharacteristic /
+# AVColorSpace values it handles
+_CS_PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
+                 9: "bt2020", 11: "smpte431", 12: "smpte432"}
+_CS_TRC = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+           13: "srgb", 11: "xvycc", 14: "bt2020-10", 15: "bt2020-12"}
+_CS_SPACE = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020ncl"}
+
 
 BT709 = ColorTags(1, 1, 1, 1)
 HDR10 = ColorTags(9, 16, 9, 1)
 HLG = ColorTags(9, 18, 9, 1)
+
+
+class ColourConverter:
+    """Primaries and transfer conversion between ``src`` and ``dst`` tags by FFmpeg's
+    ``colorspace`` filter (linear-light matrix, exact for SDR transfers, ~1 ms a frame),
+    in a filter graph built for the first frame and reused; frames come out as
+    12-bit 4:4:4 YCbCr tagged ``dst``. Not used for PQ/HLG: the filter has no such
+    transfer, and swscale's colour management, which has, rebuilds its tables on every
+    PyAV call (~5 s a frame measured), and the PyAV wheels have no zscale."""
+
+    def __init__(self, src: ColorTags, dst: ColorTags) -> None:
+        self.src, self.dst = src, dst
+        self._graph = None
+
+    def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
+        if self._graph is None:
+            g = av.filter.Graph()
+            buf = g.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                               time_base=Fraction(1, 1))
+            cs = g.add("colorspace", self.src.filter_args("i") + ":" + self.dst.filter_args("")
+                       + ":format=yuv444p12")
+            sink = g.add("buffersink")
+            buf.link_to(cs)
+            cs.link_to(sink)
+            g.configure()
+            self._graph = g
+        frame.pts = 0
+        self._graph.push(frame)
+        return self._graph.pull()
 
 
 @dataclass(frozen=True)
@@ -111,7 +164,7 @@ class Frame:
     image: np.ndarray
     pts: int | None
     time: float | None
-    duration: int | None = None  # how long it is shown, in the same time base as pts
+    duration: int | None = None  # the packet's duration as FFmpeg reports it (time base of pts)
 
 
 def _bit_depth(pix_fmt: str | None) -> int:
@@ -278,11 +331,21 @@ class VideoReader(ReaderBase):
     @property
     def colour_note(self) -> str | None:
         """What :meth:`frames` does to colours that are not BT.709/sRGB (None: nothing)."""
-        if not self.color.needs_conversion:
+        if not self.color.needs_conversion or not self.color.convertible:
             return None
         return (f"{self.path.name} is {self.color.describe()}: frames are converted to BT.709 "
-                "(sRGB primaries) by FFmpeg's swscale for the method, colours outside BT.709 "
-                "gamut-mapped; video outputs are converted back and tagged like the source")
+                "(sRGB primaries) by FFmpeg's colorspace filter for the method; video outputs "
+                "are converted back and tagged like the source")
+
+    @property
+    def colour_warning(self) -> str | None:
+        """What cannot be converted (PQ, HLG and other transfers): said, not hidden."""
+        if not self.color.needs_conversion or self.color.convertible:
+            return None
+        return (f"{self.path.name} is {self.color.describe()}: its code values are used as they "
+                "are, without tone mapping to SDR (FFmpeg's colorspace filter has no PQ/HLG "
+                "transfer, swscale's takes ~5 s a frame through PyAV); key-frames must be painted "
+                "on frames extracted by tpn extract; outputs keep the source's tags")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -322,18 +385,13 @@ class VideoReader(ReaderBase):
                 f"time_base={self.time_base}, codec={self.codec}, pix_fmt={self.pix_fmt})")
 
     # -- frames ---------------------------------------------------------------------------
-    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+    def _to_rgb(self, frame: av.VideoFrame, convert: ColourConverter | None = None) -> np.ndarray:
         fmt = "rgb48le" if self.depth == 16 else "rgb24"
         kw = {}
         if frame.color_range == 2 or (frame.format.name or "").startswith("yuvj"):
             kw["src_color_range"] = "JPEG"
-        if self.color.needs_conversion:
-            # swscale's colour management converts primaries and transfer (tone-mapping
-            # PQ/HLG) to BT.709; an unspecified tag is taken as BT.709 (as players do)
-            frame.color_primaries = self.color.primaries if self.color.primaries != 2 else 1
-            frame.color_trc = self.color.trc if self.color.trc != 2 else 1
-            kw.update(dst_color_primaries=1, dst_color_trc=1)
-            img = frame.reformat(format=fmt, **kw).to_ndarray()
+        if convert is not None:
+            img = convert(frame).to_ndarray(format=fmt)  # BT.709, tagged so
         else:
             img = frame.to_ndarray(format=fmt, **kw)
         if self.autorotate:
@@ -375,9 +433,11 @@ class VideoReader(ReaderBase):
         Raises:
             BadInputError: a frame cannot be decoded (names the frame index).
         """
+        c = self.color  # one converter per pass: passes may run side by side in threads
+        convert = ColourConverter(c, BT709) if c.needs_conversion and c.convertible else None
         for index, f, tb in self._decoded(start, end):
             pts = f.pts
-            yield Frame(index=index, image=self._to_rgb(f), pts=pts,
+            yield Frame(index=index, image=self._to_rgb(f, convert), pts=pts,
                         time=float(pts * tb) if pts is not None and tb else None,
                         duration=f.duration or None)
 
@@ -503,6 +563,8 @@ class VideoWriter(Transactional):
         # the encoder's time base: frames (see ``cfr``) or the pts' own unit
         self._enc_tb = 1 / self.fps if cfr else self.time_base
         self.color = color or BT709
+        self._convert = (ColourConverter(BT709, self.color)
+                         if self.color.needs_conversion and self.color.convertible else None)
         self.hdr_static = hdr_static
         self.warnings: list[str] = []
         self.frames_written = 0
@@ -543,6 +605,9 @@ class VideoWriter(Transactional):
 
     def _setup_video(self, codec, crf, preset, options, rotation, codec_tag, sar) -> None:
         opts: dict[str, str] = {"chroma_sample_location": "center"}  # see the class doc
+        if self.hdr_static is None and self.color.trc == 16:
+            self.warnings.append("the output is PQ (HDR10) like the source, which has no mastering "
+                                 "display or light-level metadata to carry: players will guess them")
         if self.hdr_static is not None:
             sei = self.hdr_static.encoder_options(codec)
             if not sei:
@@ -737,15 +802,13 @@ class VideoWriter(Transactional):
         f = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
         c = self.color
         space = c.space if c.space in (1, 4, 5, 6, 7, 9, 10) else None
-        kw = {}
-        if c.needs_conversion:
+        if self._convert is not None:
             # back from BT.709, which the pixels are in (see VideoReader), to the tags'
-            # primaries and transfer, by swscale's colour management
-            f.color_primaries, f.color_trc = 1, 1
-            kw.update(dst_color_primaries=c.primaries if c.primaries != 2 else 1,
-                      dst_color_trc=c.trc if c.trc != 2 else 1)
+            # primaries and transfer; swscale then only subsamples
+            f = f.reformat(format="yuv444p12le", dst_colorspace=1, dst_color_range="MPEG")
+            f = self._convert(f)
         return f.reformat(format=self.pix_fmt, dst_colorspace=space,
-                          dst_color_range="JPEG" if c.full_range else "MPEG", **kw)
+                          dst_color_range="JPEG" if c.full_range else "MPEG")
 
     def write(self, image: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
         """Encode one RGB frame (uint8 or uint16, ``(H, W, 3)``).
