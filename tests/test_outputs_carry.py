@@ -120,7 +120,8 @@ def test_title_languages_chapters_and_timecode_carried(tmp_path, models, ext):
             assert "01:00:00;00" in [s.metadata.get("timecode") for s in c.streams.data]
     # a frame range does not line up with the chapters and timecode: they are dropped
     out = tmp_path / f"part{ext}"
-    colorize(models, src, out, "--start", "1")
+    summary = colorize(models, src, out, "--start", "1")
+    assert any("chapters, the timecode not carried" in n for n in summary["notes"])
     with av.open(str(out)) as c:
         assert c.metadata.get("title") == "Le Film" and not c.chapters()
         assert "timecode" not in {k.lower() for k in c.streams.video[0].metadata}

@@ -212,8 +212,14 @@ class Run:
     def _sinks(self, stack: contextlib.ExitStack) -> list:
         o, r = self.opts, self.reader
         full = self.full_range
-        if not full and getattr(r, "has_audio", False) and not o.no_audio:
-            self.notes.append("a frame range was given: audio/subtitles are not copied "
+        dropped = [what for what, has in (
+            ("audio/subtitles", (getattr(r, "has_audio", False) or getattr(r, "has_subtitles", False))
+             and not o.no_audio),
+            ("chapters", bool(getattr(r, "chapters", None))),
+            ("the timecode", "timecode" in {k.lower() for k in getattr(r, "stream_metadata", {})}))
+            if has]
+        if not full and dropped:
+            self.notes.append(f"a frame range was given: {', '.join(dropped)} not carried "
                               "(they would not line up)")
         sinks = self.task.sinks(self, copy_streams=full and not o.no_audio)
         for s in sinks:
