@@ -6,36 +6,117 @@ object on stdout with ``--json``) and the documented exit code.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import os
+import signal
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, TpnError
+from .errors import Interrupted, as_tpn_error
 from .shots import DEFAULT_THRESHOLD
 
 _PATH = click.Path(path_type=Path)
 
 
-class TpnGroup(click.Group):
-    """A click group that maps TpnError to its exit code (also under CliRunner)."""
+def _wants_json(args: list[str]) -> bool:
+    """``--json`` among the options (before a ``--``), known before click parses anything,
+    so that even a usage error answers with a JSON object."""
+    return "--json" in (args[:args.index("--")] if "--" in args else args)
 
-    def invoke(self, ctx: click.Context):
+
+@contextlib.contextmanager
+def _stdout_for_tpn_only():
+    """Point file descriptor 1 at stderr for the whole command, and give Python's
+    ``sys.stdout`` (click.echo: the plan, the JSON object) a private copy of the real
+    stdout: libraries that print on fd 1 (OpenEXR's warnings about a damaged file, x265,
+    OpenMP) then land on stderr, and stdout carries only what tpn prints. Skipped when
+    ``sys.stdout`` is no file (click's CliRunner, which captures in memory)."""
+    try:
+        py_fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stdout.flush()
+    real = os.dup(1)
+    old_stdout = sys.stdout
+    if py_fd == 1:  # Python writes through fd 1: move it onto the private copy
+        sys.stdout = os.fdopen(os.dup(real), "w", encoding=old_stdout.encoding or "utf-8")
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
         try:
-            return super().invoke(ctx)
-        except TpnError as err:
-            if ctx.meta.get("tpn.json"):
-                click.echo(json.dumps(err.to_json()))
-            click.echo(f"tpn: {err}", err=True)
-            ctx.exit(err.exit_code)
-        except KeyboardInterrupt:
-            if ctx.meta.get("tpn.json"):  # keep the one-object-on-stdout promise
-                click.echo(json.dumps({"error": {"code": "INTERRUPTED", "exit_code": EXIT_INTERRUPTED,
-                                                 "message": "interrupted", "path": None,
-                                                 "frame": None, "hint": None}}))
-            raise
+            ctypes.CDLL(None).fflush(None)  # C stdio buffers: out now, onto stderr
+        except (OSError, AttributeError):
+            pass
+        sys.stdout.flush()
+        os.dup2(real, 1)
+        os.close(real)
+        if sys.stdout is not old_stdout:
+            sys.stdout.close()
+            sys.stdout = old_stdout
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    """SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread, as Ctrl-C raises
+    KeyboardInterrupt, so writers abort and remove their temporaries the same way. A
+    signal already ignored (``nohup`` ignores SIGHUP) stays ignored; once one arrived,
+    further ones are ignored so the cleanup is not cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.getsignal(s) for s in watched}
+
+    def stop(signum, _frame):
+        for s in watched:
+            if old[s] not in (signal.SIG_IGN, None):
+                signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for s in watched:
+        # SIGINT: only where Python's own KeyboardInterrupt handler is installed
+        if old[s] == (signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL):
+            signal.signal(s, stop)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            if h is not None:
+                signal.signal(s, h)
+
+
+class TpnGroup(click.Group):
+    """The error boundary: every command (under CliRunner too) runs inside :meth:`main`,
+    and whatever escapes (a TpnError, a click usage error, a signal, a bug) becomes one
+    message on stderr, one ``{"error": ...}`` object on stdout under ``--json``, and the
+    exit code of :func:`tpn_cli.errors.as_tpn_error`."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        as_json = _wants_json(args)
+        with _stdout_for_tpn_only(), _signals_raise():
+            try:
+                rc = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except SystemExit:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - the boundary: every failure is named
+                err = as_tpn_error(exc)
+                if err.exit_code == 1 and os.environ.get("TPN_DEBUG"):
+                    traceback.print_exception(exc, file=sys.stderr)
+                if as_json:
+                    click.echo(json.dumps(err.to_json()))
+                click.echo(f"tpn: {err}", err=True)
+                rc = err.exit_code
+        sys.exit(rc if isinstance(rc, int) else 0)
 
 
 @click.group(cls=TpnGroup, context_settings={"help_option_names": ["-h", "--help"],
@@ -52,7 +133,7 @@ def cli() -> None:
       tpn suggest-keyframes film.mp4 --budget 12 --extract painted/   # or the best 12
 
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 weights unavailable,
-    5 out of memory, 6 output not writable, 130 interrupted.
+    5 out of memory, 6 output not writable, 129/130/143 stopped by SIGHUP/Ctrl-C/SIGTERM.
     """
 
 
@@ -127,6 +208,10 @@ def _common(f):
                      help="Print one JSON summary object on stdout (errors too)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only."),
         click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+        click.option("--allow-short-input", is_flag=True,
+                     help="A video that decodes fewer frames than its container declares (cut "
+                          "short or damaged) is refused by default; with this, the frames that "
+                          "decode are processed, with a warning and a short_input field in --json."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -167,9 +252,7 @@ def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
     """Build the options, check and plan, then dry-run or execute."""
     from .runs import Options, prepare
 
-    ctx = click.get_current_context()
     as_json, dry = kw.pop("as_json"), kw.pop("dry_run")
-    ctx.meta["tpn.json"] = as_json
     kw["index_base"] = int(kw["index_base"])
     opts = Options(task=task, input=input_path, keys=keys, **kw)
     run = prepare(opts)
@@ -486,7 +569,6 @@ def suggest_keyframes(input_path: Path, budget: int, extract_dir: Path | None, s
     from .errors import UsageError
     from .outputs import export_frames, frame_name_number
 
-    click.get_current_context().meta["tpn.json"] = as_json
     if extract_dir is not None:
         if output_kind(extract_dir) != "frames":
             raise UsageError("--extract takes a folder", path=extract_dir, hint="e.g. --extract keys/")
@@ -690,24 +772,5 @@ def weights_download(name: str, url: str | None, sha256: str | None, overwrite: 
 
 
 def main() -> None:
-    """Entry point: run the CLI and map errors to the documented exit codes."""
-    try:
-        rc = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:  # click's wrapper of KeyboardInterrupt
-        click.echo("tpn: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("tpn: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except TpnError as err:
-        click.echo(f"tpn: {err}", err=True)
-        sys.exit(err.exit_code)
-    except SystemExit:
-        raise
-    except Exception as err:  # internal error: say so plainly, exit 1
-        click.echo(f"tpn: internal error: {type(err).__name__}: {err}", err=True)
-        sys.exit(1)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    """Entry point (``tpn``): the group's :meth:`TpnGroup.main` is the error boundary."""
+    cli.main(prog_name="tpn")

@@ -9,19 +9,24 @@ fed back with ``--masks``).
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+import av
 import numpy as np
 
+from .errors import OutputNotWritableError, UsageError
+
 from .media import FrameFolderWriter, VideoReader, VideoWriter
-from .media.atomic import AtomicPath, Transactional
+from .media.atomic import AtomicPath, Transactional, check_output_path
 from .media.hdr import HdrVideoWriter, sdr_preview
 from .media.masks import overlay, write_mask
 from .media.video import Frame
 
 __all__ = ["FramesSink", "HdrVideoSink", "MaskFolderSink", "OverlaySink", "SdrPreviewSink",
-           "VideoSink", "export_frames", "frame_name_number"]
+           "VideoSink", "check_before_run", "check_distinct", "check_free_space", "check_video_encoder",
+           "estimate_bytes", "export_frames", "frame_name_number"]
 
 
 def frame_name_number(reader: Any, index: int) -> int:
@@ -49,6 +54,144 @@ def export_frames(reader: Any, folder: Path, wanted: Any, fmt: str = "png",
     return written
 
 
+# ----------------------------------------------------------------------------------------
+# checks made before any work (runs.prepare): each output's path, encoder and room
+# ----------------------------------------------------------------------------------------
+def _real(p: Path) -> Path:
+    return Path(os.path.realpath(os.path.abspath(p)))
+
+
+def check_distinct(outputs: dict[str, Path], inputs: dict[str, Path | None]) -> None:
+    """Refuse two outputs of one run on the same path (the later would replace the
+    earlier), an output on an input, and an output folder that contains an input (a
+    folder output is replaced whole). Names are compared after resolving links.
+
+    Args:
+        outputs: ``{role: path}``, e.g. ``{"output": ..., "--sdr-preview": ...}``.
+        inputs: ``{role: path}`` of every file or folder the run reads (None: not given).
+
+    Raises:
+        UsageError: ``OUTPUT_COLLISION`` naming both roles.
+    """
+    seen: dict[str, Path] = {}
+    for role, p in outputs.items():
+        r = _real(p)
+        for other, q in seen.items():
+            if r == q:
+                raise UsageError(f"{role} and {other} are the same path: one would replace the other",
+                                 path=p, code="OUTPUT_COLLISION", hint="give each output its own path")
+        for what, i in inputs.items():
+            if i is None:
+                continue
+            ri = _real(i)
+            if r == ri:
+                raise UsageError(f"the {role} would replace the input ({what})", path=p,
+                                 code="OUTPUT_COLLISION",
+                                 hint="choose another output path (inputs are never modified)")
+            if r in ri.parents:
+                raise UsageError(f"the {role} folder contains the input {i} ({what}) and would "
+                                 "replace it", path=p, code="OUTPUT_COLLISION",
+                                 hint="choose an output outside the input's folders")
+        seen[role] = r
+
+
+#: Encoder for containers that cannot hold H.264 (the writer's default).
+_CODEC_FOR = {".webm": "libvpx-vp9"}
+
+
+def check_video_encoder(path: Path, codec: str | None) -> str:
+    """The encoder a video output will use (``--codec``, else the container's default),
+    checked to exist in this FFmpeg before any work. Returns its name.
+
+    Raises:
+        UsageError: ``ENCODER_UNAVAILABLE``.
+    """
+    name = codec or _CODEC_FOR.get(path.suffix.lower(), "libx264")
+    try:
+        av.Codec(name, "w")
+    except (ValueError, av.error.FFmpegError) as exc:
+        raise UsageError(f"encoder {name!r} is not available in this FFmpeg ({exc})", path=path,
+                         code="ENCODER_UNAVAILABLE",
+                         hint="choose another --codec (libx264, libx265, ffv1, ...); `tpn doctor` "
+                              "lists the encoders") from exc
+    return name
+
+
+#: Typical bytes per output pixel and frame, by output (measured orders of magnitude on
+#: natural footage: H.264/HEVC at CRF 16-18 ~0.05-0.1; FFV1 and ProRes near 1; PNG of
+#: RGB ~1.5 of 3 bytes; half-float EXR with ZIP ~4 of 6; palette masks ~0.05).
+_BYTES_PER_PIXEL = {"video": 0.1, "ffv1": 1.5, "prores_ks": 1.2, "png": 1.5, "exr": 4.0,
+                    "masks": 0.05, "hdr-video": 1.6}
+
+#: Room kept free beyond the estimate (the file system's own needs, logs, a bad estimate).
+FREE_MARGIN_BYTES = 1 << 20
+
+
+def estimate_bytes(kind: str, width: int, height: int, frames: int) -> int:
+    """A typical size of an output (see :data:`_BYTES_PER_PIXEL` for ``kind``)."""
+    return int(_BYTES_PER_PIXEL[kind] * width * height * frames)
+
+
+def check_free_space(needs: list[tuple[Path, int]]) -> None:
+    """Refuse a run whose outputs' estimated sizes do not fit the free space of their
+    disks (outputs on one disk are added up), before any work. A disk that fills up
+    anyway (the estimate is typical, not a bound) ends the run with exit 6 when it does.
+
+    Raises:
+        OutputNotWritableError: ``NO_SPACE`` with the estimate and the free space.
+    """
+    by_disk: dict[int, tuple[Path, int]] = {}
+    for path, size in needs:
+        parent = _real(path).parent
+        try:
+            dev = os.stat(parent).st_dev
+        except OSError:
+            continue  # a missing folder is reported by check_output_path
+        first, total = by_disk.get(dev, (path, 0))
+        by_disk[dev] = (first, total + size)
+    for path, total in by_disk.values():
+        free = shutil.disk_usage(_real(path).parent).free
+        if free < total + FREE_MARGIN_BYTES:
+            raise OutputNotWritableError(
+                f"not enough free space: the output needs about {total / 1e6:.1f} MB, the disk "
+                f"has {free / 1e6:.1f} MB free", path=path, code="NO_SPACE",
+                hint="free some space, write to another disk, or process a part (--start/--end)")
+
+
+def check_before_run(task: str, output: Path, kind: str, extras: dict[str, Path | None],
+                     inputs: dict[str, Path | None], *, overwrite: bool, codec: str | None,
+                     size: tuple[int, int], frames: int) -> None:
+    """Everything about a run's outputs that can fail, checked before any work: the extra
+    outputs (``{"--sdr-preview": path}``, None when not asked) are videos, no two outputs
+    and no output and input share a path (:func:`check_distinct`), each can be created
+    (:func:`~tpn_cli.media.check_output_path`), each encoder exists, and the estimated
+    sizes fit the free space (:func:`check_free_space`).
+
+    Raises:
+        UsageError, OutputNotWritableError.
+    """
+    from .media import output_kind
+
+    extras = {role: Path(p) for role, p in extras.items() if p}
+    for role, p in extras.items():
+        if output_kind(p) != "video":
+            raise UsageError(f"{role} writes a video", path=p, hint="e.g. preview.mp4")
+    check_distinct({"output": output, **extras}, inputs)
+    for p in [output, *extras.values()]:
+        check_output_path(p, overwrite=overwrite)
+    w, h = size
+    if kind == "video":
+        name = "libx265" if task == "hdr" else check_video_encoder(output, codec)
+        per = "hdr-video" if task == "hdr" else name if name in ("ffv1", "prores_ks") else "video"
+    else:
+        per = {"colour": "png", "hdr": "exr", "segment": "masks"}[task]
+    needs = [(output, estimate_bytes(per, w, h, frames))]
+    for p in extras.values():
+        check_video_encoder(p, None)
+        needs.append((p, estimate_bytes("video", w, h, frames)))
+    check_free_space(needs)
+
+
 class _Sink(Transactional):
     writer: Any
 
@@ -61,10 +204,6 @@ class _Sink(Transactional):
     @property
     def warnings(self) -> list[str]:
         return list(getattr(self.writer, "warnings", []))
-
-
-#: Encoder for containers that cannot hold H.264 (the writer's default).
-_CODEC_FOR = {".webm": "libvpx-vp9"}
 
 
 def _video_writer(reader: Any, path: Path, *, overwrite: bool, copy_streams: bool,

@@ -26,7 +26,7 @@ import torch
 
 from . import __version__, engine, keyframes, outputs, shots, timing, weights
 from .errors import BadInputError, UsageError
-from .media import VideoReader, check_output_path, open_input, output_kind
+from .media import VideoReader, open_input, output_kind
 from .media.frames import frame_number
 from .media.masks import Mask
 from .tasks import TASKS, Task
@@ -73,6 +73,8 @@ class Options:
     pipeline: bool = True           # overlap decode / model / encode in threads
     shot_detect: bool = True        # colour, HDR: keep key-frames within their shot
     cut_threshold: float = shots.DEFAULT_THRESHOLD
+    allow_short_input: bool = False  # a video that decodes fewer frames than it declares:
+                                     # process those (warning) instead of refusing it
 
 
 def default_output(task: TaskName, input_path: Path) -> Path:
@@ -152,6 +154,7 @@ class Run:
     cuts: list[int] = field(default_factory=list)      # frames that start a new shot
     partial_keys: set[int] = field(default_factory=set)  # colour keys painted only in parts (RGBA)
     warnings: list[str] = field(default_factory=list)  # shown before the run and in --json
+    short_input: dict[str, int] | None = None  # {"declared", "decoded"} (--allow-short-input)
 
     # -- plan -----------------------------------------------------------------------------
     @property
@@ -195,7 +198,7 @@ class Run:
             "output": str(self.output), "output_kind": self.kind,
             "weights": str(self.weights_path) if self.weights_path else None,
             "weights_error": self.weights_error, "uses_model": self.uses_model, "notes": self.notes,
-            "warnings": self.warnings, **self._shots_json(),
+            "warnings": self.warnings, "short_input": self.short_input, **self._shots_json(),
         }
 
     # -- run ------------------------------------------------------------------------------
@@ -264,24 +267,22 @@ class Run:
             "keyframes": len(self.keys), "propagation": self.task.propagation(self),
             "weights": str(self.weights_path) if self.uses_model else None,
             "peak_memory_mb": round(stats.peak_memory_mb, 1), "notes": self.notes,
-            "warnings": warnings, **self._shots_json(),
+            "warnings": warnings, "short_input": self.short_input, **self._shots_json(),
         }
 
 
 # ----------------------------------------------------------------------------------------
 # checks
 # ----------------------------------------------------------------------------------------
-def _check_outputs(opts: Options, output: Path, kind: str) -> None:
+def _check_outputs(opts: Options, output: Path, kind: str, reader: Any, frames: int) -> None:
+    """Every output decided and checked before any work: its kind fits the task, then
+    :func:`tpn_cli.outputs.check_before_run` (paths, collisions, encoders, free space)."""
     TASKS[opts.task].check_output_kind(opts, output, kind)
-    extras = [p for p in (opts.sdr_preview, opts.overlay) if p]
-    for p in [output, *extras]:
-        if Path(p).resolve() == opts.input.resolve():
-            raise UsageError("the output would replace the input", path=p,
-                             hint="choose another output path (inputs are never modified)")
-        check_output_path(p, overwrite=opts.overwrite)
-    for p in extras:
-        if output_kind(p) != "video":
-            raise UsageError("preview outputs are videos", path=p, hint="e.g. preview.mp4")
+    weights_file = Path(opts.weights) if opts.weights and Path(opts.weights).exists() else None
+    outputs.check_before_run(
+        opts.task, output, kind, {"--sdr-preview": opts.sdr_preview, "--overlay": opts.overlay},
+        {"input": opts.input, "key-frames": opts.keys, "--masks": opts.masks, "--weights": weights_file},
+        overwrite=opts.overwrite, codec=opts.codec, size=reader.size, frames=frames)
 
 
 #: Shots without a key-frame warned about one by one; the rest in one line.
@@ -362,7 +363,13 @@ def prepare(opts: Options) -> Run:
         raise UsageError(f"unknown --mode {opts.mode!r}", hint="use online, nearest or blend")
     # display orientation: key-frames and masks are painted on frames as players show them
     task = TASKS[opts.task]
-    reader = open_input(opts.input, autorotate=True, fps=opts.fps)
+    reader = open_input(opts.input, autorotate=True, fps=opts.fps,
+                        allow_short=opts.allow_short_input)
+    short = None
+    if opts.allow_short_input and isinstance(reader, VideoReader) and reader.frames_metadata:
+        declared, decoded = reader.frames_metadata, reader.count_frames()  # decodes it once
+        if decoded < declared:
+            short = {"declared": declared, "decoded": decoded}
     task.check_input(reader, opts)
     frame_count = reader.frame_count
     for name in ("start", "end"):  # times become frame indices, from the real timestamps
@@ -375,7 +382,7 @@ def prepare(opts: Options) -> Run:
     keys = _find_keys(opts, frame_count, reader)
     output = opts.output or default_output(opts.task, opts.input)
     kind = output_kind(output)
-    _check_outputs(opts, output, kind)
+    _check_outputs(opts, output, kind, reader, end - opts.start)
     device = pick_device(opts.device)
     uses_model = task.uses_model(opts)
     wpath, werr = None, None
@@ -394,6 +401,10 @@ def prepare(opts: Options) -> Run:
         run.notes.append(reader.colour_note)
     if getattr(reader, "colour_warning", None):
         run.warnings.append(reader.colour_warning)
+    if short:
+        run.short_input = short
+        run.warnings.append(f"{opts.input} declares {short['declared']} frames but only "
+                            f"{short['decoded']} decode (--allow-short-input): processing those")
     if task.uses_shots and opts.shot_detect:
         _find_cuts(run)
     task.check_keys(run)

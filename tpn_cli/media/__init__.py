@@ -38,20 +38,32 @@ Reader = Union[VideoReader, FrameFolderReader]
 
 def output_kind(path: str | os.PathLike[str]) -> Literal["video", "frames", "image"]:
     """``"frames"`` for an existing folder or a path without extension, ``"image"`` for an
-    image extension, else ``"video"`` (the container follows the extension)."""
+    image extension, ``"video"`` for a video container's extension (which picks the
+    container).
+
+    Raises:
+        UsageError: an extension that is none of these (decided here, before any work, not
+            by the muxer later).
+    """
     p = Path(path)
     if is_frame_sequence_path(p):
         return "frames"
     if p.suffix.lower() in IMAGE_EXTENSIONS:
         return "image"
-    return "video"
+    if p.suffix.lower() in VIDEO_EXTENSIONS:
+        return "video"
+    raise UsageError(f"unknown output type {p.suffix!r}", path=p, code="BAD_OUTPUT_PATH",
+                     hint="use a video extension (" + ", ".join(sorted(VIDEO_EXTENSIONS))
+                          + "), or a folder / a path without extension for frames")
 
 
 def open_input(path: str | os.PathLike[str], *, fps: Fraction | int | None = None,
-               depth: Literal["auto", 8, 16] = "auto", autorotate: bool = False) -> Reader:
+               depth: Literal["auto", 8, 16] = "auto", autorotate: bool = False,
+               allow_short: bool = False) -> Reader:
     """A :class:`VideoReader` for a file, a :class:`FrameFolderReader` for a folder
     (``fps``, default 25, applies to folders only: a video has its own timing, and
-    giving one for a video is a usage error rather than silently ignored)."""
+    giving one for a video is a usage error rather than silently ignored; ``allow_short``
+    applies to videos: see VideoReader)."""
     p = Path(path)
     if p.is_dir():
         return FrameFolderReader(p, fps=fps or Fraction(25), depth=depth)
@@ -61,4 +73,4 @@ def open_input(path: str | os.PathLike[str], *, fps: Fraction | int | None = Non
     if fps is not None:
         raise UsageError("--fps applies to a folder of frames; a video keeps its own timing",
                          path=p, hint="drop --fps (re-time a video with ffmpeg first if needed)")
-    return VideoReader(p, depth=depth, autorotate=autorotate)
+    return VideoReader(p, depth=depth, autorotate=autorotate, allow_short=allow_short)

@@ -5,19 +5,22 @@ temporary file or folder in the same directory (same filesystem, so the rename i
 atomic). On an exception, ``KeyboardInterrupt`` included, the temporary is deleted; a
 ``weakref.finalize`` hook also deletes it at garbage collection or interpreter exit if
 the owner was never closed. Temporary names start with ``.`` and contain
-``.tpn-partial-`` so that a crash (SIGKILL) leaves only hidden, clearly unfinished files.
+``.tpn-partial-PID-`` so that a crash (SIGKILL, power loss) leaves only hidden, clearly
+unfinished files, and the next run writing the same output deletes those whose process
+no longer exists (:func:`remove_stale_partials`).
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 import weakref
 from pathlib import Path
 
-from ..errors import OutputNotWritableError
+from ..errors import OutputNotWritableError, UsageError
 
-__all__ = ["AtomicPath", "check_output_path", "temp_name"]
+__all__ = ["AtomicPath", "check_output_path", "remove_stale_partials", "temp_name"]
 
 PARTIAL_TAG = ".tpn-partial-"
 
@@ -29,13 +32,55 @@ def temp_name(target: str | os.PathLike[str]) -> Path:
     return target.with_name(f".{target.stem}{tag}{target.suffix}")
 
 
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: someone else's process, so it exists
+        return True
+    return True
+
+
+_PARTIAL_PID = re.compile(r"(\d+)-[0-9a-f]{8}")
+
+
+def remove_stale_partials(target: str | os.PathLike[str]) -> list[Path]:
+    """Delete the hidden temporaries of ``target`` (``.STEM.tpn-partial-PID-…``, files or
+    folders, the HDR writer's intermediate included) left by a tpn process that no longer
+    exists, e.g. one killed by SIGKILL. Temporaries of running processes are kept (the
+    process id is checked on this machine: a tpn on another host writing to the same
+    shared folder is not seen). Returns the paths removed."""
+    target = Path(target)
+    prefix = f".{target.stem}{PARTIAL_TAG}"
+    removed = []
+    try:
+        names = os.listdir(target.parent if str(target.parent) else ".")
+    except OSError:
+        return removed
+    for name in names:
+        m = _PARTIAL_PID.match(name[len(prefix):]) if name.startswith(prefix) else None
+        if m and not _process_exists(int(m.group(1))):
+            _remove(str(target.parent / name))
+            removed.append(target.parent / name)
+    return removed
+
+
 def check_output_path(target: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Fail early, before any work, if ``target`` cannot be written.
 
     Raises:
+        UsageError: the target is ``-``: tpn writes files and folders, never a stream on
+            stdout (a folder named ``-`` is what a user asking for stdout would get).
         OutputNotWritableError: the target exists and ``overwrite`` is false, the parent
             folder is missing or not writable.
     """
+    if os.fspath(target) == "-":
+        raise UsageError("'-' is not an output path: tpn writes files and folders, not a stream "
+                         "on stdout", path="-", code="BAD_OUTPUT_PATH",
+                         hint="give a file (out.mp4) or a folder (out_frames/)")
     target = Path(target)
     if target.exists() and not overwrite:
         raise OutputNotWritableError(
@@ -109,6 +154,7 @@ class AtomicPath(Transactional):
         self.target = check_output_path(target, overwrite=overwrite)
         self.overwrite = overwrite
         self.is_dir = is_dir
+        remove_stale_partials(self.target)
         self.path = temp_name(self.target)
         try:
             if is_dir:

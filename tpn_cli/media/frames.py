@@ -19,8 +19,12 @@ replicated to 3 channels, palette images are expanded); EXR/HDR give ``float32``
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import struct
+import warnings
+import zlib
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Literal
@@ -34,11 +38,14 @@ from .atomic import AtomicPath, Transactional
 from .video import ColorTags, Frame, ReaderBase
 
 __all__ = [
+    "MAX_IMAGE_PIXELS",
     "FrameFolderReader",
     "FrameFolderWriter",
     "IMAGE_EXTENSIONS",
+    "check_image_size",
     "frame_number",
     "is_frame_sequence_path",
+    "open_pil",
     "list_frame_files",
     "read_image",
     "resize_image",
@@ -101,13 +108,80 @@ def list_frame_files(folder: str | os.PathLike[str],
 # ----------------------------------------------------------------------------------------
 # single images
 # ----------------------------------------------------------------------------------------
+#: The largest image tpn decodes: 8192 x 8192 pixels (67 megapixels, twice 8K UHD). A
+#: header that declares more is damaged or a decompression bomb; it is refused from the
+#: header, before any pixel is decoded (and below Pillow's own warning threshold).
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+#: What Pillow raises on a damaged file besides OSError: SyntaxError for a broken PNG
+#: chunk, struct/zlib errors for cut headers and streams, EOFError, ValueError.
+PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, IndexError)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _head(path: str | os.PathLike[str], n: int) -> bytes:
+    """The first ``n`` bytes of a file (an unreadable file is a named error)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError as exc:
+        raise BadInputError(f"cannot be read ({exc.strerror})", path=path, code="INPUT_UNREADABLE",
+                            hint="check that it exists and that you may read it") from exc
+
+
+def check_image_size(width: int, height: int, path: str | os.PathLike[str]) -> None:
+    """Refuse an image header that declares no pixels or more than :data:`MAX_IMAGE_PIXELS`.
+
+    Raises:
+        BadInputError: ``IMAGE_TOO_LARGE`` naming the file and the declared size.
+    """
+    if width <= 0 or height <= 0 or width * height > MAX_IMAGE_PIXELS:
+        raise BadInputError(
+            f"its header declares {width}x{height} pixels; tpn reads images of 1 to "
+            f"{MAX_IMAGE_PIXELS // 10**6} megapixels", path=path, code="IMAGE_TOO_LARGE",
+            hint="the header is probably damaged: re-export the image (key-frames and masks "
+                 "are best at the video's own size)")
+
+
+@contextlib.contextmanager
+def open_pil(path: str | os.PathLike[str]):
+    """``Image.open`` with the size checked from the header before anything is decoded,
+    and Pillow's errors for a damaged file turned into ``INPUT_CORRUPT`` naming it
+    (decoding errors inside the ``with`` block included)."""
+    if _head(path, 8) == PNG_SIGNATURE:  # our own check and message, before Pillow's decompression-bomb error
+        _png_info(Path(path))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as exc:  # a size beyond Pillow's hard limit
+        raise BadInputError(f"its header declares an image too large to read ({exc})".split(",")[0],
+                            path=path, code="IMAGE_TOO_LARGE",
+                            hint="the header is probably damaged: re-export the image") from exc
+    except PIL_ERRORS as exc:
+        raise BadInputError(f"not a readable image ({exc})", path=path,
+                            hint="check that the file is complete; re-export it",
+                            code="INPUT_CORRUPT") from exc
+    with im:
+        check_image_size(*im.size, path)
+        try:
+            yield im
+        except PIL_ERRORS as exc:
+            raise BadInputError(f"not a readable image ({exc})", path=path,
+                                hint="check that the file is complete; re-export it",
+                                code="INPUT_CORRUPT") from exc
+
+
 def _png_info(path: Path) -> tuple[int, int]:
-    """(bit depth, colour type) from the PNG IHDR chunk."""
-    with open(path, "rb") as f:
-        head = f.read(26)
-    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n":
-        raise BadInputError("not a PNG file", path=path, hint="re-export the image as PNG",
-                            code="INPUT_CORRUPT")
+    """(bit depth, colour type) from the PNG IHDR chunk (its size checked first)."""
+    head = _head(path, 26)
+    if len(head) < 26 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise BadInputError("not a PNG file (no PNG signature and header)", path=path,
+                            hint="re-export the image as PNG", code="INPUT_CORRUPT")
+    width, height = struct.unpack(">II", head[16:24])
+    check_image_size(width, height, path)
     return head[24], head[25]
 
 
@@ -158,24 +232,23 @@ def read_image(path: str | os.PathLike[str], *, depth: Literal["auto", 8, 16] = 
                             hint="use PNG, JPEG, EXR or Radiance .hdr")
     if not path.is_file():
         raise BadInputError("file not found", path=path, hint="check the path", code="INPUT_MISSING")
-    try:
-        if ext == ".png" and _png_info(path)[0] == 16:
-            # Pillow reads 16-bit RGB PNGs as 8-bit
-            img = _read_png16(path, alpha=keep_alpha and _png_info(path)[1] in _PNG_ALPHA_TYPES)
-        else:
-            with Image.open(path) as im:
-                im = ImageOps.exif_transpose(im)
-                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    g = np.asarray(im, dtype=np.uint16)
-                    img = np.repeat(g[..., None], 3, axis=2)
-                else:
-                    img = np.asarray(im.convert("RGBA" if keep_alpha and _has_alpha(im) else "RGB"))
-    except BadInputError:
-        raise
-    except (OSError, ValueError, av.error.FFmpegError, StopIteration) as exc:
-        raise BadInputError(f"not a readable image ({exc})", path=path,
-                            hint="check that the file is complete; re-export it",
-                            code="INPUT_CORRUPT") from exc
+    info = _png_info(path) if ext == ".png" else None
+    if info is not None and info[0] == 16:
+        # Pillow reads 16-bit RGB PNGs as 8-bit
+        try:
+            img = _read_png16(path, alpha=keep_alpha and info[1] in _PNG_ALPHA_TYPES)
+        except (av.error.FFmpegError, StopIteration, ValueError) as exc:
+            raise BadInputError(f"not a readable image ({exc})", path=path,
+                                hint="check that the file is complete; re-export it",
+                                code="INPUT_CORRUPT") from exc
+    else:
+        with open_pil(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                g = np.asarray(im, dtype=np.uint16)
+                img = np.repeat(g[..., None], 3, axis=2)
+            else:
+                img = np.asarray(im.convert("RGBA" if keep_alpha and _has_alpha(im) else "RGB"))
     img = np.ascontiguousarray(_drop_opaque_alpha(img))
     if depth == 8 and img.dtype == np.uint16:
         img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)

@@ -23,7 +23,10 @@ target (first pass, streaming), then transcodes it to HEVC with the measured val
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +40,7 @@ from .. import colour
 from ..errors import BadInputError, OutputNotWritableError, UsageError
 from .atomic import AtomicPath, Transactional, check_output_path
 from .hdrmeta import HdrStatic
+from .frames import check_image_size
 from .video import HDR10, HLG, VideoWriter
 
 __all__ = [
@@ -118,13 +122,27 @@ def read_exr(path: str | os.PathLike[str], *, check: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise BadInputError("file not found", path=path, hint="check the path", code="INPUT_MISSING")
+    # OpenEXR's binding prints its warnings about a damaged file with Python's print, i.e.
+    # on sys.stdout, which carries tpn's --json object: catch them, and put them in the
+    # error message (they say more than the exception) or on stderr
+    said = io.StringIO()
     try:
-        with OpenEXR.File(str(path)) as f:
-            chans = {k: v.pixels for k, v in f.channels().items()}
+        with contextlib.redirect_stdout(said):
+            # the header first: a damaged data window must not make OpenEXR allocate it
+            with OpenEXR.File(str(path), header_only=True) as f:
+                lo, hi = f.header()["dataWindow"]
+            check_image_size(int(hi[0]) - int(lo[0]) + 1, int(hi[1]) - int(lo[1]) + 1, path)
+            with OpenEXR.File(str(path)) as f:
+                chans = {k: v.pixels for k, v in f.channels().items()}
+    except BadInputError:
+        raise
     except Exception as exc:  # OpenEXR raises plain RuntimeError/Exception
-        raise BadInputError(f"not a readable EXR file ({exc})", path=path,
+        detail = " ".join(said.getvalue().split()) or str(exc)
+        raise BadInputError(f"not a readable EXR file ({detail})", path=path,
                             hint="check that the file is complete; re-export it",
                             code="INPUT_CORRUPT") from exc
+    if said.getvalue():
+        sys.stderr.write(said.getvalue())
     img = None
     for name in sorted(chans, key=lambda n: (n.count("."), n)):
         base = name.rsplit(".", 1)[-1]
@@ -180,7 +198,8 @@ def write_exr(path: str | os.PathLike[str], image: np.ndarray, *, half: bool = T
     header = {"compression": comp, "type": OpenEXR.scanlineimage}
     with AtomicPath(path, overwrite=overwrite) as tmp:
         try:
-            OpenEXR.File(header, {name: np.ascontiguousarray(arr)}).write(str(tmp.path))
+            with contextlib.redirect_stdout(sys.stderr):  # as in read_exr
+                OpenEXR.File(header, {name: np.ascontiguousarray(arr)}).write(str(tmp.path))
         except Exception as exc:
             raise OutputNotWritableError(f"cannot write EXR ({exc})", path=path,
                                          hint="check free disk space and permissions") from exc

@@ -27,6 +27,7 @@ from PIL import Image
 
 from ..errors import BadInputError, OutputNotWritableError, UsageError
 from .atomic import AtomicPath
+from .frames import open_pil
 
 __all__ = [
     "Mask",
@@ -134,30 +135,22 @@ def read_mask(path: str | os.PathLike[str], *, max_objects: int = 32,
     if not path.is_file():
         raise BadInputError("mask file not found", path=path, hint="check the path",
                             code="INPUT_MISSING")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            if mode == "P":
-                ids = np.asarray(im, dtype=np.uint8)
-                kind, palette = "palette", _palette_of(im)
-                if "transparency" in im.info and isinstance(im.info["transparency"], bytes):
-                    pass  # palette alpha is not used for ids
-            elif mode in ("L", "I;16", "I;16B", "I;16L", "I", "1"):
-                ids = np.asarray(im)
-                kind, palette = "gray", default_palette()
-            elif mode in ("RGB", "RGBA", "LA", "PA"):
-                rgba = np.asarray(im.convert("RGBA"))
-                kind, palette = "rgb", default_palette()
-                ids = None
-            else:
-                raise BadInputError(f"unsupported mask image mode {mode}", path=path,
-                                    hint="save the mask as a palette, grayscale or RGB PNG")
-    except BadInputError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"not a readable image ({exc})", path=path,
-                            hint="re-export the mask as PNG", code="INPUT_CORRUPT") from exc
+    with open_pil(path) as im:  # size checked from the header; damaged files named
+        im.load()
+        mode = im.mode
+        if mode == "P":
+            ids = np.asarray(im, dtype=np.uint8)
+            kind, palette = "palette", _palette_of(im)
+        elif mode in ("L", "I;16", "I;16B", "I;16L", "I", "1"):
+            ids = np.asarray(im)
+            kind, palette = "gray", default_palette()
+        elif mode in ("RGB", "RGBA", "LA", "PA"):
+            rgba = np.asarray(im.convert("RGBA"))
+            kind, palette = "rgb", default_palette()
+            ids = None
+        else:
+            raise BadInputError(f"unsupported mask image mode {mode}", path=path,
+                                hint="save the mask as a palette, grayscale or RGB PNG")
 
     if kind == "rgb":
         fg = rgba[..., 3] > 127

@@ -38,6 +38,7 @@ from .hdrmeta import HdrStatic, add_mp4_boxes
 __all__ = [
     "ColorTags",
     "Frame",
+    "ShortVideoError",
     "VideoReader",
     "VideoWriter",
     "VIDEO_EXTENSIONS",
@@ -232,21 +233,34 @@ class VideoReader(ReaderBase):
             is the rotated size and :attr:`rotation` still reports the tag). Default False:
             pixels as stored, and :class:`VideoWriter.like` carries the rotation tag over.
 
+    A video is trusted only as far as it decodes: opening checks that its codec is known
+    and that its first frame decodes, and a pass that ends before the frame count the
+    container declares raises :class:`ShortVideoError` (naming both counts) unless
+    ``allow_short`` is set, in which case :meth:`count_frames` gives the frames that do
+    decode and :attr:`frame_count` follows it.
+
     Raises:
-        BadInputError: missing, unreadable file or no video stream.
+        BadInputError: missing, unreadable file, no video stream, a codec that cannot be
+            opened, no frame that decodes.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, depth: Literal["auto", 8, 16] = "auto",
-                 threads: bool = True, autorotate: bool = False) -> None:
+                 threads: bool = True, autorotate: bool = False, allow_short: bool = False) -> None:
         self.path = Path(path)
         self.threads = threads
         self.autorotate = autorotate
+        self.allow_short = allow_short
         with _open_input(self.path) as c:
             if not c.streams.video:
                 raise BadInputError("has no video stream", path=self.path,
                                     hint="pass a video file (audio-only and image files are not videos)")
             s = c.streams.video[0]
             cc = s.codec_context
+            if cc is None or not cc.name:  # a codec id FFmpeg has no decoder for (or a damaged one)
+                raise BadInputError("its video stream's codec cannot be decoded (unknown or damaged "
+                                    "codec id)", path=self.path, code="UNSUPPORTED_CODEC",
+                                    hint="re-encode it with a common codec, e.g. ffmpeg -i IN -c:v "
+                                         "libx264 -crf 12 OUT.mp4; `tpn doctor` lists the decoders")
             self.codec: str = cc.name
             self.pix_fmt: str | None = cc.pix_fmt
             self.bit_depth: int = _bit_depth(cc.pix_fmt)
@@ -279,22 +293,33 @@ class VideoReader(ReaderBase):
         if depth not in (8, 16):
             raise UsageError(f"depth must be 8, 16 or 'auto', not {depth!r}")
         self.depth: int = int(depth)
-        self._first: tuple[int, HdrStatic | None] | None = None
         self._count: int | None = None
         self._cfr: bool | None = None
+        self._first: tuple[int, HdrStatic | None] = self._check_first_frame()
+
+    def _check_first_frame(self) -> tuple[int, HdrStatic | None]:
+        """The first frame must decode; it gives the display rotation and the HDR static
+        metadata (None when its side data cannot be read)."""
+        try:
+            with _open_input(self.path) as c:
+                first = next(c.decode(video=0), None)
+        except _AV_ERRORS + (ValueError,) as exc:
+            raise BadInputError(f"its first frame cannot be decoded ({exc})", path=self.path, frame=0,
+                                hint="the file is damaged; re-encode or re-download it",
+                                code="INPUT_CORRUPT") from exc
+        if first is None:
+            raise BadInputError("no frame of its video stream decodes", path=self.path,
+                                hint="the file is damaged or empty; re-encode or re-download it",
+                                code="INPUT_CORRUPT")
+        try:
+            hdr = HdrStatic.from_frame(first)
+        except _AV_ERRORS:
+            hdr = None
+        return int(round(first.rotation or 0)), hdr
 
     # -- metadata -------------------------------------------------------------------------
     def _first_frame(self) -> tuple[int, HdrStatic | None]:
-        """(rotation, HDR static metadata) of the first decoded frame, cached."""
-        if self._first is None:
-            self._first = (0, None)
-            try:
-                with av.open(str(self.path)) as c:
-                    for f in c.decode(video=0):
-                        self._first = (int(round(f.rotation or 0)), HdrStatic.from_frame(f))
-                        break
-            except _AV_ERRORS:
-                pass
+        """(rotation, HDR static metadata) of the first decoded frame (read at opening)."""
         return self._first
 
     @property
@@ -357,8 +382,9 @@ class VideoReader(ReaderBase):
 
     @property
     def frame_count(self) -> int:
-        """Number of frames: container metadata when present, else counted by decoding."""
-        if self.frames_metadata > 0:
+        """Number of frames: counted by decoding once :meth:`count_frames` ran (always when
+        the container declares none), else the container's declaration."""
+        if self._count is None and self.frames_metadata > 0:
             return self.frames_metadata
         return self.count_frames()
 
@@ -373,7 +399,7 @@ class VideoReader(ReaderBase):
                 try:
                     for _ in c.decode(s):
                         n += 1
-                except _AV_ERRORS as exc:
+                except _AV_ERRORS + (ValueError,) as exc:
                     raise BadInputError(f"decoding failed after {n} frames ({exc})", path=self.path,
                                         frame=n, hint="the file is damaged; re-encode or re-download it",
                                         code="INPUT_CORRUPT") from exc
@@ -407,6 +433,10 @@ class VideoReader(ReaderBase):
             raise UsageError(f"bad frame range start={start} end={end}",
                              hint="use 0 <= start <= end")
         index = 0
+        # the frames this pass must reach: an end past the declared count is clamped
+        # (callers pass frame_count-based ends), an unknown count checks nothing
+        declared = self.frame_count if self._count is not None or self.frames_metadata > 0 else None
+        must = declared if end is None or declared is None else min(end, declared)
         with _open_input(self.path) as c:
             s = c.streams.video[0]
             if self.threads:
@@ -416,8 +446,10 @@ class VideoReader(ReaderBase):
                 try:
                     f = next(it)
                 except StopIteration:
+                    if must is not None and index < must and not self.allow_short:
+                        raise ShortVideoError(self.path, declared, index) from None
                     break
-                except _AV_ERRORS as exc:
+                except _AV_ERRORS + (ValueError,) as exc:
                     raise BadInputError(f"cannot decode the frame ({exc})", path=self.path, frame=index,
                                         hint="the file is damaged; re-encode it, or use --end to stop "
                                              "before this frame", code="INPUT_CORRUPT") from exc
@@ -481,6 +513,18 @@ def _carried_tags(tags: Mapping[str, str]) -> dict[str, str]:
         if not any(low == n or low.startswith(n) or low.endswith(n) for n in _NOT_CARRIED):
             out[low] = v
     return out
+
+
+class ShortVideoError(BadInputError):
+    """The container declares more frames than its stream decodes (a cut or damaged file)."""
+
+    def __init__(self, path: Path, declared: int, decoded: int) -> None:
+        super().__init__(f"declares {declared} frames but only {decoded} decode", path=path,
+                         frame=decoded, code="SHORT_VIDEO",
+                         hint=f"the file is cut short or damaged: re-encode or re-download it, or "
+                              f"pass --allow-short-input to process the {decoded} frames that "
+                              "decode (with a warning)")
+        self.declared, self.decoded = declared, decoded
 
 
 def _container_accepts(fmt_name: str, codec: str) -> bool:
@@ -858,7 +902,11 @@ class VideoWriter(Transactional):
         try:
             self._mux(self._vs.encode())
             self._pump(None)
-            self._out.close()
+            try:
+                self._out.close()  # writes the trailer (MP4: the whole sample index)
+            except OSError as exc:  # a full disk here is the output's failure, not a bug
+                raise OutputNotWritableError(f"writing failed: {exc.strerror or exc}", path=self.target,
+                                             hint="check free disk space and permissions") from exc
             self._out = None
             if self.hdr_static is not None:
                 self._add_hdr_boxes()
