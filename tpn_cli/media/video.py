@@ -521,9 +521,9 @@ class ShortVideoError(BadInputError):
     def __init__(self, path: Path, declared: int, decoded: int) -> None:
         super().__init__(f"declares {declared} frames but only {decoded} decode", path=path,
                          frame=decoded, code="SHORT_VIDEO",
-                         hint=f"the file is cut short or damaged: re-encode or re-download it, or "
-                              f"pass --allow-short-input to process the {decoded} frames that "
-                              "decode (with a warning)")
+                         hint=f"the file is cut short or damaged: re-encode or re-download it; "
+                              f"colorize, hdr and segment process the {decoded} frames that "
+                              "decode with --allow-short-input (and a warning)")
         self.declared, self.decoded = declared, decoded
 
 
