@@ -12,7 +12,8 @@ random bytes, which mostly trip checksums and never reach the interesting code):
   chunks, version flags, truncation;
 * ``video`` an MP4 input (``tpn colorize INPUT``): box sizes, sample tables (stsz, stco,
   stts, stss), track and media headers, the sample entry's codec and its avcC, payload
-  bytes, dropped boxes, truncation.
+  bytes, dropped boxes, truncation; one input in four is the Matroska clip instead
+  (elements found by their EBML IDs: size fields, payloads, truncation).
 
 Every run goes through ``tpn_cli.cli.main`` in a long-lived worker process (importing
 torch once per worker, not once per input) with file descriptors 1 and 2 captured, so a
@@ -26,7 +27,7 @@ library writing to stdout is seen. Each run is classified:
 * ``traceback`` an exception escaped ``main`` (or "Traceback" on stderr);
 * ``hang``      no answer within the time limit (the worker is killed and replaced).
 
-``python tests/_fuzz.py --seed 7 --per-kind 130`` runs it by hand and prints the table;
+``python tests/_fuzz.py --seed 7 --per-kind 200`` runs it by hand and prints the table;
 ``tests/test_fuzz.py`` runs it under ``pytest -m slow``.
 """
 from __future__ import annotations
@@ -394,6 +395,35 @@ def mutate_mp4(data: bytes, rng: random.Random) -> tuple[bytes, str]:
 
 
 # ----------------------------------------------------------------------------------------
+# Matroska (EBML): elements found by their IDs, then their size field or payload edited
+# ----------------------------------------------------------------------------------------
+_MKV_IDS = {"Cluster": b"\x1f\x43\xb6\x75", "Tracks": b"\x16\x54\xae\x6b", "SimpleBlock": b"\xa3",
+            "CodecID": b"\x86", "CodecPrivate": b"\x63\xa2", "PixelWidth": b"\xb0",
+            "PixelHeight": b"\xba", "Timecode": b"\xe7", "TimecodeScale": b"\x2a\xd7\xb1",
+            "Cues": b"\x1c\x53\xbb\x6b"}
+
+
+def mutate_mkv(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    name = rng.choice(sorted(_MKV_IDS))
+    hits, start = [], 0
+    while (i := data.find(_MKV_IDS[name], start)) >= 0:
+        hits.append(i)
+        start = i + 1
+    if not hits:
+        return _truncate(data, rng), "truncate"
+    i = rng.choice(hits) + len(_MKV_IDS[name])
+    b = bytearray(data)
+    how = rng.choice(["size", "payload", "truncate_here"])
+    if how == "size" and i < len(b):  # the size vint: make it 1 byte, huge or unknown
+        b[i] = rng.choice([0x80, 0x81, 0xFF, 0x01, 0x40, 0x08])
+    elif how == "payload":
+        return _flip(data, rng, i, min(len(data), i + 64), rng.randint(1, 4)), f"mkv:{name}:payload"
+    else:
+        return data[:i + rng.randint(0, 16)], f"mkv:{name}:truncate"
+    return bytes(b), f"mkv:{name}:{how}"
+
+
+# ----------------------------------------------------------------------------------------
 # cases
 # ----------------------------------------------------------------------------------------
 @dataclass
@@ -420,7 +450,9 @@ class Fixtures:
         m = root / "models"
         m.mkdir(parents=True, exist_ok=True)
         self.models = {t: tiny_model(m / f"{t}.pt", t) for t in ("colour", "hdr", "segment")}
-        self.dog, self.caps = DOG, CAPS
+        from _cli_util import SUBS
+
+        self.dog, self.caps, self.mkv = DOG, CAPS, SUBS
         self.keys = extract_keys(DOG, root / "keys", [0, 6])
         self.exr = hdr_keys(DOG, root / "exr", [0, 6])
         self.mask = CAPS_MASKS / "00000.png"
@@ -437,6 +469,8 @@ def make_case(fx: Fixtures, kind: str, seed: int, work: Path) -> Case:
         mutated, how = mutate_png(data, rng, palette=kind == "mask")
     elif kind == "exr":
         mutated, how = mutate_exr(data, rng)
+    elif seed % 4 == 3:  # one video in four: the Matroska clip (no frame count declared)
+        mutated, how = mutate_mkv(fx.mkv.read_bytes(), rng)
     else:
         mutated, how = mutate_mp4(data, rng)
     d = work / f"{kind}-{seed:05d}"
@@ -468,7 +502,7 @@ def make_case(fx: Fixtures, kind: str, seed: int, work: Path) -> Case:
         args = ["hdr", str(fx.dog), "--hdr-keys", str(keys), "--weights", str(fx.models["hdr"]),
                 "-o", str(out), "--batch-size", "6", "--end", "8"]
         return Case(kind, seed, how, keys / "00006.exr", args, out_dir, out, 8)
-    video = d / "in.mp4"
+    video = d / ("in.mkv" if seed % 4 == 3 else "in.mp4")
     video.write_bytes(mutated)
     out = out_dir / "o.mp4"
     args = ["colorize", str(video), "--keyframes", str(fx.keys), "--weights", str(fx.models["colour"]),
@@ -654,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--per-kind", type=int, default=130)
+    ap.add_argument("--per-kind", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--keep", type=Path, default=None, help="keep the cases here (default: a temp dir)")
