@@ -35,9 +35,11 @@ def _wants_json(args: list[str]) -> bool:
 def _stdout_for_tpn_only():
     """Point file descriptor 1 at stderr for the whole command, and give Python's
     ``sys.stdout`` (click.echo: the plan, the JSON object) a private copy of the real
-    stdout: libraries that print on fd 1 (OpenEXR's warnings about a damaged file, x265,
-    OpenMP) then land on stderr, and stdout carries only what tpn prints. Skipped when
-    ``sys.stdout`` is no file (click's CliRunner, which captures in memory)."""
+    stdout: C and C++ code that prints on fd 1 (encoders, OpenMP, libraries' warnings)
+    then lands on stderr, and stdout carries only what tpn prints. (A Python-level print by
+    a library would still reach sys.stdout: the one that does, OpenEXR's binding, is
+    redirected where it is called, in media/hdr.py.) Skipped when ``sys.stdout`` is no
+    file (click's CliRunner, which captures in memory)."""
     try:
         py_fd = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):

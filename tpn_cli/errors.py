@@ -182,6 +182,7 @@ def as_tpn_error(exc: BaseException) -> TpnError:
         ctx = getattr(exc, "ctx", None)
         return UsageError(exc.format_message(), code="USAGE",
                           hint=f"see `{ctx.command_path if ctx else 'tpn'} --help`")
+    # torch.OutOfMemoryError (a RuntimeError) by name: errors.py does not import torch
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return OutOfMemoryError("out of memory", hint="lower --batch-size or --work-size, or "
                                                       "close other programs")
