@@ -7,6 +7,7 @@ The shipped weights (weights/*.tpn and weights/manifest.json, the source of trut
 copied into the package as tpn_cli/_weights by the build step, so a wheel carries them.
 """
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -28,23 +29,27 @@ def want_cuda() -> bool:
     return torch.version.cuda is not None and CUDA_HOME is not None
 
 
+def build_flags():
+    """kernels/build_flags.py, loaded by path (pip runs this file with another sys.path[0])."""
+    spec = importlib.util.spec_from_file_location("tpn_build_flags", ROOT / KERNELS / "build_flags.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def extension():
-    # -march=native: the package builds on the machine that runs it; TPN_PORTABLE=1 for a
-    # binary to copy elsewhere.
-    arch = [] if os.environ.get("TPN_PORTABLE") == "1" else ["-march=native"]
-    # vect-partial-vector-usage=2: loop remainders run as one masked vector step (AVX-512)
-    # instead of up to 15 scalar ones; image lines of 64 have 62 interior elements, and the
-    # scalar tail was a large part of the line loops (training fwd+bwd 25.6 -> 20.5 ms, 1 thread).
-    cxx = ["-O3", "-fopenmp", "-std=c++17", "--param=vect-partial-vector-usage=2", *arch]
+    # The flags, C++ standard included, depend on the torch we build against; they
+    # live in kernels/build_flags.py so that CI compiles with the very same ones.
+    flags = build_flags().compile_args(torch.__version__, portable=os.environ.get("TPN_PORTABLE") == "1")
     sources = [f"{KERNELS}/ops.cpp", f"{KERNELS}/scan_cpu.cpp"]
     if want_cuda():
         return CUDAExtension(
             "tpn_cli._C",
             sources + [f"{KERNELS}/scan_cuda.cu"],
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--use_fast_math"]},
+            extra_compile_args=flags,
             extra_link_args=["-fopenmp"],
         )
-    return CppExtension("tpn_cli._C", sources, extra_compile_args=cxx, extra_link_args=["-fopenmp"])
+    return CppExtension("tpn_cli._C", sources, extra_compile_args=flags["cxx"], extra_link_args=["-fopenmp"])
 
 
 class build_py_with_weights(build_py):

@@ -1,12 +1,13 @@
 // CUDA kernels of the tpn scan ops. Scheduling only: every multiply-add is a
 // step function from scan_step.h, the same code the CPU kernels run.
 //
-// Layout of the work (see docs/reference/propagation-kernels.md §8):
+// Layout of the work:
 // - One launch per direction group: horizontal (L->R, R->L) and vertical
 //   (T->B, B->T). The grid covers (n, direction in group, channel group); one
 //   thread block owns a whole plane and loops over the scan axis t internally.
 //   No launch per column, so the launch count is 2 per op call, not 2W + 2H.
-// - Each thread owns the elements l = tid, tid + B, ... of every line. The
+// - Each thread owns the elements l = tid, tid + B, ... of every line, with B
+//   at most the kernel's __launch_bounds__ (scan_cuda_plan.h). The
 //   previous line (y for the forward, the carry v for the reverse scans) lives
 //   in a double-buffered shared-memory line, so the l-1/l+1 neighbours of any
 //   element are one shared load away; one __syncthreads per step. (A warp-only
@@ -39,6 +40,7 @@
 
 #include "scan_checks.h"
 #include "scan_cuda_kernels.cuh"
+#include "scan_cuda_plan.h"
 #include "scan_step.h"
 
 namespace tpn {
@@ -49,12 +51,11 @@ using namespace cuda_detail;
 // ---------------------------------------------------------------------------
 // Host side.
 
-// Launch shape of one direction group: threads, staged tile, shared memory and,
-// for lines too long for shared memory, a global scratch for the line buffers.
-struct Plan {
-  dim3 grid, block;
+// Launch of one direction group: the plan (scan_cuda_plan.h) and, for lines too
+// long for shared memory, a global scratch for the line buffers.
+struct Launch {
+  cuda_plan::Plan plan;
   Geom geom;
-  size_t smem = 0;
   at::Tensor scratch;  // empty unless the line buffers live in global memory
 };
 
@@ -67,55 +68,48 @@ int64_t device_attribute(cudaDeviceAttr attr) {
   return value;
 }
 
-// staged_lines(tile) = lines of scalar_t staged per tile for one op.
-template <typename scalar_t, typename acc_t, typename Kernel, typename StagedLines>
-Plan make_plan(const ScanShape& sh, int group, int64_t channel_groups, int64_t channels_per_block,
-               const at::Tensor& like, Kernel kernel, StagedLines staged_lines) {
-  Plan p;
+template <typename scalar_t, typename acc_t, typename KernelFn>
+Launch make_launch(cuda_plan::Kernel which, const ScanShape& sh, int group, int64_t channel_groups,
+                   int64_t channels_per_block, const at::Tensor& like, KernelFn kernel) {
   const int64_t L = group == 0 ? sh.h : sh.w;
-  const int threads = static_cast<int>(std::min<int64_t>(kMaxThreads, (L + 31) / 32 * 32));
-  const int64_t blocks = sh.n * 2 * channel_groups;
-  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), "tpn scan: too many planes (", blocks, ")");
-  TORCH_CHECK(L * static_cast<int64_t>(kMaxTileLines + 1) * 8 < std::numeric_limits<int32_t>::max(),
+  TORCH_CHECK(sh.n * 2 * channel_groups <= std::numeric_limits<int32_t>::max(), "tpn scan: too many planes (",
+              sh.n * 2 * channel_groups, ")");
+  TORCH_CHECK(L * (cuda_plan::kMaxTileLines + 1) * 8 < std::numeric_limits<int32_t>::max(),
               "tpn scan: image line of ", L, " elements is too long");
+  // The kernel's own limits on this device: its launch bound is the plan's cap,
+  // and cudaFuncGetAttributes lowers it should the device's registers not hold
+  // that many threads (the resource check in CI says they do on every arch we
+  // build for); its static shared memory comes off the opt-in budget.
+  cudaFuncAttributes attr{};
+  C10_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
+  const int max_threads = std::min(cuda_plan::launch_bound(which), attr.maxThreadsPerBlock);
+  const int64_t budget =
+      device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin) - static_cast<int64_t>(attr.sharedSizeBytes);
 
-  const int64_t budget = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
-  int64_t line_bytes = align16(2 * L * static_cast<int64_t>(sizeof(acc_t)));
-  const bool line_in_smem = line_bytes <= budget;
-  if (!line_in_smem) line_bytes = 0;
-  int tile = 0;
-  for (int64_t tt = kMaxTileLines; tt >= 1; tt /= 2) {
-    const int64_t bytes = line_bytes + staged_lines(tt) * L * static_cast<int64_t>(sizeof(scalar_t));
-    if (bytes <= budget) { tile = static_cast<int>(tt); break; }
-  }
-  p.smem = static_cast<size_t>(line_bytes + (tile > 0 ? staged_lines(tile) * L * sizeof(scalar_t) : 0));
-  if (!line_in_smem)
-    p.scratch = at::empty({blocks * 2 * L}, like.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-  if (p.smem > 48 * 1024)  // above the default limit a kernel must opt in
+  Launch ln;
+  ln.plan = cuda_plan::plan_launch(which, sh.n, channel_groups, L, sizeof(scalar_t), sizeof(acc_t), max_threads,
+                                   budget);
+  if (!ln.plan.line_in_smem)
+    ln.scratch = at::empty({ln.plan.blocks * 2 * L}, like.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+  if (ln.plan.smem > 48 * 1024)  // above the default limit a kernel must opt in
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(p.smem)));
-  p.grid = dim3(static_cast<unsigned>(blocks));
-  p.block = dim3(threads);
-  p.geom = Geom{sh.n, sh.dx, sh.c, sh.h, sh.w, sh.cw, group, tile, channels_per_block, channel_groups};
-  return p;
-}
-
-template <typename acc_t>
-acc_t* scratch_ptr(const Plan& p) {
-  return p.scratch.defined() ? p.scratch.data_ptr<acc_t>() : nullptr;
+                                        static_cast<int>(ln.plan.smem)));
+  ln.geom = Geom{sh.n, sh.dx, sh.c, sh.h, sh.w, sh.cw, group, ln.plan.tile, channels_per_block, channel_groups};
+  return ln;
 }
 
 // One launch of `kernel` per direction group (horizontal, then vertical) on the
 // current stream: the sequence every op shares. `args` are the kernel's leading
-// arguments; the group's Geom and line scratch, which make_plan chooses, follow them.
-template <typename scalar_t, typename acc_t, typename Kernel, typename StagedLines, typename... Args>
-void launch_groups(const ScanShape& sh, int64_t channel_groups, int64_t channels_per_block,
-                   const at::Tensor& like, Kernel kernel, StagedLines staged_lines, Args... args) {
+// arguments; the group's Geom and line scratch, which the plan chooses, follow them.
+template <typename scalar_t, typename acc_t, typename KernelFn, typename... Args>
+void launch_groups(cuda_plan::Kernel which, const ScanShape& sh, int64_t channel_groups,
+                   int64_t channels_per_block, const at::Tensor& like, KernelFn kernel, Args... args) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   for (int group = 0; group < 2; ++group) {
-    const Plan p = make_plan<scalar_t, acc_t>(sh, group, channel_groups, channels_per_block, like, kernel,
-                                              staged_lines);
-    kernel<<<p.grid, p.block, p.smem, stream>>>(args..., p.geom, scratch_ptr<acc_t>(p));
+    const Launch ln = make_launch<scalar_t, acc_t>(which, sh, group, channel_groups, channels_per_block, like, kernel);
+    acc_t* scratch = ln.scratch.defined() ? ln.scratch.data_ptr<acc_t>() : nullptr;
+    kernel<<<dim3(static_cast<unsigned>(ln.plan.blocks)), dim3(ln.plan.threads), ln.plan.smem, stream>>>(
+        args..., ln.geom, scratch);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 }
@@ -136,8 +130,7 @@ at::Tensor scan_cuda(const at::Tensor& x, const at::Tensor& w) {
   if (ys.numel() == 0) return ys;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tpn_scan_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
-    launch_groups<scalar_t, acc_t>(sh, sh.c, 1, x, scan_forward_kernel<scalar_t, acc_t>,
-                                   [](int64_t tt) { return 4 * tt; },
+    launch_groups<scalar_t, acc_t>(cuda_plan::Kernel::kForward, sh, sh.c, 1, x, scan_forward_kernel<scalar_t, acc_t>,
                                    x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), ys.data_ptr<scalar_t>());
   });
   return ys;
@@ -152,8 +145,8 @@ at::Tensor scan_transpose_cuda(const at::Tensor& u, const at::Tensor& w) {
   if (z.numel() == 0) return z;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "tpn_scan_transpose_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
-    launch_groups<scalar_t, acc_t>(sh, sh.c, 1, u, scan_reverse_kernel<scalar_t, acc_t, false>,
-                                   [](int64_t tt) { return tt + 3 * (tt + 1); },
+    launch_groups<scalar_t, acc_t>(cuda_plan::Kernel::kTranspose, sh, sh.c, 1, u,
+                                   scan_reverse_kernel<scalar_t, acc_t, false>,
                                    u.data_ptr<scalar_t>(), sh.dx, w.data_ptr<scalar_t>(), nullptr, nullptr,
                                    z.data_ptr<scalar_t>(), nullptr);
   });
@@ -184,22 +177,17 @@ std::tuple<at::Tensor, at::Tensor> scan_backward_cuda(const at::Tensor& grad_in,
 
   // Shared gates: split the channels into groups so that there are enough
   // blocks to fill the GPU; each group writes its own partial gate gradient.
-  int64_t groups = sh.c, per_block = 1;
-  if (sh.cw == 1) {
-    const int64_t sms = device_attribute(cudaDevAttrMultiProcessorCount);
-    const int64_t want = std::max<int64_t>(1, (2 * sms + sh.n * 2 - 1) / (sh.n * 2));
-    groups = std::min(sh.c, want);
-    per_block = (sh.c + groups - 1) / groups;
-    groups = (sh.c + per_block - 1) / per_block;
-  }
+  const cuda_plan::ChannelGroups cg =
+      cuda_plan::backward_channel_groups(sh.n, sh.c, sh.cw, device_attribute(cudaDevAttrMultiProcessorCount));
+  const int64_t groups = cg.groups, per_block = cg.per_block;
   at::Tensor partial = (sh.cw == 1 && groups > 1)
                            ? at::empty({groups, sh.n, 4, 3, 1, sh.h, sh.w}, x.options())
                            : grad_w;
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tpn_scan_backward_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
-    launch_groups<scalar_t, acc_t>(sh, groups, per_block, x, scan_reverse_kernel<scalar_t, acc_t, true>,
-                                   [](int64_t tt) { return 3 * tt + 3 * (tt + 1); },
+    launch_groups<scalar_t, acc_t>(cuda_plan::Kernel::kBackward, sh, groups, per_block, x,
+                                   scan_reverse_kernel<scalar_t, acc_t, true>,
                                    grad.data_ptr<scalar_t>(), 4, w.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
                                    ys.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>(),
                                    partial.data_ptr<scalar_t>());

@@ -5,13 +5,13 @@
 #pragma once
 #include <cstdint>
 
+#include "scan_cuda_plan.h"
 #include "scan_step.h"
 
 namespace tpn {
 namespace cuda_detail {
 
-constexpr int kMaxThreads = 512;
-constexpr int64_t kMaxTileLines = 8;  // 8 floats = one 32-byte sector per row
+using cuda_plan::align16;
 
 // A plane seen as lines: element (t, l) is at ptr[(t - t0) * st + l * sl].
 // Global planes use the direction's strides (negative st for reversed scans,
@@ -82,8 +82,6 @@ __device__ void stage_lines(T* __restrict__ dst, const LineView<const T>& src, i
 // Shared memory: [line buffers: 2 × L acc_t][staged tiles: scalar_t].
 extern __shared__ __align__(16) unsigned char tpn_smem[];
 
-__host__ __device__ inline int64_t align16(int64_t bytes) { return (bytes + 15) / 16 * 16; }
-
 // What every scan kernel block starts from: its plane group, line geometry, the two
 // line buffers (shared memory, or global scratch when they do not fit) and the
 // staging area for tiles behind them.
@@ -114,8 +112,9 @@ __device__ inline BlockSetup<scalar_t, acc_t> block_setup(const Geom& s, acc_t* 
 // ---------------------------------------------------------------------------
 // Forward: ys = the four directional scans of x.
 template <typename scalar_t, typename acc_t>
-__global__ void scan_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ w,
-                                    scalar_t* __restrict__ ys, Geom s, acc_t* line_scratch) {
+__global__ void __launch_bounds__(cuda_plan::kForwardThreads)
+scan_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ w, scalar_t* __restrict__ ys,
+                    Geom s, acc_t* line_scratch) {
   const auto [wk, d, horizontal, HW, T, L, tile, step, line, tiles] =
       block_setup<scalar_t>(s, line_scratch);
   const int64_t slot = static_cast<int64_t>(tile) * L;  // scalars per staged array
@@ -171,14 +170,15 @@ __global__ void scan_forward_kernel(const scalar_t* __restrict__ x, const scalar
 //   kGrad = false: transpose, out = λ ⊙ v with v seeded by u.
 //   kGrad = true:  backward, out = dx = λ ⊙ v, plus the gate gradients.
 template <typename scalar_t, typename acc_t, bool kGrad>
-__global__ void scan_reverse_kernel(const scalar_t* __restrict__ g,   // u or grad: (N, Dg, C, H, W)
-                                    int64_t dg,
-                                    const scalar_t* __restrict__ w,
-                                    const scalar_t* __restrict__ x,   // kGrad only
-                                    const scalar_t* __restrict__ ys,  // kGrad only
-                                    scalar_t* __restrict__ out,       // (N, 4, C, H, W)
-                                    scalar_t* __restrict__ gw,        // kGrad only, see gw_plane
-                                    Geom s, acc_t* line_scratch) {
+__global__ void __launch_bounds__(kGrad ? cuda_plan::kBackwardThreads : cuda_plan::kTransposeThreads)
+scan_reverse_kernel(const scalar_t* __restrict__ g,   // u or grad: (N, Dg, C, H, W)
+                    int64_t dg,
+                    const scalar_t* __restrict__ w,
+                    const scalar_t* __restrict__ x,   // kGrad only
+                    const scalar_t* __restrict__ ys,  // kGrad only
+                    scalar_t* __restrict__ out,       // (N, 4, C, H, W)
+                    scalar_t* __restrict__ gw,        // kGrad only: gate gradients, planes below
+                    Geom s, acc_t* line_scratch) {
   const auto [wk, d, horizontal, HW, T, L, tile, step, line, tiles] =
       block_setup<scalar_t>(s, line_scratch);
   // Staged arrays: g (tile lines), gates (tile + 1 lines: line t and the child

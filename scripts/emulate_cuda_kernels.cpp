@@ -1,12 +1,17 @@
 // Runs the CUDA scan kernels (kernels/scan_cuda_kernels.cuh) on the CPU with
 // emulated CUDA built-ins: every CUDA thread of a block is a std::thread and
 // __syncthreads is a std::barrier, so the kernels' indexing, tiling, channel
-// grouping and barrier placement are exercised without a GPU. Results are
-// compared with a naive scan written here from the formulas (DESIGN.md §1), and
-// the transpose with the adjoint identity <G a, b> = <a, G^T b>.
+// grouping and barrier placement are exercised without a GPU. Every launch takes
+// the block size, tile, shared memory, line scratch and channel groups from the
+// launch plan that kernels/scan_cuda.cu uses (kernels/scan_cuda_plan.h), on
+// simulated devices of several sizes, in float64 and float32, with blocks up to
+// the kernels' launch bounds (512 threads). Results are compared with a naive
+// float64 scan written here from the formulas of kernels/scan_step.h, and the
+// transpose with the adjoint identity <G a, b> = <a, G^T b>.
 // Build and run: scripts/check_cuda_emulation.sh
 #include <algorithm>
 #include <barrier>
+#include <cstdlib>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -31,6 +36,7 @@ using std::min;
 #define __forceinline__ inline
 #define __shared__
 #define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
 #include "../kernels/scan_cuda_kernels.cuh"
 
 namespace tpn::cuda_detail {
@@ -114,92 +120,108 @@ void oracle(const Shape& s, const Vec& x, const Vec& wt, const Vec& g, Vec& y, V
       }
 }
 
-// ---- kernel runs, mirroring the host code in kernels/scan_cuda.cu -----------
-struct Config {
-  unsigned threads;
-  int tile;          // 0 = unstaged
-  bool line_global;  // line buffers in "global" scratch
-  int64_t groups;    // channel groups for the shared-gate backward
+// ---- kernel runs with scan_cuda.cu's launch plan (kernels/scan_cuda_plan.h) ----
+// A simulated device: its opt-in shared memory per block, its SM count, and the
+// thread cap cudaFuncGetAttributes would report (0 = the kernels' launch bounds).
+struct Device {
+  int64_t smem_budget;
+  int64_t sms;
+  int thread_cap;
 };
 
-template <typename Kern>
-void run_groups(const Shape& s, const Config& cf, int64_t groups, int64_t per_block, Kern kern) {
+template <typename scalar_t, typename Kern>
+void run_groups(cuda_plan::Kernel which, const Shape& s, const Device& dev, int64_t groups, int64_t per_block,
+                Kern kern, int& max_threads_seen) {
   for (int group = 0; group < 2; ++group) {
     const int64_t L = group == 0 ? s.h : s.w;
-    Geom geom{s.n, s.dx, s.c, s.h, s.w, s.cw, group, cf.tile, per_block, groups};
-    const unsigned blocks = static_cast<unsigned>(s.n * 2 * groups);
-    std::vector<double> scratch(cf.line_global ? blocks * 2 * L : 0);
-    launch(blocks, cf.threads, [&] { kern(geom, cf.line_global ? scratch.data() : nullptr); });
+    const int bound = cuda_plan::launch_bound(which);
+    const cuda_plan::Plan p = cuda_plan::plan_launch(which, s.n, groups, L, sizeof(scalar_t), sizeof(scalar_t),
+                                                     dev.thread_cap ? std::min(bound, dev.thread_cap) : bound,
+                                                     dev.smem_budget);
+    if (p.smem > static_cast<int64_t>(sizeof(tpn_smem)) || p.threads > bound) {
+      std::printf("FAIL plan: smem %lld threads %d\n", (long long)p.smem, p.threads);
+      std::exit(1);
+    }
+    max_threads_seen = std::max(max_threads_seen, p.threads);
+    Geom geom{s.n, s.dx, s.c, s.h, s.w, s.cw, group, p.tile, per_block, groups};
+    std::vector<scalar_t> scratch(p.line_in_smem ? 0 : p.blocks * 2 * L);
+    launch(static_cast<unsigned>(p.blocks), static_cast<unsigned>(p.threads),
+           [&] { kern(geom, p.line_in_smem ? nullptr : scratch.data()); });
   }
 }
 
-double max_err(const Vec& a, const Vec& b) {
+template <typename T>
+double max_err(const std::vector<T>& a, const Vec& b) {
   double e = 0;
-  for (size_t i = 0; i < a.size(); ++i) e = std::max(e, std::fabs(a[i] - b[i]));
+  for (size_t i = 0; i < a.size(); ++i) e = std::max(e, std::fabs(static_cast<double>(a[i]) - b[i]));
   return a.size() == b.size() ? e : 1e30;
 }
 
-int failures = 0, checks = 0;
-void expect(bool ok, const char* what, const Shape& s, const Config& cf, double err) {
+int failures = 0, checks = 0, max_threads_run = 0;
+template <typename scalar_t>
+void expect(bool ok, const char* what, const Shape& s, const Device& dev, double err) {
   ++checks;
   if (!ok) {
     ++failures;
-    std::printf("FAIL %s: N=%lld Dx=%lld C=%lld H=%lld W=%lld Cw=%lld threads=%u tile=%d global=%d groups=%lld err=%g\n",
-                what, (long long)s.n, (long long)s.dx, (long long)s.c, (long long)s.h, (long long)s.w,
-                (long long)s.cw, cf.threads, cf.tile, cf.line_global, (long long)cf.groups, err);
+    std::printf("FAIL %s (%s): N=%lld Dx=%lld C=%lld H=%lld W=%lld Cw=%lld smem=%lld sms=%lld cap=%d err=%g\n", what,
+                sizeof(scalar_t) == 4 ? "float32" : "float64", (long long)s.n, (long long)s.dx, (long long)s.c,
+                (long long)s.h, (long long)s.w, (long long)s.cw, (long long)dev.smem_budget, (long long)dev.sms,
+                dev.thread_cap, err);
   }
 }
 
-void check(const Shape& s, const Config& cf, std::mt19937& rng) {
+// Runs forward, backward and transpose in scalar_t (float: accumulate in float, as
+// at::acc_type<float, true> does) and compares with the float64 oracle.
+template <typename scalar_t>
+void check(const Shape& s, const Device& dev, std::mt19937& rng) {
   std::uniform_real_distribution<double> U(-1, 1);
   Vec x(s.n * s.dx * s.c * s.h * s.w), wt(s.n * 4 * 3 * s.cw * s.h * s.w), g(s.n * 4 * s.c * s.h * s.w);
-  for (auto& v : x) v = U(rng);
-  for (auto& v : wt) v = U(rng) / 3;  // sum |p| <= 1
-  for (auto& v : g) v = U(rng);
+  // Values rounded to scalar_t first, so the oracle sees the kernel's inputs.
+  auto fill = [&](Vec& v, double scale) { for (auto& e : v) e = static_cast<scalar_t>(U(rng) * scale); };
+  fill(x, 1);
+  fill(wt, 1.0 / 3);  // sum |p| <= 1
+  fill(g, 1);
   Vec y_ref, gx_ref, gw_ref;
   oracle(s, x, wt, g, y_ref, gx_ref, gw_ref);
+  using SVec = std::vector<scalar_t>;
+  const SVec xs(x.begin(), x.end()), ws(wt.begin(), wt.end()), gs(g.begin(), g.end());
+  // float32 accumulates rounding along the scan line; the scale keeps the bound relative.
+  const double tol = sizeof(scalar_t) == 4 ? 2e-6 * (1 + std::max(s.h, s.w)) : 1e-11;
 
-  Vec ys(y_ref.size());
-  run_groups(s, cf, s.c, 1, [&](Geom geom, double* scr) {
-    scan_forward_kernel<double, double>(x.data(), wt.data(), ys.data(), geom, scr);
-  });
+  SVec ys(y_ref.size());
+  run_groups<scalar_t>(cuda_plan::Kernel::kForward, s, dev, s.c, 1, [&](Geom geom, scalar_t* scr) {
+    scan_forward_kernel<scalar_t, scalar_t>(xs.data(), ws.data(), ys.data(), geom, scr);
+  }, max_threads_run);
   const double ey = max_err(ys, y_ref);
-  expect(ey < 1e-12, "forward", s, cf, ey);
+  expect<scalar_t>(ey < tol, "forward", s, dev, ey);
 
-  // Backward: channel groups as the host code makes them for shared gates.
-  int64_t groups = s.c, per_block = 1;
-  if (s.cw == 1) {
-    groups = std::min(s.c, cf.groups);
-    per_block = (s.c + groups - 1) / groups;
-    groups = (s.c + per_block - 1) / per_block;
-  }
-  Vec gx(gx_ref.size()), gw(gw_ref.size());
-  Vec partial(s.cw == 1 ? groups * gw_ref.size() : gw_ref.size(), std::nan(""));
-  run_groups(s, cf, groups, per_block, [&](Geom geom, double* scr) {
-    scan_reverse_kernel<double, double, true>(g.data(), 4, wt.data(), x.data(), ys.data(), gx.data(),
-                                              partial.data(), geom, scr);
-  });
-  if (s.cw == 1) {
-    for (size_t i = 0; i < gw.size(); ++i) {
-      gw[i] = 0;
-      for (int64_t q = 0; q < groups; ++q) gw[i] += partial[q * gw.size() + i];
-    }
-  } else {
-    gw = partial;
+  // Backward: channel groups and partial sums as the host code makes them.
+  const cuda_plan::ChannelGroups cg = cuda_plan::backward_channel_groups(s.n, s.c, s.cw, dev.sms);
+  SVec gx(gx_ref.size());
+  SVec partial(s.cw == 1 ? cg.groups * gw_ref.size() : gw_ref.size(), static_cast<scalar_t>(std::nan("")));
+  run_groups<scalar_t>(cuda_plan::Kernel::kBackward, s, dev, cg.groups, cg.per_block, [&](Geom geom, scalar_t* scr) {
+    scan_reverse_kernel<scalar_t, scalar_t, true>(gs.data(), 4, ws.data(), xs.data(), ys.data(), gx.data(),
+                                                  partial.data(), geom, scr);
+  }, max_threads_run);
+  SVec gw(gw_ref.size());
+  for (size_t i = 0; i < gw.size(); ++i) {  // at::sum_out over the group dim
+    scalar_t acc = 0;
+    for (int64_t q = 0; q < (s.cw == 1 ? cg.groups : 1); ++q) acc += partial[q * gw.size() + i];
+    gw[i] = acc;
   }
   const double egx = max_err(gx, gx_ref), egw = max_err(gw, gw_ref);
-  expect(egx < 1e-12, "backward dx", s, cf, egx);
-  expect(egw < 1e-11, "backward dw", s, cf, egw);
+  expect<scalar_t>(egx < tol, "backward dx", s, dev, egx);
+  expect<scalar_t>(egw < 10 * tol, "backward dw", s, dev, egw);
 
   // Transpose of the per-direction scans with u = g: equals the oracle's dx, and
   // <G a, b> = <a, G^T b> with a = x broadcast to every direction.
-  Vec z(gx_ref.size());
-  run_groups(s, cf, s.c, 1, [&](Geom geom, double* scr) {
-    scan_reverse_kernel<double, double, false>(g.data(), 4, wt.data(), nullptr, nullptr, z.data(), nullptr,
-                                               geom, scr);
-  });
+  SVec z(gx_ref.size());
+  run_groups<scalar_t>(cuda_plan::Kernel::kTranspose, s, dev, s.c, 1, [&](Geom geom, scalar_t* scr) {
+    scan_reverse_kernel<scalar_t, scalar_t, false>(gs.data(), 4, ws.data(), nullptr, nullptr, z.data(), nullptr,
+                                                   geom, scr);
+  }, max_threads_run);
   const double ez = max_err(z, gx_ref);
-  expect(ez < 1e-12, "transpose", s, cf, ez);
+  expect<scalar_t>(ez < tol, "transpose", s, dev, ez);
   double lhs = 0, rhs = 0;
   for (int64_t n = 0; n < s.n; ++n)
     for (int d = 0; d < 4; ++d)
@@ -207,10 +229,11 @@ void check(const Shape& s, const Config& cf, std::mt19937& rng) {
         for (int64_t p = 0; p < s.h * s.w; ++p) {
           const int64_t i4 = ((n * 4 + d) * s.c + c) * s.h * s.w + p;
           const int64_t ix = ((n * s.dx + (s.dx == 4 ? d : 0)) * s.c + c) * s.h * s.w + p;
-          lhs += ys[i4] * g[i4];
-          rhs += x[ix] * z[i4];
+          lhs += static_cast<double>(ys[i4]) * g[i4];
+          rhs += x[ix] * static_cast<double>(z[i4]);
         }
-  expect(std::fabs(lhs - rhs) < 1e-9 * (1 + std::fabs(lhs)), "adjoint", s, cf, lhs - rhs);
+  const double adj_tol = sizeof(scalar_t) == 4 ? 1e-4 : 1e-9;
+  expect<scalar_t>(std::fabs(lhs - rhs) < adj_tol * (1 + std::fabs(lhs)), "adjoint", s, dev, lhs - rhs);
 }
 
 int main() {
@@ -218,16 +241,27 @@ int main() {
   const Shape shapes[] = {
       {1, 1, 1, 1, 1, 1},  {1, 1, 2, 1, 7, 1},   {1, 4, 2, 7, 1, 2},  {2, 1, 3, 5, 9, 1},
       {1, 4, 3, 9, 5, 3},  {2, 4, 2, 70, 13, 1}, {1, 1, 3, 13, 70, 3}, {1, 1, 5, 33, 31, 1},
+      // Lines longer than the launch bounds (512 forward/transpose, 256 backward):
+      // full-size blocks, several elements a thread, a ragged last warp.
+      {1, 1, 2, 600, 3, 1}, {1, 4, 1, 2, 530, 1},
   };
-  const Config configs[] = {
-      {32, 8, false, 1}, {32, 0, false, 2}, {64, 1, true, 3}, {32, 2, false, 5}, {1, 8, false, 2}, {96, 4, true, 1},
+  // Budgets: an sm_90-sized one (whole tiles of 8 lines), smaller ones that force
+  // tiles of 4/2/1 lines or none, and one too small for the line buffers, which
+  // then live in global scratch. SM counts change the backward's channel groups;
+  // a thread cap below the launch bound is what cudaFuncGetAttributes may report.
+  const Device devices[] = {
+      {232448, 132, 0}, {2048, 1, 0}, {1024, 3, 64}, {600, 2, 32}, {200, 5, 0}, {100000, 1, 96},
   };
-  // Every shape with half of the configs (alternating), to keep the run short:
-  // each emulated block starts one OS thread per CUDA thread.
-  const int ns = sizeof(shapes) / sizeof(shapes[0]), nc = sizeof(configs) / sizeof(configs[0]);
+  // Every shape with half of the devices (alternating) in both precisions, to keep
+  // the run short: each emulated block starts one OS thread per CUDA thread.
+  const int ns = sizeof(shapes) / sizeof(shapes[0]), nd = sizeof(devices) / sizeof(devices[0]);
   for (int i = 0; i < ns; ++i)
-    for (int j = 0; j < nc; ++j)
-      if ((i + j) % 2 == 0) check(shapes[i], configs[j], rng);
+    for (int j = 0; j < nd; ++j)
+      if ((i + j) % 2 == 0) {
+        check<double>(shapes[i], devices[j], rng);
+        check<float>(shapes[i], devices[j], rng);
+      }
+  std::printf("cuda kernel emulation: largest block %d threads\n", max_threads_run);
   std::printf("cuda kernel emulation: %d passed, %d failed\n", checks - failures, failures);
   return failures ? 1 : 0;
 }

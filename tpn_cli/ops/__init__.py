@@ -9,6 +9,9 @@ Shapes:
      to make raw network output stable.
   scan / scan_transpose return (N, 4, C, H, W).
 
+Dtypes: float32 or float64 (x and w alike), the same on every backend; float16 and
+bfloat16 raise TypeError: cast with ``.float()`` (why: ``validate.SCAN_DTYPES``).
+
 The compiled kernels (``tpn_cli._C``) are used when present; otherwise the pure
 PyTorch reference runs, after a one-line warning. :func:`backend` tells which.
 """

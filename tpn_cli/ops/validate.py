@@ -3,6 +3,14 @@ from __future__ import annotations
 
 import torch
 
+#: The dtypes the scan takes, on every backend (compiled CPU, CUDA, reference). float16
+#: and bfloat16 are refused rather than cast silently: the recurrence carries each value
+#: along a whole image line (its magnitude can grow with the line, see
+#: test_signed_gates_grow_at_most_linearly), which a 3- or 8-bit mantissa cannot hold,
+#: and a hidden float32 copy would double the memory the caller planned for. Cast with
+#: ``.float()``; the model does so for its reduced-precision guidance network.
+SCAN_DTYPES = (torch.float32, torch.float64)
+
 
 def check_gates(w: torch.Tensor, name: str = "w") -> None:
     if not isinstance(w, torch.Tensor):
@@ -38,6 +46,11 @@ def check_input(x: torch.Tensor, w: torch.Tensor, name: str = "x") -> None:
         raise TypeError(f"{name} is {x.dtype} but w is {w.dtype}: use one floating-point dtype for both")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if x.dtype not in SCAN_DTYPES:
+        raise TypeError(
+            f"{name} and w are {x.dtype}: the scan takes float32 or float64 on every backend; "
+            "cast with .float() (half precision cannot carry values along a whole image line)"
+        )
     if x.device != w.device:
         raise ValueError(f"{name} is on {x.device} but w is on {w.device}: put both on one device")
     if h == 0 or wd == 0 or n == 0 or c == 0:
