@@ -2,10 +2,12 @@
 // step function from scan_step.h, the same code the CPU kernels run.
 //
 // Layout of the work:
-// - One launch per direction group: horizontal (L->R, R->L) and vertical
-//   (T->B, B->T). The grid covers (n, direction in group, channel group); one
-//   thread block owns a whole plane and loops over the scan axis t internally.
-//   No launch per column, so the launch count is 2 per op call, not 2W + 2H.
+// - One launch per op call for all four directions (not 2W + 2H launches, one
+//   per column). The grid covers (n, direction, channel group); one thread
+//   block owns a whole plane and loops over the scan axis t internally. The
+//   horizontal scans (W steps over lines of H) run beside the vertical ones
+//   (H steps over lines of W): for small C a launch per direction pair would
+//   leave most SMs idle and run the two pairs' steps one after the other.
 // - Each thread owns the elements l = tid, tid + B, ... of every line, with B
 //   at most the kernel's __launch_bounds__ (scan_cuda_plan.h). The
 //   previous line (y for the forward, the carry v for the reverse scans) lives
@@ -51,12 +53,12 @@ using namespace cuda_detail;
 // ---------------------------------------------------------------------------
 // Host side.
 
-// Launch of one direction group: the plan (scan_cuda_plan.h) and, for lines too
-// long for shared memory, a global scratch for the line buffers.
+// Launch of one op: the plan (scan_cuda_plan.h) and, for lines too long for
+// shared memory, a global scratch for the line buffers.
 struct Launch {
   cuda_plan::Plan plan;
   Geom geom;
-  at::Tensor scratch;  // empty unless the line buffers live in global memory
+  at::Tensor scratch;  // empty unless some line buffers live in global memory
 };
 
 // Attribute of the current device. (Not at::cuda::getCurrentDeviceProperties:
@@ -69,13 +71,13 @@ int64_t device_attribute(cudaDeviceAttr attr) {
 }
 
 template <typename scalar_t, typename acc_t, typename KernelFn>
-Launch make_launch(cuda_plan::Kernel which, const ScanShape& sh, int group, int64_t channel_groups,
-                   int64_t channels_per_block, const at::Tensor& like, KernelFn kernel) {
-  const int64_t L = group == 0 ? sh.h : sh.w;
-  TORCH_CHECK(sh.n * 2 * channel_groups <= std::numeric_limits<int32_t>::max(), "tpn scan: too many planes (",
-              sh.n * 2 * channel_groups, ")");
-  TORCH_CHECK(L * (cuda_plan::kMaxTileLines + 1) * 8 < std::numeric_limits<int32_t>::max(),
-              "tpn scan: image line of ", L, " elements is too long");
+Launch make_launch(cuda_plan::Kernel which, const ScanShape& sh, int64_t channel_groups, int64_t channels_per_block,
+                   const at::Tensor& like, KernelFn kernel) {
+  const int64_t longest = std::max(sh.h, sh.w);
+  TORCH_CHECK(sh.n * 4 * channel_groups <= std::numeric_limits<int32_t>::max(), "tpn scan: too many planes (",
+              sh.n * 4 * channel_groups, ")");
+  TORCH_CHECK(longest * (cuda_plan::kMaxTileLines + 1) * 8 < std::numeric_limits<int32_t>::max(),
+              "tpn scan: image line of ", longest, " elements is too long");
   // The kernel's own limits on this device: its launch bound is the plan's cap,
   // and cudaFuncGetAttributes lowers it should the device's registers not hold
   // that many threads (the resource check in CI says they do on every arch we
@@ -87,31 +89,38 @@ Launch make_launch(cuda_plan::Kernel which, const ScanShape& sh, int group, int6
       device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin) - static_cast<int64_t>(attr.sharedSizeBytes);
 
   Launch ln;
-  ln.plan = cuda_plan::plan_launch(which, sh.n, channel_groups, L, sizeof(scalar_t), sizeof(acc_t), max_threads,
-                                   budget);
-  if (!ln.plan.line_in_smem)
-    ln.scratch = at::empty({ln.plan.blocks * 2 * L}, like.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+  ln.plan = cuda_plan::plan_launch(which, sh.n, channel_groups, sh.h, sh.w, sizeof(scalar_t), sizeof(acc_t),
+                                   max_threads, budget);
+  if (ln.plan.scratch_elems > 0)
+    ln.scratch = at::empty({ln.plan.scratch_elems}, like.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
   if (ln.plan.smem > 48 * 1024)  // above the default limit a kernel must opt in
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(ln.plan.smem)));
-  ln.geom = Geom{sh.n, sh.dx, sh.c, sh.h, sh.w, sh.cw, group, ln.plan.tile, channels_per_block, channel_groups};
+  ln.geom = Geom{sh.n,
+                 sh.dx,
+                 sh.c,
+                 sh.h,
+                 sh.w,
+                 sh.cw,
+                 {ln.plan.tile[0], ln.plan.tile[1]},
+                 {ln.plan.line_in_smem[0], ln.plan.line_in_smem[1]},
+                 channels_per_block,
+                 channel_groups};
   return ln;
 }
 
-// One launch of `kernel` per direction group (horizontal, then vertical) on the
-// current stream: the sequence every op shares. `args` are the kernel's leading
-// arguments; the group's Geom and line scratch, which the plan chooses, follow them.
+// One launch of `kernel` for all four directions on the current stream: the
+// sequence every op shares. `args` are the kernel's leading arguments; the Geom
+// and line scratch, which the plan chooses, follow them.
 template <typename scalar_t, typename acc_t, typename KernelFn, typename... Args>
-void launch_groups(cuda_plan::Kernel which, const ScanShape& sh, int64_t channel_groups,
-                   int64_t channels_per_block, const at::Tensor& like, KernelFn kernel, Args... args) {
+void launch_all(cuda_plan::Kernel which, const ScanShape& sh, int64_t channel_groups, int64_t channels_per_block,
+                const at::Tensor& like, KernelFn kernel, Args... args) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  for (int group = 0; group < 2; ++group) {
-    const Launch ln = make_launch<scalar_t, acc_t>(which, sh, group, channel_groups, channels_per_block, like, kernel);
-    acc_t* scratch = ln.scratch.defined() ? ln.scratch.data_ptr<acc_t>() : nullptr;
-    kernel<<<dim3(static_cast<unsigned>(ln.plan.blocks)), dim3(ln.plan.threads), ln.plan.smem, stream>>>(
-        args..., ln.geom, scratch);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  }
+  const Launch ln = make_launch<scalar_t, acc_t>(which, sh, channel_groups, channels_per_block, like, kernel);
+  acc_t* scratch = ln.scratch.defined() ? ln.scratch.data_ptr<acc_t>() : nullptr;
+  kernel<<<dim3(static_cast<unsigned>(ln.plan.blocks)), dim3(ln.plan.threads), ln.plan.smem, stream>>>(
+      args..., ln.geom, scratch);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 void check_cuda(const at::Tensor& t, const at::Tensor& like, const char* name) {
@@ -130,8 +139,8 @@ at::Tensor scan_cuda(const at::Tensor& x, const at::Tensor& w) {
   if (ys.numel() == 0) return ys;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tpn_scan_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
-    launch_groups<scalar_t, acc_t>(cuda_plan::Kernel::kForward, sh, sh.c, 1, x, scan_forward_kernel<scalar_t, acc_t>,
-                                   x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), ys.data_ptr<scalar_t>());
+    launch_all<scalar_t, acc_t>(cuda_plan::Kernel::kForward, sh, sh.c, 1, x, scan_forward_kernel<scalar_t, acc_t>,
+                                x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), ys.data_ptr<scalar_t>());
   });
   return ys;
 }
@@ -145,10 +154,10 @@ at::Tensor scan_transpose_cuda(const at::Tensor& u, const at::Tensor& w) {
   if (z.numel() == 0) return z;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "tpn_scan_transpose_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
-    launch_groups<scalar_t, acc_t>(cuda_plan::Kernel::kTranspose, sh, sh.c, 1, u,
-                                   scan_reverse_kernel<scalar_t, acc_t, false>,
-                                   u.data_ptr<scalar_t>(), sh.dx, w.data_ptr<scalar_t>(), nullptr, nullptr,
-                                   z.data_ptr<scalar_t>(), nullptr);
+    launch_all<scalar_t, acc_t>(cuda_plan::Kernel::kTranspose, sh, sh.c, 1, u,
+                                scan_reverse_kernel<scalar_t, acc_t, false>,
+                                u.data_ptr<scalar_t>(), sh.dx, w.data_ptr<scalar_t>(), nullptr, nullptr,
+                                z.data_ptr<scalar_t>(), nullptr);
   });
   return z;
 }
@@ -186,11 +195,11 @@ std::tuple<at::Tensor, at::Tensor> scan_backward_cuda(const at::Tensor& grad_in,
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tpn_scan_backward_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
-    launch_groups<scalar_t, acc_t>(cuda_plan::Kernel::kBackward, sh, groups, per_block, x,
-                                   scan_reverse_kernel<scalar_t, acc_t, true>,
-                                   grad.data_ptr<scalar_t>(), 4, w.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-                                   ys.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>(),
-                                   partial.data_ptr<scalar_t>());
+    launch_all<scalar_t, acc_t>(cuda_plan::Kernel::kBackward, sh, groups, per_block, x,
+                                scan_reverse_kernel<scalar_t, acc_t, true>,
+                                grad.data_ptr<scalar_t>(), 4, w.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                ys.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>(),
+                                partial.data_ptr<scalar_t>());
   });
   if (partial.data_ptr() != grad_w.data_ptr()) at::sum_out(grad_w, partial, {0});
   return {shaped(grad_x), grad_w};

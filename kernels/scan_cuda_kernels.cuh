@@ -25,10 +25,13 @@ struct LineView {
   }
 };
 
+// Geometry of one launch. A launch covers all four directions; index [0] of the
+// per-group fields is for the horizontal scans (lines of H elements), [1] for the
+// vertical ones (lines of W).
 struct Geom {
   int64_t n, dx, c, h, w, cw;
-  int group;                   // 0: horizontal pair, 1: vertical pair
-  int tile;                    // lines per staged tile; 0 = read global memory directly
+  int tile[2];                 // lines per staged tile; 0 = read global memory directly
+  bool line_in_smem[2];        // else the line buffers are in the global scratch
   int64_t channels_per_block;  // channels looped over inside one block
   int64_t channel_groups;      // blocks per (n, direction)
 };
@@ -55,8 +58,8 @@ __device__ __forceinline__ BlockWork block_work(const Geom& s) {
   BlockWork wk;
   wk.g = b % s.channel_groups;
   const int64_t rest = b / s.channel_groups;
-  wk.d = s.group * 2 + static_cast<int>(rest % 2);
-  wk.n = rest / 2;
+  wk.d = static_cast<int>(rest % 4);
+  wk.n = rest / 4;
   wk.c_begin = wk.g * s.channels_per_block;
   wk.c_end = min(s.c, wk.c_begin + s.channels_per_block);
   return wk;
@@ -79,7 +82,8 @@ __device__ void stage_lines(T* __restrict__ dst, const LineView<const T>& src, i
   }
 }
 
-// Shared memory: [line buffers: 2 × L acc_t][staged tiles: scalar_t].
+// Shared memory: [line buffers: 2 × L acc_t][staged tiles: scalar_t]; the launch
+// gives each block the larger of the two groups' needs.
 extern __shared__ __align__(16) unsigned char tpn_smem[];
 
 // What every scan kernel block starts from: its plane group, line geometry, the two
@@ -100,13 +104,17 @@ struct BlockSetup {
 template <typename scalar_t, typename acc_t>
 __device__ inline BlockSetup<scalar_t, acc_t> block_setup(const Geom& s, acc_t* line_scratch) {
   const BlockWork wk = block_work(s);
-  const bool horizontal = s.group == 0;
+  const bool horizontal = wk.d == kLeftToRight || wk.d == kRightToLeft;
+  const int group = horizontal ? 0 : 1;
   const int64_t T = horizontal ? s.w : s.h, L = horizontal ? s.h : s.w;
-  acc_t* line = line_scratch ? line_scratch + static_cast<int64_t>(blockIdx.x) * 2 * L
-                             : reinterpret_cast<acc_t*>(tpn_smem);
+  const bool in_smem = s.line_in_smem[group];
+  // Scratch: 2 lines of the longer kind per block.
+  acc_t* line = in_smem ? reinterpret_cast<acc_t*>(tpn_smem)
+                        : line_scratch + static_cast<int64_t>(blockIdx.x) * 2 * max(s.h, s.w);
   scalar_t* tiles = reinterpret_cast<scalar_t*>(
-      tpn_smem + (line_scratch ? 0 : align16(2 * L * static_cast<int64_t>(sizeof(acc_t)))));
-  return {wk, wk.d, horizontal, s.h * s.w, T, L, s.tile, s.tile > 0 ? s.tile : T, line, tiles};
+      tpn_smem + (in_smem ? align16(2 * L * static_cast<int64_t>(sizeof(acc_t))) : 0));
+  const int tile = s.tile[group];
+  return {wk, wk.d, horizontal, s.h * s.w, T, L, tile, tile > 0 ? tile : T, line, tiles};
 }
 
 // ---------------------------------------------------------------------------

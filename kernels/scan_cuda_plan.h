@@ -44,35 +44,61 @@ constexpr int64_t staged_lines(Kernel k, int64_t tile) {
 
 TPN_PLAN_HD int64_t align16(int64_t bytes) { return (bytes + 15) / 16 * 16; }
 
+// One launch runs all four directions: N · 4 · channel groups blocks, the
+// horizontal scans (lines of H elements, group [0]) beside the vertical ones
+// (lines of W, group [1]), so that small C still gives twice the blocks and the
+// two groups' steps overlap instead of running one launch after the other.
 struct Plan {
-  int threads = 0;           // block size
-  int64_t blocks = 0;        // N · 2 directions · channel groups
-  int tile = 0;              // lines per staged tile; 0 = read global memory directly
-  bool line_in_smem = true;  // else the two line buffers live in a global scratch
-  int64_t smem = 0;          // dynamic shared memory per block, bytes
+  int threads = 0;                     // block size, for the longer line
+  int64_t blocks = 0;                  // N · 4 directions · channel groups
+  int tile[2] = {0, 0};                // lines per staged tile; 0 = read global memory directly
+  bool line_in_smem[2] = {true, true};  // else the two line buffers live in a global scratch
+  int64_t smem = 0;                    // dynamic shared memory per block: the larger group's
+  int64_t scratch_elems = 0;           // acc_t elements of the global line scratch (0: none)
 };
 
-// Plan of one launch (one direction group) with lines of L elements.
+// Shared memory of one group with lines of L elements: line buffers, then tiles.
+struct GroupSmem {
+  int tile;
+  bool line_in_smem;
+  int64_t bytes;
+};
+
+inline GroupSmem plan_group(Kernel k, int64_t L, int64_t scalar_bytes, int64_t acc_bytes, int64_t smem_budget) {
+  GroupSmem g{0, true, 0};
+  int64_t line_bytes = align16(2 * L * acc_bytes);
+  g.line_in_smem = line_bytes <= smem_budget;
+  if (!g.line_in_smem) line_bytes = 0;
+  for (int64_t tt = kMaxTileLines; tt >= 1; tt /= 2) {
+    if (line_bytes + staged_lines(k, tt) * L * scalar_bytes <= smem_budget) {
+      g.tile = static_cast<int>(tt);
+      break;
+    }
+  }
+  g.bytes = line_bytes + (g.tile > 0 ? staged_lines(k, g.tile) * L * scalar_bytes : 0);
+  return g;
+}
+
+// Plan of the launch for H × W planes.
 //   max_threads: the kernel's launch bound, lowered on a GPU to what
 //                cudaFuncGetAttributes reports for the device;
 //   smem_budget: the device's opt-in shared memory per block minus the kernel's
 //                static shared memory.
-inline Plan plan_launch(Kernel k, int64_t n, int64_t channel_groups, int64_t L, int64_t scalar_bytes,
+inline Plan plan_launch(Kernel k, int64_t n, int64_t channel_groups, int64_t h, int64_t w, int64_t scalar_bytes,
                         int64_t acc_bytes, int max_threads, int64_t smem_budget) {
   Plan p;
   const int cap = std::max(32, max_threads / 32 * 32);  // whole warps
-  p.threads = static_cast<int>(std::min<int64_t>(cap, (L + 31) / 32 * 32));
-  p.blocks = n * 2 * channel_groups;
-  int64_t line_bytes = align16(2 * L * acc_bytes);
-  p.line_in_smem = line_bytes <= smem_budget;
-  if (!p.line_in_smem) line_bytes = 0;
-  for (int64_t tt = kMaxTileLines; tt >= 1; tt /= 2) {
-    if (line_bytes + staged_lines(k, tt) * L * scalar_bytes <= smem_budget) {
-      p.tile = static_cast<int>(tt);
-      break;
-    }
+  const int64_t longest = std::max(h, w);
+  p.threads = static_cast<int>(std::min<int64_t>(cap, (longest + 31) / 32 * 32));
+  p.blocks = n * 4 * channel_groups;
+  const int64_t L[2] = {h, w};
+  for (int g = 0; g < 2; ++g) {
+    const GroupSmem gs = plan_group(k, L[g], scalar_bytes, acc_bytes, smem_budget);
+    p.tile[g] = gs.tile;
+    p.line_in_smem[g] = gs.line_in_smem;
+    p.smem = std::max(p.smem, gs.bytes);
+    if (!gs.line_in_smem) p.scratch_elems = p.blocks * 2 * longest;
   }
-  p.smem = line_bytes + (p.tile > 0 ? staged_lines(k, p.tile) * L * scalar_bytes : 0);
   return p;
 }
 
@@ -86,7 +112,7 @@ struct ChannelGroups {
 
 inline ChannelGroups backward_channel_groups(int64_t n, int64_t c, int64_t cw, int64_t sms) {
   if (cw != 1 || c == 0) return {c, 1};
-  const int64_t want = std::max<int64_t>(1, (2 * sms + n * 2 - 1) / (n * 2));
+  const int64_t want = std::max<int64_t>(1, (2 * sms + n * 4 - 1) / (n * 4));
   const int64_t groups = std::min(c, want);
   const int64_t per_block = (c + groups - 1) / groups;
   return {(c + per_block - 1) / per_block, per_block};

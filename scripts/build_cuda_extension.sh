@@ -42,10 +42,16 @@ if [[ "${TPN_KEEP_BUILD:-0}" != 1 ]]; then trap 'rm -rf "$BUILD"' EXIT; fi
 echo "build_cuda_extension: building in $BUILD (archs $TORCH_CUDA_ARCH_LIST, $MAX_JOBS jobs)"
 
 cat > "$BUILD/setup.py" <<EOF
+import importlib.util
 from setuptools import setup
+import torch
 from torch.utils.cpp_extension import BuildExtension, CUDAExtension
 
 root = "$ROOT/kernels"
+# The package's own flags (the same module setup.py loads), portable: no -march=native.
+spec = importlib.util.spec_from_file_location("tpn_build_flags", f"{root}/build_flags.py")
+flags = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(flags)
 setup(
     name="tpn_cuda_check",
     ext_modules=[
@@ -53,7 +59,7 @@ setup(
             name="_C",
             sources=[f"{root}/ops.cpp", f"{root}/scan_cpu.cpp", f"{root}/scan_cuda.cu"],
             include_dirs=[root],
-            extra_compile_args={"cxx": ["-O3", "-fopenmp"], "nvcc": ["-O3"]},
+            extra_compile_args=flags.compile_args(torch.__version__, portable=True),
             extra_link_args=["-fopenmp"],
         )
     ],

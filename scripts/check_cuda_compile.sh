@@ -58,6 +58,7 @@ PY_INC="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 status=0
+shopt -s nullglob
 if [[ -n "$NVCC" ]]; then
   echo "check_cuda_compile: $("$NVCC" --version | tail -n 2 | head -n 1)"
 else

@@ -45,12 +45,13 @@ int64_t block_registers(int64_t regs, int threads) {
 
 int main() {
   char arch[32], kind[32], dtype[32];
-  long long regs, static_smem;
+  long long regs_in, smem_in;
   std::map<std::string, std::string> summary;
   std::map<std::string, bool> arch_ok;
   int lines = 0, failures = 0;
-  while (std::scanf("%31s %31s %31s %lld %lld", arch, kind, dtype, &regs, &static_smem) == 5) {
+  while (std::scanf("%31s %31s %31s %lld %lld", arch, kind, dtype, &regs_in, &smem_in) == 5) {
     ++lines;
+    const int64_t regs = regs_in, static_smem = smem_in;
     const auto lim = kArchs.find(arch);
     if (lim == kArchs.end()) {
       std::printf("check_cuda_resources: FAIL unknown architecture %s (add its limits)\n", arch);
@@ -69,7 +70,9 @@ int main() {
       for (int64_t n = 1; n <= kMaxN; n *= 2)
         for (int64_t c = 1; c <= kMaxC; ++c) {
           const int64_t groups = k == Kernel::kBackward ? backward_channel_groups(n, c, 1, lim->second.sms).groups : c;
-          const Plan p = plan_launch(k, n, groups, L, bytes, bytes, launch_bound(k), budget);
+          // H = W = L: the plan's threads follow the longer line and its shared
+          // memory the larger group, so square planes are each L's worst case.
+          const Plan p = plan_launch(k, n, groups, L, L, bytes, bytes, launch_bound(k), budget);
           const int64_t r = block_registers(regs, p.threads);
           worst_threads = std::max(worst_threads, p.threads);
           worst_smem = std::max(worst_smem, p.smem + static_smem);
@@ -79,7 +82,7 @@ int main() {
           if (!fits && ok) {
             std::printf("check_cuda_resources: FAIL %s %s %s: %lld registers x %d threads = %lld > %lld, "
                         "or shared memory %lld > %lld (line of %lld)\n",
-                        arch, kind, dtype, regs, p.threads, (long long)r, (long long)kRegsPerBlock,
+                        arch, kind, dtype, (long long)regs, p.threads, (long long)r, (long long)kRegsPerBlock,
                         (long long)(p.smem + static_smem), (long long)lim->second.smem_optin, (long long)L);
           }
           ok = ok && fits;
@@ -88,7 +91,7 @@ int main() {
     arch_ok.emplace(arch, true);
     arch_ok[arch] = arch_ok[arch] && ok;
     char buf[160];
-    std::snprintf(buf, sizeof buf, " %s/%s %lldx%d=%lldK regs %lldK smem;", kind, bytes == 8 ? "f64" : "f32", regs,
+    std::snprintf(buf, sizeof buf, " %s/%s %lldx%d=%lldK regs %lldK smem;", kind, bytes == 8 ? "f64" : "f32", (long long)regs,
                   worst_threads, (long long)(worst_regs / 1024), (long long)(worst_smem / 1024));
     summary[arch] += buf;
   }
