@@ -20,9 +20,11 @@ namespace cuda_plan {
 
 // Most threads a block of each kernel may have: the kernels' __launch_bounds__,
 // so ptxas keeps registers × threads within the 64K registers of a block. The
-// backward carries three gate gradients besides the carry and needs ~200
+// backward carries three gate gradients besides the carry and needs ~180-205
 // registers a thread; 256 threads let it keep them all (512 would force 128 a
-// thread and spill). Forward and transpose fit 512 threads without spilling.
+// thread and spill). Forward and transpose fit 512 threads at 128 registers
+// with no or a few bytes of spilling (ptxas -v; scripts/check_cuda_compile.sh
+// prints each kernel's registers per architecture).
 constexpr int kForwardThreads = 512;
 constexpr int kTransposeThreads = 512;
 constexpr int kBackwardThreads = 256;
