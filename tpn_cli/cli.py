@@ -20,6 +20,7 @@ import click
 
 from . import __version__
 from .errors import Interrupted, as_tpn_error
+from .scale.commands import ENGINE_OPTIONS, batch, check_engine, engine_options, run_with_engine
 from .shots import DEFAULT_THRESHOLD
 
 _PATH = click.Path(path_type=Path)
@@ -255,6 +256,8 @@ def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
     from .runs import Options, prepare
 
     as_json, dry = kw.pop("as_json"), kw.pop("dry_run")
+    engine = {k: kw.pop(k) for k in ENGINE_OPTIONS if k in kw} or {"engine": "local"}
+    check_engine(engine["engine"])
     kw["index_base"] = int(kw["index_base"])
     opts = Options(task=task, input=input_path, keys=keys, **kw)
     run = prepare(opts)
@@ -271,7 +274,7 @@ def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
             click.echo(_format_plan(plan))
         return
     printed = len(run.notes)
-    summary = run.execute()
+    summary = run_with_engine(run, **{"ray_address": None, "workers": None, "segment_frames": 0, **engine})
     if as_json:
         click.echo(json.dumps(summary))
     elif not opts.quiet:
@@ -341,6 +344,7 @@ def _format_plan(p: dict) -> str:
                    "~0.1 s per 1080p frame on one core) or plain bilinear.")
 @_shot_options
 @_video_options
+@engine_options
 @_common
 def colorize(input_path: Path, keys: Path, **kw) -> None:
     """Colour a video (or a frame folder) from a few colour key-frames.
@@ -392,6 +396,7 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
               help="Also write a tone-mapped SDR preview video here.")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams.")
 @_shot_options
+@engine_options
 @_common
 def hdr(input_path: Path, keys: Path, **kw) -> None:
     """Turn an LDR video into HDR from a few radiance key-frames.
@@ -771,6 +776,9 @@ def weights_download(name: str, url: str | None, sha256: str | None, overwrite: 
     from . import weights
 
     click.echo(str(weights.download(name, url, sha256, progress=not quiet, overwrite=overwrite)))
+
+
+cli.add_command(batch)
 
 
 def main() -> None:

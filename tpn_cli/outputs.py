@@ -209,8 +209,10 @@ class _Sink(Transactional):
 
 def _video_writer(reader: Any, path: Path, *, overwrite: bool, copy_streams: bool,
                   crf: int | None, preset: str | None, codec: str | None,
-                  same_timeline: bool = True) -> VideoWriter:
-    kw: dict[str, Any] = {"overwrite": overwrite}
+                  same_timeline: bool = True, writer: type = VideoWriter, **extra) -> VideoWriter:
+    # ``writer``/``extra``: a VideoWriter subclass and its own arguments (tpn_cli.scale
+    # joins video chunks with one, under exactly these settings)
+    kw: dict[str, Any] = {"overwrite": overwrite, **extra}
     codec = codec or _CODEC_FOR.get(path.suffix.lower())
     if codec == "libsvtav1":
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole config to stderr otherwise
@@ -228,8 +230,8 @@ def _video_writer(reader: Any, path: Path, *, overwrite: bool, copy_streams: boo
         if deep and not sub and (codec or "libx264") in ("libx264", "libx265", "ffv1"):
             kw["pix_fmt"] = "yuv420p10le"  # a 10-bit source stays 10-bit
         # keep_chroma: a 4:4:4 / 4:2:2 source keeps its chroma resolution (colour is the product)
-        return VideoWriter.like(reader, path, keep_chroma=True, same_timeline=same_timeline, **kw)
-    return VideoWriter(path, width=reader.width, height=reader.height, fps=reader.fps,
+        return writer.like(reader, path, keep_chroma=True, same_timeline=same_timeline, **kw)
+    return writer(path, width=reader.width, height=reader.height, fps=reader.fps,
                        time_base=reader.time_base, **kw)
 
 
