@@ -208,7 +208,9 @@ def run_jobs(jobs: list[Job], *, address: str | None = None, workers: int | None
     from tqdm import tqdm
 
     pending = [j for j in jobs if j.status == "pending"]
-    with connect(address, workers) as ray:
+    # Ray's driver threads print what its cluster reports (a worker died ...) on stdout,
+    # which --json keeps for the one summary object: send it to stderr with our messages
+    with contextlib.redirect_stdout(sys.stderr), connect(address, workers) as ray:
         from ray.util import ActorPool
 
         for job in pending:

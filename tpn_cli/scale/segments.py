@@ -97,15 +97,14 @@ def split(run: Any, segment_frames: int) -> list[Segment]:
     if segment_frames <= 0 or len(plan) <= segment_frames:
         return [Segment(0, run.opts.start, run.end)]
     starts = _batch_starts(plan, run.task.batch_size(run.opts))
-    cuts, begin = [], plan[0].frame
+    cuts, begin, keys_changed = [], plan[0].frame, False
     for prev, a in zip(plan, plan[1:]):
         length = a.frame - begin
-        if a.frame not in starts or length < segment_frames:
-            continue
-        keys_change = {k for k, _ in prev.sources} != {k for k, _ in a.sources}
-        if keys_change or length >= 2 * segment_frames:
+        if length >= segment_frames and {k for k, _ in prev.sources} != {k for k, _ in a.sources}:
+            keys_changed = True
+        if a.frame in starts and (keys_changed or length >= 2 * segment_frames):
             cuts.append(a.frame)
-            begin = a.frame
+            begin, keys_changed = a.frame, False
     bounds = [plan[0].frame, *cuts, plan[-1].frame + 1]
     return [Segment(i, a, b) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
 
