@@ -152,3 +152,27 @@ def test_engine_ray_without_ray_names_the_extra(tmp_path, models, monkeypatch):
                            "-o", tmp_path / "o", "--engine", "ray")
     assert code == 2 and 'pip install "tpn[ray]"' in err
     assert not (tmp_path / "o").exists()
+
+
+def test_hdr_segments_equal_the_local_run(tmp_path, models):
+    """HDR: the key guidance comes from frames decoded by seeking; EXR frames bit-identical."""
+    from _cli_util import hdr_keys
+
+    keys = hdr_keys(DOG, tmp_path / "keys", [0, 6])
+    code, _, err = run_cli("hdr", DOG, "--hdr-keys", keys, "--weights", models["hdr"], "-o",
+                           tmp_path / "local", "-q", "--mode", "online", "--batch-size", "2")
+    assert code == 0, err
+    run = prepare(Options(task="hdr", input=DOG, keys=keys, output=tmp_path / "seg", mode="online",
+                          weights=str(models["hdr"]), batch_size=2, quiet=True))
+    model, _ = weights.load(run.opts.weights, "hdr", device="cpu")
+    model.for_inference(channels_last=True, precision="fp32")
+    adapter = run.task.adapter(run, model)
+    (tmp_path / "seg").mkdir()
+    parts = sg.split(run, 4)
+    assert len(parts) == 2
+    for s in parts:
+        sg.run_segment(run, s, tmp_path / "seg", adapter, model)
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "seg").iterdir()) and len(names) == 12
+    for n in names:
+        assert np.array_equal(read_image(tmp_path / "local" / n), read_image(tmp_path / "seg" / n))
