@@ -209,6 +209,8 @@ def run_on_ray(run: Any, *, address: str | None, workers: int | None, segment_fr
     """``tpn colorize|hdr --engine ray``: the prepared ``run`` in segments on Ray; returns
     the ``--json`` summary (the local run's fields, and the segments). Raises the first
     error of a worker with its exit code."""
+    from ..ops import backend
+
     job = Job(0, run)
     t0 = time.perf_counter()
     pool = run_jobs([job], address=address, workers=workers, segment_frames=segment_frames, quiet=quiet)
@@ -228,7 +230,10 @@ def run_on_ray(run: Any, *, address: str | None, workers: int | None, segment_fr
         "fps": round(frames / seconds, 2) if seconds > 0 else 0.0,
         "video_fps": float(run.reader.fps), "size": [run.reader.width, run.reader.height],
         "work_size": [run.work[1], run.work[0]], "device": str(run.device), "mode": run.mode,
-        "keyframes": len(run.keys), "engine": "ray", "workers": pool["workers"], "segments": segments,
+        "backend": backend(), "batch_size": run.task.batch_size(run.opts),
+        "keyframes": len(run.keys), "propagation": run.task.propagation(run),
+        "weights": str(run.weights_path) if run.uses_model else None,
+        "extra_outputs": [str(p) for p in (run.opts.sdr_preview, run.opts.overlay) if p], "engine": "ray", "workers": pool["workers"], "segments": segments,
         "peak_memory_mb": round(max(r.get("peak_memory_mb", 0.0) for r in parts), 1),
         "notes": run.notes, "warnings": run.warnings + job.warnings, **run._shots_json(),
     })

@@ -28,7 +28,7 @@ from ..errors import TpnError, UsageError
 from ..media.atomic import AtomicPath
 from . import segments as seg
 
-__all__ = ["Job", "SegmentWorker", "WorkerError", "connect", "import_ray", "run_jobs"]
+__all__ = ["Job", "Progress", "SegmentWorker", "WorkerError", "connect", "import_ray", "run_jobs"]
 
 #: Restarts of a dead worker and re-runs of its segment before the segment counts as failed.
 RETRIES = 3
@@ -89,6 +89,38 @@ class Unit:
     segment: seg.Segment | None     # None: the whole job (``Run.execute``)
     staging: Path | None
 
+    @property
+    def key(self) -> str:
+        return f"{self.job}:{self.segment.index if self.segment else 'whole'}"
+
+
+class Progress:
+    """A Ray actor holding how many frames each unit has written so far (the latest
+    count, so a retried unit is not counted twice): the driver's one progress bar."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, int] = {}
+
+    def report(self, unit: str, frames: int) -> None:
+        self.frames[unit] = frames
+
+    def total(self) -> int:
+        return sum(self.frames.values())
+
+
+class _ReportSink:
+    """Tells the Progress actor every few frames how far a segment is (fire and forget)."""
+
+    EVERY = 8
+
+    def __init__(self, progress: Any, unit: str) -> None:
+        self.progress, self.unit, self.count = progress, unit, 0
+
+    def write(self, frame: Any, result: Any) -> None:
+        self.count += 1
+        if self.count % self.EVERY == 0:
+            self.progress.report.remote(self.unit, self.count)
+
 
 class SegmentWorker:
     """A Ray actor: computes units of prepared runs; keeps its model(s) between units and
@@ -109,9 +141,10 @@ class SegmentWorker:
             self._models[key] = model
         return self._models[key]
 
-    def run_unit(self, run: Any, unit: Unit) -> dict:
+    def run_unit(self, run: Any, unit: Unit, progress: Any = None) -> dict:
         """Compute ``unit`` of ``run``; returns its result, or ``{"error": ...}`` for an
-        error of the run itself (an internal one as exit code 1)."""
+        error of the run itself (an internal one as exit code 1). ``progress``: a
+        :class:`Progress` actor to report frames to."""
         import torch
 
         t0 = time.perf_counter()
@@ -128,8 +161,9 @@ class SegmentWorker:
             path = str(run.opts.input)
             if path not in self._pts:
                 self._pts = {path: seg.packet_pts(run.opts.input) if run.opts.input.is_file() else None}
+            extra = [_ReportSink(progress, unit.key)] if progress is not None else []
             stats, timing = seg.run_segment(run, unit.segment, unit.staging, self._adapters[unit.job],
-                                            model, self._pts[path])
+                                            model, self._pts[path], extra_sinks=extra)
             return {"job": unit.job, "segment": unit.segment.index, "frames": stats.frames,
                     "seconds": time.perf_counter() - t0, "timing": timing,
                     "warnings": stats.warnings, "peak_memory_mb": stats.peak_memory_mb,
@@ -222,6 +256,7 @@ def run_jobs(jobs: list[Job], *, address: str | None = None, workers: int | None
         actor = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=RETRIES,
                            max_task_retries=RETRIES)(SegmentWorker)
         pool = ActorPool([actor.remote() for _ in range(n)])
+        progress = ray.remote(num_cpus=0)(Progress).remote()
         refs = {job.index: ray.put(job.run) for job in pending}
         total = sum(u.segment.frames if u.segment else job.run.end - job.run.opts.start
                     for job, u in units)
@@ -231,10 +266,16 @@ def run_jobs(jobs: list[Job], *, address: str | None = None, workers: int | None
                    dynamic_ncols=True, smoothing=0.1)
         try:
             for job, u in units:
-                pool.submit(lambda a, x: a.run_unit.remote(refs[x.job], x), u)
+                pool.submit(lambda a, x: a.run_unit.remote(refs[x.job], x, progress), u)
             for job, u in units:  # results in submission order: a lost worker names its unit
                 try:
-                    result = pool.get_next()
+                    while True:
+                        try:
+                            result = pool.get_next(timeout=0.5)
+                            break
+                        except TimeoutError:  # meanwhile: the frames the workers report
+                            done = ray.get(progress.total.remote())
+                            bar.update(max(0, done - bar.n))
                 except ray.exceptions.RayError as exc:
                     result = {"job": job.index, "error": {
                         "message": f"a worker was lost {RETRIES + 1} times on this unit ({type(exc).__name__})",
@@ -245,7 +286,8 @@ def run_jobs(jobs: list[Job], *, address: str | None = None, workers: int | None
                 else:
                     job.results[u.segment.index if u.segment else "whole"] = result
                     job.warnings += result.get("warnings", []) + result.get("summary", {}).get("warnings", [])
-                    bar.update(result["frames"])
+                    progress.report.remote(u.key, result["frames"])  # whole jobs report only here
+                bar.update(max(0, ray.get(progress.total.remote()) - bar.n))
                 job.seconds += result.get("seconds", 0.0)
                 left[job.index] -= 1
                 if left[job.index] == 0:

@@ -238,7 +238,8 @@ class _KillOnce:
 
 
 def run_segment(run: Any, segment: Segment, staging: Path, adapter: Any, model: Any,
-                pts_index: list[int] | None = None) -> tuple[engine.RunStats, list]:
+                pts_index: list[int] | None = None,
+                extra_sinks: list | None = None) -> tuple[engine.RunStats, list]:
     """Compute ``segment`` of a prepared colour/HDR ``run`` (:func:`tpn_cli.runs.prepare`)
     into ``staging``: frames under their final names, or the segment's video chunk
     (:func:`chunk_name`). Safe to repeat: a retried segment rewrites the same files.
@@ -246,7 +247,8 @@ def run_segment(run: Any, segment: Segment, staging: Path, adapter: Any, model: 
     :func:`join_chunks` needs.
 
     ``adapter`` is the task's adapter for ``model`` (``run.task.adapter(run, model)``,
-    made once per worker and run); ``pts_index`` is :func:`packet_pts` of the input.
+    made once per worker and run); ``pts_index`` is :func:`packet_pts` of the input;
+    ``extra_sinks`` see every written frame too (progress reports).
     """
     o = run.opts
     plan = list(keyframes.iter_plan(run.frame_count, [k.index for k in run.keys], run.mode,
@@ -257,7 +259,7 @@ def run_segment(run: Any, segment: Segment, staging: Path, adapter: Any, model: 
         last = max(k for a in plan for k, _ in a.sources)
         feed = engine.KeyFrameFeed(lambda: seek_frames(run.reader, first, last + 1, pts_index))
     timing = _Timing(run)
-    sinks = [*_segment_sinks(run, segment, staging), timing]
+    sinks = [*_segment_sinks(run, segment, staging), timing, *(extra_sinks or [])]
     hook = os.environ.get(KILL_HOOK_ENV)
     if hook and segment.frames > 1:
         sinks.append(_KillOnce(hook, segment.start + segment.frames // 2))
