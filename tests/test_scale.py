@@ -8,7 +8,6 @@ import sys
 from fractions import Fraction
 
 import numpy as np
-import pytest
 
 from _cli_util import (DOG, VFR, extract_keys, models, one_thread, packets, run_cli,  # noqa: F401
                        two_shot_frames)
@@ -133,7 +132,7 @@ def test_batch_local_two_done_one_failed_then_skipped(tmp_path, models):
 
 
 def test_batch_jsonl_options_object(tmp_path, models):
-    keys = extract_keys(DOG, tmp_path / "keys", [0])
+    extract_keys(DOG, tmp_path / "keys", [0])  # named relative to the job list
     line = {"input": str(DOG), "task": "colour", "keys": "keys", "output": "o",
             "options": {"weights": str(models["colour"]), "mode": "online", "no_shot_detect": True}}
     (tmp_path / "j.jsonl").write_text(json.dumps(line) + "\n")

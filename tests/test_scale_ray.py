@@ -38,9 +38,9 @@ def _colorize(models, keys, out, *extra):
                    "-q", "--mode", "online", "--batch-size", "2", *extra)
 
 
-def _same_folders(a: Path, b: Path) -> None:
+def _same_folders(a: Path, b: Path, n: int = 12) -> None:
     names = sorted(p.name for p in a.iterdir())
-    assert names == sorted(p.name for p in b.iterdir()) and len(names) == 12
+    assert names == sorted(p.name for p in b.iterdir()) and len(names) == n
     for n in names:
         assert np.array_equal(read_image(a / n), read_image(b / n)), n
 
@@ -103,3 +103,21 @@ def test_killed_worker_is_retried(ray_cluster, local, tmp_path, models):
     assert json.loads(stdout)["frames"] == 12
     _same_folders(local / "frames", out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ray_frames"]
+
+
+def test_mask_job_runs_whole_on_a_worker(ray_cluster, tmp_path, models):
+    """Masks go frame to frame: a segment job is one unit, run by a worker as the local
+    run would (its output equal to the local run's)."""
+    from _cli_util import CAPS, CAPS_MASKS
+
+    mask = CAPS_MASKS / "00000.png"
+    code, _, err = run_cli("segment", CAPS, "--mask", mask, "--weights", models["segment"],
+                           "-o", tmp_path / "local", "-q")
+    assert code == 0, err
+    line = {"input": str(CAPS), "task": "segment", "mask": str(mask), "output": "ray",
+            "options": {"weights": str(models["segment"])}}
+    (tmp_path / "j.jsonl").write_text(json.dumps(line) + "\n")
+    code, stdout, err = run_cli("batch", tmp_path / "j.jsonl", "--engine", "ray", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["done"] == 1
+    _same_folders(tmp_path / "local", tmp_path / "ray", 16)
