@@ -234,7 +234,8 @@ def run_on_ray(run: Any, *, address: str | None, workers: int | None, segment_fr
         "keyframes": len(run.keys), "propagation": run.task.propagation(run),
         "weights": str(run.weights_path) if run.uses_model else None,
         "extra_outputs": [str(p) for p in (run.opts.sdr_preview, run.opts.overlay) if p], "engine": "ray", "workers": pool["workers"], "segments": segments,
-        "peak_memory_mb": round(max(r.get("peak_memory_mb", 0.0) for r in parts), 1),
+        "peak_memory_mb": round(max(r.get("peak_memory_mb", r.get("summary", {}).get("peak_memory_mb", 0.0))
+                                    for r in parts), 1),
         "notes": run.notes, "warnings": run.warnings + job.warnings, **run._shots_json(),
     })
     return summary

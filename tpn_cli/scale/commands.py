@@ -24,8 +24,8 @@ def _ray_options():
                      help="Ray cluster to join (ray://host:10001 or host:6379); default "
                           "$RAY_ADDRESS, else a local Ray for the run."),
         click.option("--workers", type=click.IntRange(min=1), default=None,
-                     help="Ray workers (one model each). Default: one per CPU of the cluster "
-                          "(per GPU with --device cuda)."),
+                     help="Ray workers (one model each), at most one per CPU of the cluster (per GPU "
+                          "with --device cuda), which is the default."),
         click.option("--segment-frames", type=click.IntRange(min=0), default=300, show_default=True,
                      help="About how many frames one Ray worker computes at a time (cut where "
                           "the key-frames change); 0 = one segment per file."),

@@ -251,8 +251,10 @@ def run_jobs(jobs: list[Job], *, address: str | None = None, workers: int | None
             _plan_units(job, segment_frames)
         units = [(job, u) for job in pending for u in job.units]
         gpu = any(j.run.device.type == "cuda" for j in pending)
-        n = workers or max(1, int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1)))
-        n = max(1, min(n, len(units) or 1))
+        # no more actors than the cluster can hold at once: a unit handed to an actor that
+        # never gets its CPU/GPU would wait forever
+        capacity = max(1, int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1)))
+        n = max(1, min(workers or capacity, capacity, len(units) or 1))
         actor = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=RETRIES,
                            max_task_retries=RETRIES)(SegmentWorker)
         pool = ActorPool([actor.remote() for _ in range(n)])
