@@ -17,6 +17,7 @@ worker under the same paths (one machine, or a shared filesystem).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -59,13 +60,14 @@ def connect(address: str | None, workers: int | None) -> Iterator[Any]:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     else:
         # workers import the same tpn_cli as this process (a source checkout included)
         package_root = str(Path(__file__).resolve().parents[2])
         path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        # ERROR: Ray's start-up notices would sit between tpn's own messages
         ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                 logging_level=logging.ERROR, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                  runtime_env={"env_vars": {"PYTHONPATH": path}})
     try:
         yield ray
