@@ -62,7 +62,7 @@ def photometric_error(warped_gray: np.ndarray, target_gray: np.ndarray, box: int
 def two_key(target: Frame, t: int, keys: Sequence[tuple[int, Frame]]) -> np.ndarray:
     """The issue-19 two-key flow baseline: ab (H, W, 2) of frame ``t`` from its one or two
     neighbouring key-frames ``keys`` [(k, Frame), ...]."""
-    num = np.zeros(target.ab.shape, np.float32)
+    num = np.zeros((*target.L.shape, 2), np.float32)
     den = np.zeros(target.L.shape, np.float32)
     for k, key in keys:
         ab, g = warp_key(target, key)

@@ -93,29 +93,43 @@ def edge_gates(L: np.ndarray, sigma: float, strength: float) -> torch.Tensor:
 
 
 def edge_fill(num: np.ndarray, den: np.ndarray, L: np.ndarray, sigma=4.0, strength=0.98,
-              passes=2) -> tuple[np.ndarray, np.ndarray]:
+              passes=2, average=False) -> tuple[np.ndarray, np.ndarray]:
     """Edge-aware spreading of (num (H, W, 2), den (H, W)): each pass runs L→R then R→L then
     T→B then B→T (one linear scan after another, so numerator and weight see the same
-    linear operator); returns the spread (num, den)."""
+    linear operator); ``average``: each pass is instead the mean of the four scans of its
+    input (one op call, also linear); returns the spread (num, den)."""
     gates = edge_gates(L, sigma, strength)
     x = torch.from_numpy(np.concatenate([num, den[..., None]], axis=2)).permute(2, 0, 1)[None].float()
     for _ in range(passes):
+        if average:
+            x = ops.scan(x.contiguous(), gates).mean(dim=1)
+            continue
         for d in range(4):
             x = ops.scan(x.contiguous(), gates)[:, d]
     y = x[0].permute(1, 2, 0).numpy()
     return y[..., :2], y[..., 2]
 
 
-def ncfill_predict(sigma=4.0, strength=0.98, passes=2, keep=1.0, fb_scale=None):
+def ncfill_predict(sigma=4.0, strength=0.98, passes=2, keep=1.0, fb_scale=None,
+                   per_key=False, box=9, scale=8.0, average=False):
+    """The baseline's blend, with the pixels where no warped key fits filled by an
+    edge-aware, confidence-weighted spreading of the fitting ones (:func:`edge_fill`).
+    ``per_key``: spread each key's own confidence-weighted colour (Σ c_k ab_k / Σ c_k)
+    instead of the blend weighted by the best key's confidence; ``box``/``scale``: the
+    fill's confidence exp(−box-mean error / scale)."""
     def predict(tgt, t, keys):
         wk = warped_keys(tgt, keys, fb=fb_scale is not None)
         ab, ws = fuse(tgt, t, wk, fb_scale=fb_scale)
         # confidence-weighted numerator: only keys' own fit, no distance (a far key that
         # fits is as good a colour source as a near one)
-        conf = [np.exp(-bc.photometric_error(x[2], tgt.gray) / 8.0) for x in wk]
+        conf = [np.exp(-bc.photometric_error(x[2], tgt.gray, box) / scale) for x in wk]
         c = np.maximum.reduce(conf)
-        num = c[..., None] * ab
-        n2, d2 = edge_fill(num, c, tgt.L, sigma, strength, passes)
+        if per_key:
+            num = sum(ck[..., None] * x[1] for ck, x in zip(conf, wk))
+            n2, d2 = edge_fill(num, sum(conf), tgt.L, sigma, strength, passes, average)
+        else:
+            num = c[..., None] * ab
+            n2, d2 = edge_fill(num, c, tgt.L, sigma, strength, passes, average)
         filled = n2 / np.maximum(d2, 1e-6)[..., None]
         m = np.clip(keep * c, 0, 1)[..., None]
         return m * ab + (1 - m) * filled
@@ -164,4 +178,75 @@ CANDIDATES = {
     "ncfill": _c(ncfill_predict()),
     "ncfill_s8": _c(ncfill_predict(sigma=8.0)),
     "ncfill_keep2": _c(ncfill_predict(keep=2.0)),
+    "ncfill_avg": _c(ncfill_predict(average=True)),
+    "ncfill_avg4": _c(ncfill_predict(average=True, passes=4)),
+    "ncfill_perkey": _c(ncfill_predict(per_key=True)),
+    "ncfill_b5s4": _c(ncfill_predict(box=5, scale=4.0)),
+    "ncfill_s2": _c(ncfill_predict(sigma=2.0)),
+    "ncfill_p1": _c(ncfill_predict(passes=1)),
+    "ncfill_st995": _c(ncfill_predict(strength=0.995)),
 }
+
+
+# ---- the product (`tpn colorize --mode blend`) with a different flow part ----------------
+class _LabFrame:
+    """What the fusions need of a frame, from its full-resolution L (and ab)."""
+
+    def __init__(self, L, ab=None):
+        self.L = L
+        self.ab = ab
+        self.gray = np.clip(np.rint(L * (255.0 / 100.0)), 0, 255).astype(np.uint8)
+
+
+def product_hook(flow_predict=None, share=None, per_pixel=None):
+    """An adapter hook for eval_colour_split.run_product: the flow part of the product's
+    colour (ColourAdapter.flow_prediction, mixed in at FLOW_MIX) replaced by
+    ``flow_predict(target, t, keys)`` (default: the issue's baseline), mixed in at
+    ``share`` (default FLOW_MIX) or per pixel at ``per_pixel(conf)`` with conf the best
+    warped key's exp(−e/8)."""
+    def hook(adapter):
+        state = {}
+
+        def flow_prediction(L, sources):
+            tgt = _LabFrame(L)
+            ks = [(pk.index, _LabFrame(pk.extra["lab"][..., 0], pk.extra["lab"][..., 1:3])) for pk, _ in sources]
+            if len(sources) == 2:
+                (k1, w1), (k2, _) = [(pk.index, w) for pk, w in sources]
+                t = round(k2 - w1 * (k2 - k1))
+            else:
+                t = ks[0][0] + 1  # one key: its distance does not matter
+            f = flow_predict or (lambda tg, tt, kk: bc.two_key(tg, tt, kk))
+            ab = f(tgt, t, ks)
+            if per_pixel is not None:
+                wk = warped_keys(tgt, ks)
+                conf = np.maximum.reduce([np.exp(-bc.photometric_error(x[2], tgt.gray) / 8.0) for x in wk])
+                state["m"] = torch.from_numpy(per_pixel(conf).astype(np.float32))[None]
+            return torch.from_numpy(ab.astype(np.float32)).permute(2, 0, 1)
+
+        def mix_flow(ab, flow_ab, s=None):
+            m = state.get("m", share if share is not None else adapter.FLOW_MIX)
+            return (1.0 - m) * ab + m * flow_ab
+
+        adapter.flow_prediction = flow_prediction
+        adapter.mix_flow = mix_flow
+        if share is not None and not adapter.flow_mix:
+            adapter.flow_mix = share
+    return hook
+
+
+def _p(hook):
+    def run(fr, n, keys, wanted):
+        import eval_colour_split as ev
+        return ev.run_product(fr, n, keys, wanted, "blend", adapter_hook=hook)
+    return run, "blend"
+
+
+_NC = ncfill_predict(average=True)
+CANDIDATES.update({
+    "pb_base": _p(product_hook()),                       # = product:blend, through the hook
+    "pb_nc03": _p(product_hook(_NC)),                    # flow part = ncfill, m 0.3
+    "pb_nc05": _p(product_hook(_NC, share=0.5)),
+    "pb_nc07": _p(product_hook(_NC, share=0.7)),
+    "pb_conf": _p(product_hook(per_pixel=lambda c: c)),  # baseline where it fits, TPN elsewhere
+    "pb_nc_conf": _p(product_hook(_NC, per_pixel=lambda c: np.maximum(c, 0.3))),
+})
