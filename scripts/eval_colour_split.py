@@ -45,6 +45,7 @@ from tpn_cli.flow import dis_flow, warp  # noqa: E402
 from tpn_cli.keyframes import plan  # noqa: E402
 from tpn_cli.media.video import Frame as VideoFrame, VideoReader  # noqa: E402
 from tpn_cli.models import infer  # noqa: E402
+from tpn_cli.propagator import KeyPropagator  # noqa: E402
 
 DATA = Path("/work/shared/data")
 SPLITS = {
@@ -139,9 +140,8 @@ def run_product(frames, n, keys, wanted, mode, spec=None, adapter_hook=None):
     assigns = [a for a in plan(n, keys, mode) if a.frame in wanted]
     vf = [VideoFrame(a.frame, frames[a.frame], None, None) for a in assigns]
     sink = _Collect()
-    engine.run(frames=iter(vf), assignments=iter(assigns), adapter=adapter,
-               load_key=lambda k: frames[k], model=model, sinks=[sink], batch_size=4,
-               quiet=True, pipeline=False)
+    engine.run(frames=iter(vf), assignments=iter(assigns), propagator=KeyPropagator(adapter, model),
+               load_key=lambda k: frames[k], sinks=[sink], batch_size=4, quiet=True, pipeline=False)
     return sink.out
 
 

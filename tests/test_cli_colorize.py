@@ -87,6 +87,21 @@ def test_dry_run_prints_plan_and_writes_nothing(tmp_path, models):
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_blend_is_the_default_schedule(tmp_path, models):
+    """Without --mode, colorize blends both neighbouring keys (issue 19: the nearest key
+    alone falls below the two-key flow baseline); with one key, frames take it alone."""
+    keys = extract_keys(DOG, tmp_path / "keys", [0, 6])
+    code, out, err = run_cli("colorize", DOG, "--keyframes", keys, "--weights", models["colour"],
+                             "--dry-run", "-o", tmp_path / "x.mp4")
+    assert code == 0, err
+    assert "mode      blend" in out and "frames 1-5 <- keys 0+6 (blend" in out
+    assert "frames 6-11 <- key 6" in out
+    one = extract_keys(DOG, tmp_path / "one", [4])
+    code, out, err = run_cli("colorize", DOG, "--keyframes", one, "--weights", models["colour"],
+                             "--dry-run", "-o", tmp_path / "y.mp4")
+    assert code == 0 and "mode      blend" in out and "frames 0-11 <- key 4" in out
+
+
 def test_extract_names_frames_by_index(tmp_path):
     code, _, err = run_cli("extract", DOG, "-o", tmp_path / "k", "--every", "5")
     assert code == 0, err

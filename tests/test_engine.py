@@ -402,9 +402,12 @@ def test_colour_flow_mix_adds_the_flow_baseline():
     without = plain.finish(frames[3], u, None)
     assert np.abs(with_flow.astype(int) - without).max() > 0
     assert np.array_equal(mixed.finish(frames[3], u, None), without)  # no sources: no flow part
-    # two keys: the flow part is their blend, between the two single-key parts
+    # two keys: the flow part is their blend, between the two single-key parts (up to
+    # the edge-aware fill, which moves colour between neighbouring pixels where the keys
+    # fit less than fully)
     key3 = mixed.prepare_key(3, frames[3])
     L = mixed._full_L(frames[2], None)
-    both = mixed.flow_prediction(L, [(key, 0.4), (key3, 0.6)])
+    both = mixed.flow_prediction(L, [(key, 0.4), (key3, 0.6)], {"L": L, "index": 2})
     one, three = mixed.flow_prediction(L, [(key, 1.0)]), mixed.flow_prediction(L, [(key3, 1.0)])
-    assert ((both >= torch.minimum(one, three) - 1e-4) & (both <= torch.maximum(one, three) + 1e-4)).all()
+    inside = (both >= torch.minimum(one, three) - 0.5) & (both <= torch.maximum(one, three) + 0.5)
+    assert inside.float().mean() > 0.99

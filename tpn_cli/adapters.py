@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import camera_response, colour, flow, timing
+from . import camera_response, colour, fill, flow, timing
 from .models import infer
 from .models import tasks as mt
 
@@ -109,14 +109,19 @@ class ColourAdapter:
     #: the time; 200 lost 0.25 dB (docs/what-we-tried.md).
     default_work_size = 240
     needs_key_video_frame = False  # the key image carries its own L
-    #: Share of the flow baseline in a flow-aligned model's colour: ab = (1 − m)·TPN + m·flow,
-    #: flow = the key-frames' full-size ab warped by DIS flow (:func:`tpn_cli.flow.flow_warp`)
-    #: and blended as the baseline is. The two err in different places (the TPN's chroma comes
-    #: from 240 px, the flow's from full size; flow fails where the TPN repairs): 4 held-out
-    #: DAVIS sequences, both keys blended, m = 0.3: +0.26 dB at K = 30, +0.25 at K = 20
-    #: (docs/what-we-tried.md, "Motion-aware input"). Set on the adapter by ``tpn colorize``
-    #: for flow-aligned models (0 = the TPN alone).
-    FLOW_MIX = 0.3
+    #: Share of the flow part in a flow-aligned model's colour: ab = (1 − m)·TPN + m·flow,
+    #: flow = :meth:`flow_prediction` (both neighbouring keys warped at full size by DIS,
+    #: blended by their fit, the unfit pixels filled edge-aware). The two err in different
+    #: places (the TPN's chroma comes from 240 px, the flow's from full size; flow fails
+    #: where the TPN repairs). With the fill, m = 0.3 / 0.5 / 0.7: +0.48 / +0.63 / +0.58 dB
+    #: over the two-key baseline on the tuning clips at K = 20 (docs/what-we-tried.md,
+    #: "Issue 19 (colour)"). Set on the adapter by ``tpn colorize`` for flow-aligned models
+    #: (0 = the TPN alone, no full-size flow).
+    FLOW_MIX = 0.5
+    #: The flow part's per-key fit, the issue-19 baseline's: exp(−e / FIT_SCALE), e the
+    #: FIT_BOX × FIT_BOX mean of |warped key L − frame L| in 8-bit L; two keys weighted by
+    #: fit / (|t − k| + 1).
+    FIT_BOX, FIT_SCALE = 9, 8.0
 
     def __init__(self, work: tuple[int, int], device: torch.device | str,
                  chroma_upsample: str = "guided", flow_mix: float = 0.0,
@@ -222,7 +227,8 @@ class ColourAdapter:
             ab = colour.upsample_chroma(mt.colour_unprop(u), torch.from_numpy(L).to(self.device)[None],
                                         (ctx or {}).get("L_small"), method=self.chroma_upsample)
             if self.uses_sources and sources:
-                ab = self.mix_flow(ab, self.flow_prediction(L, sources).to(ab.device), self.flow_mix)
+                flow_ab = self.flow_prediction(L, sources, ctx).to(ab.device)
+                ab = self.mix_flow(ab, flow_ab, self.flow_mix)
             if coverage is not None:
                 ab = self.keep_own_colour(ab, rgb, coverage)
         # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
@@ -250,23 +256,97 @@ class ColourAdapter:
         return c * ab + (1.0 - c) * own
 
     @staticmethod
-    def flow_prediction(L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]]) -> torch.Tensor:
-        """The flow baseline's ab (2, H, W) for a frame of lightness ``L`` (H, W): each key's
-        full-size Lab warped by :func:`tpn_cli.flow.flow_warp`; two keys blended by
-        :func:`tpn_cli.models.infer.blend_weights` on their warped L, and by their warped
-        alpha when partly painted (:func:`tpn_cli.models.infer.paint_weights`)."""
-        v = mt.colour_guide(torch.from_numpy(L)[None])
-        gray = infer.guide_to_gray(v)
-        with timing.section("flow"):  # counted with the alignment flow, not the conversions
-            warped = [torch.from_numpy(flow.flow_warp(gray, k.flow_gray, k.flow_lab)).permute(2, 0, 1)
-                      for k, _ in sources]
-        if len(warped) == 1:
-            return warped[0][1:3]
-        maps = infer.blend_weights([w for _, w in sources], [mt.colour_guide(x[:1]) for x in warped], v)
-        alphas = [x[3:] if x.shape[0] > 3 else None for x in warped]  # (L, a, b[, alpha])
-        if any(a is not None for a in alphas):
-            maps = infer.paint_weights(maps, alphas)
-        return infer.blend([(x[1:3], m) for x, m in zip(warped, maps)])
+    def _full_gray(ctx: dict) -> np.ndarray:
+        """The frame's 8-bit L (H, W) uint8, what the full-size flows run on (from ctx's L)."""
+        if "gray" not in ctx:
+            ctx["gray"] = np.clip(np.rint(ctx["L"] * (255.0 / 100.0)), 0, 255).astype(np.uint8)
+        return ctx["gray"]
+
+    def frame_flows(self, ctx: dict, keys: Sequence[PreparedKey]) -> list[np.ndarray]:
+        """Flows (H, W, 2) from the frame (its L in ``ctx``, set by :meth:`guide`) to each
+        of ``keys`` at full size (:func:`tpn_cli.flow.baseline_flow`: DIS MEDIUM, at most
+        480 short side). Computed once per frame and key and kept in ``ctx``: the flow
+        part warps the keys' full-size colour with them and the alignment reuses them
+        shrunk (:meth:`alignment_flows`). Two keys' flows run in two threads (OpenCV
+        releases the GIL; one DIS uses one core for a large part of its time)."""
+        cache = ctx.setdefault("flows", {})
+        todo = [k for k in keys if k.index not in cache]
+        if todo:
+            gray = self._full_gray(ctx)
+            with timing.section("flow"):
+                if len(todo) == 1:
+                    flows = [flow.baseline_flow(gray, todo[0].flow_gray)]
+                else:
+                    flows = list(_flow_pool().map(lambda k: flow.baseline_flow(gray, k.flow_gray), todo))
+            cache.update(zip([k.index for k in todo], flows))
+        return [cache[k.index] for k in keys]
+
+    def alignment_flows(self, ctx: dict, keys: Sequence[PreparedKey]) -> list[np.ndarray] | None:
+        """The flows that align ``keys`` to the frame at the working size: the full-size
+        :meth:`frame_flows` shrunk (one DIS per key and frame instead of two; None without a
+        flow part, then the propagator computes its own at the working size). The model
+        was trained with DIS at the working size; the shrunk full-size flow scored −0.06 dB
+        against it (docs/what-we-tried.md) and saves half of the flow time."""
+        if not self.flow_mix:
+            return None
+        return [flow.resize_flow(f, self.work) for f in self.frame_flows(ctx, keys)]
+
+    @classmethod
+    def key_fit(cls, warped_L: np.ndarray, gray: np.ndarray) -> torch.Tensor:
+        """(1, H, W) fit in (0, 1] of a key warped into a frame: exp(−e / :data:`FIT_SCALE`),
+        e the :data:`FIT_BOX` box mean of |warped key L (H, W, 0..100) × 2.55 − the
+        frame's 8-bit L ``gray`` (H, W)|."""
+        cv = flow.require_cv2()
+        d = np.abs(np.asarray(warped_L, np.float32) * np.float32(255.0 / 100.0) - gray.astype(np.float32))
+        e = cv.blur(d, (cls.FIT_BOX, cls.FIT_BOX), borderType=cv.BORDER_REPLICATE)
+        return torch.from_numpy(np.exp(-e / np.float32(cls.FIT_SCALE)))[None]
+
+    def flow_prediction(self, L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]],
+                        ctx: dict | None = None) -> torch.Tensor:
+        """The flow part's ab (2, H, W) for a frame of lightness ``L`` (H, W): each key's
+        full-size Lab (+ paint alpha) warped by :meth:`frame_flows`; the keys weighted per
+        pixel by their fit (:data:`FIT_SCALE`) / (|t − k| + 1) (t = ``ctx["index"]``;
+        without it, by fit alone) and by their warped alpha when partly painted
+        (:func:`tpn_cli.models.infer.paint_weights`); the pixels no key fits filled from
+        the fitting ones around (:func:`tpn_cli.fill.fill_unfit`, confidence = the best
+        key's fit). One key: that key alone, filled the same way."""
+        ctx = {"L": L} if ctx is None else ctx
+        ctx.setdefault("L", L)
+        # the distance weights here are the baseline's, not the plan's; a key the plan
+        # gives no weight feeds nothing
+        keys = [k for k, w in sources if w > 0] or [k for k, _ in sources]
+        flows = self.frame_flows(ctx, keys)
+        gray = self._full_gray(ctx).astype(np.float32)
+        t = ctx.get("index")
+        with timing.section("flow"):
+            warped = [flow.warp(k.flow_lab, f) for k, f in zip(keys, flows)]  # (H, W, 3[+1]) Lab(+alpha)
+            fits = [self.key_fit(x[..., 0], gray) for x in warped]
+        warped_t = [torch.from_numpy(x).permute(2, 0, 1) for x in warped]
+        with timing.section("colour"):
+            if len(keys) == 1:
+                ab, best = warped_t[0][1:3], fits[0]
+            else:
+                raw = [c / (abs(t - k.index) + 1.0 if t is not None else 1.0) for c, k in zip(fits, keys)]
+                alphas = [x[3:] if x.shape[0] > 3 else None for x in warped_t]
+                if any(a is not None for a in alphas):
+                    raw = infer.paint_weights(raw, alphas)  # normalises
+                total = sum(raw).clamp(min=1e-12)
+                ab = sum(r * x[1:3] for r, x in zip(raw, warped_t)) / total
+                best = torch.maximum(*fits) if len(fits) == 2 else torch.stack(fits).amax(0)
+        with timing.section("scan"):
+            return fill.fill_unfit(ab, best[0], torch.from_numpy(np.ascontiguousarray(L)))
+
+
+_FLOW_POOL = None
+
+
+def _flow_pool():
+    """Two threads for the two keys' flows of a frame (made when first needed)."""
+    global _FLOW_POOL
+    if _FLOW_POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _FLOW_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tpn-flow")
+    return _FLOW_POOL
 
 
 class HdrAdapter:

@@ -326,13 +326,15 @@ def _format_plan(p: dict) -> str:
               help="Folder of colour key-frames named by frame index (00120.png, frame_120.jpg: "
                    "the last number in the name), or one file. A PNG with alpha (RGBA, 8 or "
                    "16-bit) gives colour only where alpha > 0 (a partly painted key).")
-@click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="nearest",
+@click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="blend",
               show_default=True,
-              help="nearest: the closest key-frame on either side; online: the key-frame at or "
-                   "before each frame (the paper's; needs no later keys); blend: both neighbours, "
-                   "weighted per pixel by distance and by how well each key fits after "
-                   "alignment, twice the work. Held-out DAVIS, keys every 20 frames: "
-                   "online 32.1, nearest 34.5, blend 35.1 dB.")
+              help="blend: both neighbouring key-frames, weighted per pixel by distance and by "
+                   "how well each fits after alignment (frames with one key on their side of "
+                   "the shot take it alone); nearest: the closest key-frame on either side, "
+                   "about half the work, but the colour jumps where the key changes; online: "
+                   "the key-frame at or before each frame (the paper's; needs no later keys). "
+                   "Held-out clips, keys every 20 frames: blend beats the two-key flow "
+                   "baseline, nearest falls below it (docs/RESULTS.md).")
 @click.option("--no-snap-check", "snap_check", is_flag=True, flag_value=False, default=True,
               help="Skip the check that each key-frame's lightness matches its video frame "
                    "(it catches off-by-one names).")
@@ -375,7 +377,7 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
     \b
     Example:
       tpn extract film.mp4 -o keys/ --every 30     # paint some of these, delete the rest
-      tpn colorize film.mp4 --keyframes keys/ --mode blend -o film_color.mp4
+      tpn colorize film.mp4 --keyframes keys/ -o film_color.mp4
     """
     _start("colour", input_path, keys, kw)
 
@@ -553,7 +555,7 @@ def suggest_keyframes(input_path: Path, budget: int, extract_dir: Path | None, s
     longest shots get one and the others are listed). The rest of the budget goes, one
     frame at a time, where it most lowers the distance to key: how much the picture
     changes (motion, new content) between each frame and the key-frame that will feed it
-    (the nearest one in its shot, as colorize's default --mode nearest does), time
+    (the nearest one in its shot, as colorize's --mode nearest does), time
     counting too. So key-frames gather where the picture changes and thin out where it
     holds still. Measured so far (docs/what-we-tried.md, "Key-frame suggestions"): on
     par with evenly spaced key-frames on single DAVIS shots, 0.4 dB below them on joined

@@ -288,6 +288,12 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
                 maps = infer.blend_weights(dist_w, [flows[k][1] for k, _ in sources], v_t[0])
                 ab = infer.blend([(flows[k][0], mp) for mp, (k, _) in zip(maps, sources)])
                 res["flow"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
+                # issue 19's two-key baseline: the same warps, weighted by fit / (|t − k| + 1)
+                gray = np.clip(np.rint(lab_t[0, 0].numpy() * 2.55), 0, 255).astype(np.uint8)
+                raw = [ColourAdapter.key_fit(flows[k][1][0].numpy() * 100.0, gray) / (abs(t - k) + 1.0)
+                       for k, _ in sources]
+                ab2 = sum(r * flows[k][0] for r, (k, _) in zip(raw, sources)) / sum(raw).clamp(min=1e-12)
+                res["flow2"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab2[None])), truth)
             for name, prop in props.items():
                 if all(k in views.get(name, {}) for k, _ in sources):
                     pred = prop.frame(targets[name], [replace(views[name][k], weight=wt) for k, wt in sources])
@@ -316,6 +322,7 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
         times["flow"] = times.get("flow", 0.0) + time.perf_counter() - t0
         ab_w = lab_w[1:]
         r.psnr["flow"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab_w[None])), truth)
+        r.psnr["flow2"] = r.psnr["flow"]  # the two-key baseline where one key feeds the frame
         r.energy["flow"] = float(metrics.style_energy_ratio(ab_w[None], true_ab)[0])
         if t in blends:
             flows[k] = (ab_w, tasks.colour_guide(lab_w[:1]))

@@ -63,10 +63,22 @@ def dis_flow_at(target_gray: np.ndarray, key_gray: np.ndarray, size: tuple[int, 
         return dis_flow(target_gray, key_gray, preset, tuning)
     small = dis_flow(cv.resize(_as_u8(target_gray), (sw, sh), interpolation=cv.INTER_AREA),
                      cv.resize(_as_u8(key_gray), (sw, sh), interpolation=cv.INTER_AREA), preset, tuning)
-    flow = cv.resize(small, (w, h), interpolation=cv.INTER_LINEAR)
-    flow[..., 0] *= w / sw
-    flow[..., 1] *= h / sh
-    return flow
+    return resize_flow(small, (h, w))
+
+
+def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``flow`` (H, W, 2) resampled to ``size`` (h, w), its vectors scaled with it (area
+    averaging when shrinking, bilinear when enlarging)."""
+    cv = require_cv2()
+    H, W = flow.shape[:2]
+    h, w = size
+    if (h, w) == (H, W):
+        return flow
+    shrink = h < H or w < W
+    out = cv.resize(flow, (w, h), interpolation=cv.INTER_AREA if shrink else cv.INTER_LINEAR)
+    out[..., 0] *= w / W
+    out[..., 1] *= h / H
+    return out
 
 
 #: The flow baseline's flow is computed at most at this short side (larger frames are
@@ -75,14 +87,21 @@ def dis_flow_at(target_gray: np.ndarray, key_gray: np.ndarray, size: tuple[int, 
 BASELINE_SHORT_SIDE = 480
 
 
-def flow_warp(target_gray: np.ndarray, key_gray: np.ndarray, key: np.ndarray,
-              preset: str = "medium", max_short_side: int = BASELINE_SHORT_SIDE) -> np.ndarray:
-    """The flow baseline: ``key`` (H, W[, C]) moved into the target frame by DIS flow
-    between the gray images (H, W), computed at up to ``max_short_side`` (0: full size)."""
+def baseline_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "medium",
+                  max_short_side: int = BASELINE_SHORT_SIDE) -> np.ndarray:
+    """The flow baseline's flow (H, W, 2) from the target to the key-frame: DIS between
+    the gray images (H, W), computed at up to ``max_short_side`` (0: full size)."""
     h, w = target_gray.shape[:2]
     s = max_short_side / min(h, w) if max_short_side else 1.0
     size = (max(8, round(h * s)), max(8, round(w * s))) if s < 1.0 else (h, w)
-    return warp(key, dis_flow_at(target_gray, key_gray, size, preset))
+    return dis_flow_at(target_gray, key_gray, size, preset)
+
+
+def flow_warp(target_gray: np.ndarray, key_gray: np.ndarray, key: np.ndarray,
+              preset: str = "medium", max_short_side: int = BASELINE_SHORT_SIDE) -> np.ndarray:
+    """The flow baseline: ``key`` (H, W[, C]) moved into the target frame by
+    :func:`baseline_flow`."""
+    return warp(key, baseline_flow(target_gray, key_gray, preset, max_short_side))
 
 
 def warp(key: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np.ndarray:

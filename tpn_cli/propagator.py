@@ -140,29 +140,36 @@ class KeyPropagator:
     def target(self, index: int, image: np.ndarray) -> Target:
         """Frame ``index``'s guidance at the working size."""
         target = Target(index, image, None)
+        target.ctx["index"] = index  # an adapter may weigh keys by their distance to it
         with timing.section("colour"):
             target.v = self.adapter.guide(image, ctx=target.ctx)
         return target
 
-    def view(self, target: Target, key_index: int, weight: float = 1.0) -> KeyView:
+    def view(self, target: Target, key_index: int, weight: float = 1.0,
+             flow: np.ndarray | None = None) -> KeyView:
         """Key ``key_index`` (set before) moved into ``target``: flow-aligned when the
         model aligns; a partly painted key's alpha always follows the alignment flow (in
-        the same warp call)."""
+        the same warp call). ``flow``: the alignment flow (h, w, 2) at the working size
+        when already known; else the adapter's (:meth:`alignment_flows`), else computed
+        here."""
         key = self.keys[key_index]
         if not self.aligns and key.alpha is None:
             return KeyView(key, weight, key.u, key.v, target.v)
-        if target.gray is None:  # the frame's gray image, for the flow that moves the key
+        if flow is None:
+            flow = self.alignment_flows(target, [key_index])[0]
+        if flow is None and target.gray is None:  # the frame's gray image, for the flow
             with timing.section("flow"):
                 target.gray = infer.guide_to_gray(target.v)
         if not self.aligns:  # the model takes the key where it is; only its alpha moves
             with timing.section("flow"):
-                moved, _ = infer.align_key(key.alpha, key.v, target.v, key_gray=key.gray,
+                moved, _ = infer.align_key(key.alpha, key.v, target.v, flow=flow, key_gray=key.gray,
                                            tgt_gray=target.gray)
             return KeyView(key, weight, key.u, key.v, target.v, moved)
         c = key.u.shape[0]
         u_in = key.u if key.alpha is None else torch.cat([key.u, key.alpha])
         with timing.section("flow"):
-            u, v = infer.align_key(u_in, key.v, target.v, key_gray=key.gray, tgt_gray=target.gray)
+            u, v = infer.align_key(u_in, key.v, target.v, flow=flow, key_gray=key.gray,
+                                   tgt_gray=target.gray)
         return KeyView(key, weight, u[:c], v, target.v, u[c:] if key.alpha is not None else None)
 
     def confidence(self, view: KeyView, target: Target) -> torch.Tensor:
@@ -192,7 +199,17 @@ class KeyPropagator:
         if len(sources) == 1 and sources[0][0] == index:
             return FramePrediction(index, image, None, own_key=self.keys[index])
         target = self.target(index, image)
-        return self.frame(target, [self.view(target, k, w) for k, w in sources])
+        flows = self.alignment_flows(target, [k for k, _ in sources])
+        return self.frame(target, [self.view(target, k, w, f) for (k, w), f in zip(sources, flows)])
+
+    def alignment_flows(self, target: Target, key_indices: Sequence[int]) -> list:
+        """The adapter's alignment flows of ``target`` to the keys, all keys at once (the
+        colour adapter reuses its full-size flows, in parallel threads:
+        :meth:`tpn_cli.adapters.ColourAdapter.alignment_flows`); None per key where the
+        adapter has none (then :meth:`view` computes the flow)."""
+        get = getattr(self.adapter, "alignment_flows", None)
+        flows = get(target.ctx, [self.keys[k] for k in key_indices]) if get is not None else None
+        return list(flows) if flows is not None else [None] * len(key_indices)
 
     def correct(self, views: Sequence[KeyView]) -> None:
         """The network on ``views`` as one batch; sets each ``view.out``."""

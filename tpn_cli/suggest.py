@@ -10,7 +10,7 @@ removed, small shifts allowed). It keeps that one number per frame. Then:
    them (the others are reported).
 2. The rest of the budget goes, one key-frame at a time, where it lowers the total
    **distance to key** the most: each frame is fed by its nearest key-frame of its shot
-   (``tpn colorize --mode nearest``, the default), and its distance to that key is the
+   (``tpn colorize --mode nearest``; ``blend``, the default, uses both keys around it), and its distance to that key is the
    change accumulated between them: the sum of the frame-to-frame changes, plus a base
    amount per frame (the video's median change) so that time counts too. Key-frames
    thus gather where the picture moves and changes and thin out where it holds still.

@@ -30,6 +30,10 @@ class ColourTask(Task):
             return input_path.with_name(input_path.stem + self.output_suffix + input_path.suffix)
         return super().default_output(input_path)
 
+    def propagation(self, run: "Run") -> str:
+        return ("TPN from the key-frames; flow-aligned weights mix in the keys' full-size flow "
+                "warp, unfit pixels filled edge-aware")
+
     def check_output_kind(self, opts: "Options", output: Path, kind: str) -> None:
         if kind == "image":
             raise UsageError("the output must be a video file or a folder, not one image",
