@@ -39,40 +39,31 @@ def edge_gates(L: torch.Tensor, sigma: float = SIGMA, strength: float = STRENGTH
     (H, W): each neighbour gets (strength/3)·exp(−|L(x) − L(neighbour)| / sigma), 0 outside
     the image (the scan drops those neighbours anyway).
 
-    Only 4 exponential maps are computed, for the offsets (0, 1), (1, 0), (1, 1), (1, −1):
-    the gate towards neighbour x − o equals the one towards x + o at x − o (|ΔL| is
-    symmetric), so the other 4 offsets are shifted copies."""
+    Only 4 exponential maps are computed, one per pixel pair: towards the right, down,
+    down-right and down-left neighbour. The gate of x towards x − o is the same number as
+    the one of x − o towards x (|ΔL| is symmetric), so each map is written into the output
+    twice, once shifted."""
     L = L.float()
     H, W = L.shape
     k = strength / 3.0
 
-    def rows(d):  # (this pixel's slice, the neighbour's slice) along one axis, offset d
-        return (slice(0, H - d), slice(d, H)) if d >= 0 else (slice(-d, H), slice(0, H + d))
+    def gate(a, b):
+        return torch.exp((a - b).abs_().div_(-sigma)).mul_(k)
 
-    def cols(d):
-        return (slice(0, W - d), slice(d, W)) if d >= 0 else (slice(-d, W), slice(0, W + d))
-
-    def toward(dy, dx):  # gate at x towards x + (dy, dx)
-        out = L.new_zeros(H, W)
-        (ys, yn), (xs, xn) = rows(dy), cols(dx)
-        out[ys, xs] = torch.exp(-(L[ys, xs] - L[yn, xn]).abs() / sigma) * k
-        return out
-
-    def back(g, dy, dx):  # gate at x towards x − (dy, dx): g (towards +o) moved by +o
-        out = L.new_zeros(H, W)
-        (ys, yd), (xs, xd) = rows(dy), cols(dx)
-        out[yd, xd] = g[ys, xs]
-        return out
-
-    right, down, down_right, down_left = toward(0, 1), toward(1, 0), toward(1, 1), toward(1, -1)
-    left, up = back(right, 0, 1), back(down, 1, 0)
-    up_left, up_right = back(down_right, 1, 1), back(down_left, 1, -1)
-    # per scan direction, the three neighbours it reads ("-1" side, straight, "+1" side)
-    spec = [[up_left, left, down_left],    # L→R reads column w−1
-            [up_right, right, down_right],  # R→L reads column w+1
-            [up_left, up, up_right],        # T→B reads row h−1
-            [down_left, down, down_right]]  # B→T reads row h+1
-    return torch.stack([torch.stack(s) for s in spec])[None, :, :, None]
+    right = gate(L[:, :-1], L[:, 1:])            # at (y, x) towards (y, x+1): x < W-1
+    down = gate(L[:-1], L[1:])                   # at (y, x) towards (y+1, x): y < H-1
+    d_right = gate(L[:-1, :-1], L[1:, 1:])       # at (y, x) towards (y+1, x+1)
+    d_left = gate(L[:-1, 1:], L[1:, :-1])        # at (y, x+1) towards (y+1, x)
+    g = L.new_zeros(4, 3, H, W)
+    # L→R reads column x−1: up-left, left, down-left
+    g[0, 0, 1:, 1:], g[0, 1, :, 1:], g[0, 2, :-1, 1:] = d_right, right, d_left
+    # R→L reads column x+1: up-right, right, down-right
+    g[1, 0, 1:, :-1], g[1, 1, :, :-1], g[1, 2, :-1, :-1] = d_left, right, d_right
+    # T→B reads row y−1: up-left, up, up-right
+    g[2, 0, 1:, 1:], g[2, 1, 1:, :], g[2, 2, 1:, :-1] = d_right, down, d_left
+    # B→T reads row y+1: down-left, down, down-right
+    g[3, 0, :-1, 1:], g[3, 1, :-1, :], g[3, 2, :-1, :-1] = d_left, down, d_right
+    return g[None, :, :, None]
 
 
 def spread(x: torch.Tensor, gates: torch.Tensor, passes: int = PASSES) -> torch.Tensor:
