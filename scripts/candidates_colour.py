@@ -280,3 +280,12 @@ CANDIDATES.update({
     "pb_conf": _p(product_hook(per_pixel=lambda c: c)),  # baseline where it fits, TPN elsewhere
     "pb_nc_conf": _p(product_hook(_NC, per_pixel=lambda c: np.maximum(c, 0.3))),
 })
+
+
+def _no_flow_reuse(adapter):
+    """The shipped product with its own working-size alignment flow (DIS at 240 px, the
+    flow colour-v1 was trained with) instead of the full-size flows shrunk."""
+    adapter.alignment_flows = lambda ctx, keys: None
+
+
+CANDIDATES["ship_align240"] = _p(_no_flow_reuse)

@@ -266,8 +266,8 @@ class ColourAdapter:
         """Flows (H, W, 2) from the frame (its L in ``ctx``, set by :meth:`guide`) to each
         of ``keys`` at full size (:func:`tpn_cli.flow.baseline_flow`: DIS MEDIUM, at most
         480 short side). Computed once per frame and key and kept in ``ctx``: the flow
-        part warps the keys' full-size colour with them and the alignment reuses them
-        shrunk (:meth:`alignment_flows`). Two keys' flows run in two threads (OpenCV
+        part warps the keys' full-size colour with them (and the alignment may reuse them,
+        :data:`ALIGN_WITH_FULL_FLOW`). Two keys' flows run in two threads (OpenCV
         releases the GIL; one DIS uses one core for a large part of its time)."""
         cache = ctx.setdefault("flows", {})
         todo = [k for k in keys if k.index not in cache]
@@ -281,13 +281,18 @@ class ColourAdapter:
             cache.update(zip([k.index for k in todo], flows))
         return [cache[k.index] for k in keys]
 
+    #: Align the keys for the TPN with the full-size flows of the flow part, shrunk (one
+    #: DIS per key and frame instead of two: −15 % CPU a frame), instead of DIS at the
+    #: working size (the flow colour-v1 was trained with). Off: it cost 0.39 dB on the
+    #: held-out tennis clip at K = 40 (small moving people; 30.79 against 31.18 dB), and
+    #: 0.06 dB on average in an earlier session (docs/what-we-tried.md, "Issue 19 (colour)").
+    ALIGN_WITH_FULL_FLOW = False
+
     def alignment_flows(self, ctx: dict, keys: Sequence[PreparedKey]) -> list[np.ndarray] | None:
-        """The flows that align ``keys`` to the frame at the working size: the full-size
-        :meth:`frame_flows` shrunk (one DIS per key and frame instead of two; None without a
-        flow part, then the propagator computes its own at the working size). The model
-        was trained with DIS at the working size; the shrunk full-size flow scored −0.06 dB
-        against it (docs/what-we-tried.md) and saves half of the flow time."""
-        if not self.flow_mix:
+        """The flows that align ``keys`` to the frame at the working size when
+        :data:`ALIGN_WITH_FULL_FLOW`: the full-size :meth:`frame_flows` shrunk; else None
+        (the propagator computes its own at the working size)."""
+        if not (self.flow_mix and self.ALIGN_WITH_FULL_FLOW):
             return None
         return [flow.resize_flow(f, self.work) for f in self.frame_flows(ctx, keys)]
 

@@ -18,7 +18,8 @@ evaluation reuses one frame's aligned keys for several schedules):
 2. :meth:`view`: one key moved into the frame (``KeyView``): its property, guidance and
    paint alpha flow-aligned to the frame when the model was trained so
    (:func:`tpn_cli.models.infer.align_key`; a partly painted key's alpha moves with
-   the same flow even when the model does not align). :meth:`confidence` is the
+   the same flow even when the model does not align). The flow is the adapter's when it
+   offers one (:meth:`alignment_flows`), else DIS at the working size. :meth:`confidence` is the
    per-pixel fit of an aligned key to the frame.
 3. :meth:`frame`: the views of one frame and their blend weights (``FramePrediction``):
    distance weights, × per-pixel confidence when the keys are aligned
@@ -203,10 +204,9 @@ class KeyPropagator:
         return self.frame(target, [self.view(target, k, w, f) for (k, w), f in zip(sources, flows)])
 
     def alignment_flows(self, target: Target, key_indices: Sequence[int]) -> list:
-        """The adapter's alignment flows of ``target`` to the keys, all keys at once (the
-        colour adapter reuses its full-size flows, in parallel threads:
-        :meth:`tpn_cli.adapters.ColourAdapter.alignment_flows`); None per key where the
-        adapter has none (then :meth:`view` computes the flow)."""
+        """The adapter's alignment flows of ``target`` to the keys, all keys at once
+        (:meth:`tpn_cli.adapters.ColourAdapter.alignment_flows`); None per key where the
+        adapter offers none (then :meth:`view` computes the flow)."""
         get = getattr(self.adapter, "alignment_flows", None)
         flows = get(target.ctx, [self.keys[k] for k in key_indices]) if get is not None else None
         return list(flows) if flows is not None else [None] * len(key_indices)
