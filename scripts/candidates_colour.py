@@ -229,7 +229,8 @@ class _LabFrame:
 
 
 def product_hook(flow_predict=None, share=None, per_pixel=None):
-    """An adapter hook for eval_colour_split.run_product: the flow part of the product's
+    """An adapter hook for eval_colour_split.run_product (phase 1: the product of then,
+    whose flow part was the baseline's blend): the flow part of the product's
     colour (ColourAdapter.flow_prediction, mixed in at FLOW_MIX) replaced by
     ``flow_predict(target, t, keys)`` (default: the issue's baseline), mixed in at
     ``share`` (default FLOW_MIX) or per pixel at ``per_pixel(conf)`` with conf the best
@@ -237,9 +238,9 @@ def product_hook(flow_predict=None, share=None, per_pixel=None):
     def hook(adapter):
         state = {}
 
-        def flow_prediction(L, sources):
+        def flow_prediction(L, sources, ctx=None):
             tgt = _LabFrame(L)
-            ks = [(pk.index, _LabFrame(pk.extra["lab"][..., 0], pk.extra["lab"][..., 1:3])) for pk, _ in sources]
+            ks = [(pk.index, _LabFrame(pk.flow_lab[..., 0], pk.flow_lab[..., 1:3])) for pk, _ in sources]
             if len(sources) == 2:
                 (k1, w1), (k2, _) = [(pk.index, w) for pk, w in sources]
                 t = round(k2 - w1 * (k2 - k1))
