@@ -138,3 +138,27 @@ def test_sdr_preview():
     p = sdr_preview(read_radiance_hdr(DATA / "esplanade.hdr"))
     assert p.dtype == np.uint8 and p.shape == (32, 64, 3)
     assert sdr_preview(np.full((2, 2, 3), 1.0, np.float32)).min() == 255
+
+
+def test_exr_reads_and_writes_in_threads_leave_sys_stdout_alone(tmp_path):
+    """The pipeline reads EXR keys while its sink writes EXR frames: each call sends
+    OpenEXR's prints away from sys.stdout for its duration, and sys.stdout (which carries
+    --json) must be the same object afterwards."""
+    import sys
+    import threading
+
+    img = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
+    write_exr(tmp_path / "key.exr", img)
+    before = sys.stdout
+
+    def work(i):
+        for j in range(20):
+            write_exr(tmp_path / f"w{i}_{j}.exr", img)
+            read_exr(tmp_path / "key.exr")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sys.stdout is before

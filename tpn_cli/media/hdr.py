@@ -27,6 +27,7 @@ import contextlib
 import io
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -42,6 +43,19 @@ from .atomic import AtomicPath, Transactional, check_output_path
 from .hdrmeta import HdrStatic
 from .frames import check_image_size
 from .video import HDR10, HLG, VideoWriter
+
+# contextlib.redirect_stdout swaps the process-wide sys.stdout: two threads redirecting at
+# once (the pipeline reads EXR keys while its sink writes EXR frames) restore each other's
+# target, and tpn's --json object then lands on stderr. One redirect at a time.
+_OPENEXR_PRINTS = threading.Lock()
+
+
+@contextlib.contextmanager
+def _openexr_prints_to(target):
+    """Send what OpenEXR's binding prints (its warnings, with Python's print) to
+    ``target`` instead of sys.stdout, which carries tpn's --json object."""
+    with _OPENEXR_PRINTS, contextlib.redirect_stdout(target):
+        yield
 
 __all__ = [
     "HDR_EXTENSIONS",
@@ -127,7 +141,7 @@ def read_exr(path: str | os.PathLike[str], *, check: bool = True) -> np.ndarray:
     # error message (they say more than the exception) or on stderr
     said = io.StringIO()
     try:
-        with contextlib.redirect_stdout(said):
+        with _openexr_prints_to(said):
             # the header first: a damaged data window must not make OpenEXR allocate it
             with OpenEXR.File(str(path), header_only=True) as f:
                 lo, hi = f.header()["dataWindow"]
@@ -198,7 +212,7 @@ def write_exr(path: str | os.PathLike[str], image: np.ndarray, *, half: bool = T
     header = {"compression": comp, "type": OpenEXR.scanlineimage}
     with AtomicPath(path, overwrite=overwrite) as tmp:
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # as in read_exr
+            with _openexr_prints_to(sys.stderr):
                 OpenEXR.File(header, {name: np.ascontiguousarray(arr)}).write(str(tmp.path))
         except Exception as exc:
             raise OutputNotWritableError(f"cannot write EXR ({exc})", path=path,
