@@ -8,7 +8,7 @@ offline schedule; ``--schedule online`` for the preceding one, ``blend`` both ne
 weighted by distance and per-pixel fit, as ``--mode blend``); PSNR on 8-bit RGB rebuilt
 with the frame's own L, averaged over non-key frames (per sequence, then over all frames).
 Models run as `tpn colorize` runs them (its working size, the key-frame flow-aligned when
-the model's config says extra.align=True). The evaluation is tpn_cli.evaluate (shared with scripts/make_results.py,
+the model's config says extra.align=True). The evaluation is tpn_eval (shared with scripts/make_results.py,
 which writes docs/RESULTS.md).
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tpn_cli import evaluate as ev  # noqa: E402
+import tpn_eval as ev  # noqa: E402
 from tpn_cli.models import load_model  # noqa: E402
 
 

@@ -5,7 +5,7 @@ and PU21-PSNR, the numbers of docs/RESULTS.md's HDR section, quicker and with mo
 
 The clips are those of scripts/make_results.py (same seeds); ``--images train`` runs on
 stills the model was trained on (to check that what helps is not specific to the held-out
-two). The evaluation is tpn_cli.evaluate (evaluate_hdr_clip).
+two). The evaluation is tpn_eval (evaluate_hdr_clip).
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tpn_cli import evaluate as ev, weights  # noqa: E402
+import tpn_eval as ev  # noqa: E402
+from tpn_cli import weights  # noqa: E402
 from tpn_cli.models import load_model  # noqa: E402
 
 

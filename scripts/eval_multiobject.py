@@ -26,7 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tpn_cli import metrics  # noqa: E402
-from tpn_cli.evaluate import segment_method  # noqa: E402
+from tpn_eval import segment_method  # noqa: E402
 from tpn_cli.media.masks import read_mask  # noqa: E402
 from tpn_cli.train.sources import DATA_ROOT  # noqa: E402
 

@@ -22,7 +22,7 @@ painted as a configuration says (alpha 255 = painted, 0 = unpainted):
 
 Scores per non-key frame between the first and the last key (the frames that have a key
 on both sides, so the blends always see both paints), averaged over all frames of all
-sequences: colour PSNR (8-bit RGB, as tpn_cli.evaluate) over the whole frame, inside the
+sequences: colour PSNR (8-bit RGB, as tpn_eval) over the whole frame, inside the
 object (the annotation of the frame itself: where the object's paint should have gone),
 inside it away from its edge (eroded by 8 px) and in the background; and the mean chroma
 √(a² + b²) of the output in the unpainted part of the frame, away from the object's edge
@@ -47,7 +47,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tpn_cli import colour, engine, keyframes  # noqa: E402
-from tpn_cli import evaluate as ev  # noqa: E402
+import tpn_eval as ev  # noqa: E402
 from tpn_cli.adapters import ColourAdapter  # noqa: E402
 from tpn_cli.propagator import KeyPropagator  # noqa: E402
 from tpn_cli.media.video import Frame  # noqa: E402

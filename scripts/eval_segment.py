@@ -10,7 +10,7 @@ after a second colon: ``chain:none:appearance=0,anchor=0,specks=0,refine=0`` (pl
 chaining), ``chain:none:classifier=0,anchor=0,specks=0,refine=0`` (the chain before the mask-frame anchor),
 ``chain:none:classifier=0,refine=0`` (without the guided filter on the output),
 ``chain:none:classifier=0`` (without the first frame's pixel classifier),
-``chain:MODEL.tpn:appearance=1,classifier=1,bins=32,band=15,sharpen=2,anchor=1,anchor_sigma=1``. The evaluation is tpn_cli.evaluate (shared
+``chain:MODEL.tpn:appearance=1,classifier=1,bins=32,band=15,sharpen=2,anchor=1,anchor_sigma=1``. The evaluation is tpn_eval (shared
 with scripts/make_results.py, which writes docs/RESULTS.md).
 
     python scripts/eval_segment.py [MODEL.tpn | chain:MODEL.tpn ...] [--seqs a,b] [--stride 1]
@@ -26,8 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tpn_cli import metrics  # noqa: E402
-from tpn_cli.evaluate import evaluate_segment_sequence as evaluate_sequence  # noqa: E402,F401
-from tpn_cli.evaluate import segment_method as _method  # noqa: E402
+from tpn_eval import evaluate_segment_sequence as evaluate_sequence  # noqa: E402,F401
+from tpn_eval import segment_method as _method  # noqa: E402
 from tpn_cli.train import sources  # noqa: E402
 
 

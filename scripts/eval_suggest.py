@@ -13,7 +13,7 @@ behaviour before shots existed.
 
 Scores over the non-key frames (every ``stride``-th): colour PSNR of the DIS optical-flow
 baseline (the key-frame's ab warped to the frame by flow computed on L, 8-bit RGB rebuilt
-with the frame's own L: tpn_cli.evaluate), of copying the key-frame's ab, and the mean
+with the frame's own L: tpn_eval), of copying the key-frame's ab, and the mean
 distance to key that the suggestions minimise (tpn_cli.suggest.distance_to_keys).
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tpn_cli import evaluate as ev  # noqa: E402
+import tpn_eval as ev  # noqa: E402
 from tpn_cli import shots, suggest  # noqa: E402
 from tpn_cli.keyframes import plan  # noqa: E402
 from tpn_cli.media import gray_thumbnail  # noqa: E402

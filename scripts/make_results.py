@@ -9,7 +9,7 @@ baselines computed in the same run, from the weights in weights/manifest.json.
 Each task uses the manifest's default model (``--weights task=PATH`` overrides it, for
 development; the models section then says the file is not the shipped one). A task
 without a model gets its baselines and "not available" for the TPN. The evaluation
-itself lives in tpn_cli/evaluate.py (see its docstring for every method and metric).
+itself lives in tpn_eval/ (see its docstring for every method and metric).
 One thread by default; about 15–25 minutes on a busy 2-core machine.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tpn_cli import evaluate as ev  # noqa: E402
+import tpn_eval as ev  # noqa: E402
 from tpn_cli import metrics, weights  # noqa: E402
 from tpn_cli.adapters import ColourAdapter  # noqa: E402
 from tpn_cli.errors import WeightsUnavailableError  # noqa: E402

@@ -152,7 +152,8 @@ def test_hdr_calibrates_the_camera_response_from_the_key_frames(tmp_path):
     import torch
 
     from tests._cli_util import DATA
-    from tpn_cli import colour, evaluate, metrics
+    import tpn_eval as evaluate
+    from tpn_cli import colour, metrics
     from tpn_cli.media.hdr import read_radiance_hdr
 
     img = read_radiance_hdr(DATA / "esplanade.hdr")
@@ -184,7 +185,8 @@ def test_hdr_default_weights_recover_clipped_highlights(tmp_path):
     import torch
 
     from tests._cli_util import DATA
-    from tpn_cli import colour, evaluate, metrics
+    import tpn_eval as evaluate
+    from tpn_cli import colour, metrics
     from tpn_cli.media.hdr import read_radiance_hdr
 
     img = read_radiance_hdr(DATA / "esplanade.hdr")

@@ -1,4 +1,4 @@
-"""tpn_cli.evaluate: the pure parts (schedules, pair sets, distance bins, tables) and the
+"""tpn_eval: the pure parts (schedules, pair sets, distance bins, tables) and the
 HDR pseudo-video on a synthetic still, and the colour blends on a few small real frames."""
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tpn_cli import evaluate as ev
+import tpn_eval as ev
 from tpn_cli.train import sources
 
 

@@ -2,7 +2,7 @@
 
 :class:`KeyPropagator` is the only place where a key-frame's property becomes a frame's:
 `tpn colorize` and `tpn hdr` (through the frame loop of :mod:`tpn_cli.engine`), the
-evaluation behind docs/RESULTS.md (:mod:`tpn_cli.evaluate`, ``scripts/``) and the
+evaluation behind docs/RESULTS.md (:mod:`tpn_eval`, ``scripts/``) and the
 training validation (:mod:`tpn_cli.train.validate`) all call it, so what is measured is
 what runs. Set the key-frames once, predict many frames::
 

@@ -49,7 +49,7 @@ def hdr_images(split: str = "train") -> dict[str, np.ndarray]:
     return {p.stem: read_hdr(p) for p in paths if keep(p.stem)}
 
 
-def _view(img: np.ndarray, centre, zoom: float, angle: float, size: int) -> np.ndarray:
+def camera_view(img: np.ndarray, centre, zoom: float, angle: float, size: int) -> np.ndarray:
     """Render a size×size view: output pixel p looks at centre + zoom·R(angle)·(p − size/2)."""
     import cv2
     c, s = math.cos(angle) * zoom, math.sin(angle) * zoom
@@ -74,7 +74,7 @@ def virtual_camera_pair(rng: np.random.Generator, img: np.ndarray, size: int,
     c2 = c1 + step * np.array([math.cos(direction), math.sin(direction)])
     z2 = zoom * math.exp(rng.uniform(-0.1, 0.1))
     a2 = a1 + math.radians(rng.uniform(-4, 4))
-    return _view(img, c1, zoom, a1, size), _view(img, c2, z2, a2, size)
+    return camera_view(img, c1, zoom, a1, size), camera_view(img, c2, z2, a2, size)
 
 
 def ldr_camera(rng: np.random.Generator, h1: np.ndarray, h2: np.ndarray):
