@@ -19,7 +19,7 @@ ratio is Σ over pairs of the output's / Σ of the ground truth's, over all pair
 pairs where the method's own feeding keys change ("switch") and over the others.
 
 Methods: ``baseline`` (scripts/baselines_colour.two_key, the issue's baseline),
-``product:MODE`` (exactly what `tpn colorize --mode MODE` runs: tpn_cli.engine.run with
+``product:MODE`` (exactly what `tpn colorize --mode MODE` runs: tpn_cli.engine.stream_from_keys with
 the CLI's adapter, flow mix, weights and batch size; no shot detection: the clips are
 single shots), and candidates registered in scripts/candidates_colour.py as ``cand:NAME``.
 """
@@ -128,11 +128,11 @@ def product_model(spec=None):
 
 def run_product(frames, n, keys, wanted, mode, spec=None, adapter_hook=None):
     """Exactly the CLI's prediction path (tpn_cli.runs: ColourAdapter at work size 240 with
-    the flow mix, engine.run with batch 4), on the wanted frames only (frames are
+    the flow mix, engine.stream_from_keys with batch 4), on the wanted frames only (frames are
     independent given their key-frames, so leaving others out changes nothing)."""
     model = product_model(spec)
     h, w = frames[0].shape[:2]
-    adapter = ColourAdapter(engine.work_size(w, h, ColourAdapter.default_work_size), "cpu", "guided")
+    adapter = ColourAdapter(engine.work_shape(w, h, ColourAdapter.default_work_size), "cpu", "guided")
     if infer.wants_alignment(model):
         adapter.flow_mix = ColourAdapter.FLOW_MIX
     if adapter_hook:
@@ -140,7 +140,7 @@ def run_product(frames, n, keys, wanted, mode, spec=None, adapter_hook=None):
     assigns = [a for a in plan(n, keys, mode) if a.frame in wanted]
     vf = [VideoFrame(a.frame, frames[a.frame], None, None) for a in assigns]
     sink = _Collect()
-    engine.run(frames=iter(vf), assignments=iter(assigns), propagator=KeyPropagator(adapter, model),
+    engine.stream_from_keys(frames=iter(vf), assignments=iter(assigns), propagator=KeyPropagator(adapter, model),
                load_key=lambda k: frames[k], sinks=[sink], batch_size=4, quiet=True, pipeline=False)
     return sink.out
 

@@ -4,7 +4,7 @@
         [--configs full,object,...] [--coverage-gain 2] [--extend 4] [--json out.json]
 
 Each sequence is turned black and white (its own L, ab = 0) and coloured by the engine
-exactly as `tpn colorize` runs it (:func:`tpn_cli.engine.run`, the shipped model, its
+exactly as `tpn colorize` runs it (:func:`tpn_cli.engine.stream_from_keys`, the shipped model, its
 working size and flow mix), from key-frames every K frames that carry the true colour,
 painted as a configuration says (alpha 255 = painted, 0 = unpainted):
 
@@ -123,12 +123,12 @@ def run_config(truth, objs, model, K: int, config: str) -> dict[int, np.ndarray]
     gray = [gray_frame(f) for f in truth]
     frames = [Frame(index=i, image=g, pts=i, time=i / 25) for i, g in enumerate(gray)]
     h, w = truth[0].shape[:2]
-    adapter = ColourAdapter(engine.work_size(w, h, ColourAdapter.default_work_size), "cpu",
+    adapter = ColourAdapter(engine.work_shape(w, h, ColourAdapter.default_work_size), "cpu",
                             flow_mix=ColourAdapter.FLOW_MIX if infer.wants_alignment(model) else 0.0,
                             partial_keys=True)
     sink = Collect()
     with ablated(CONFIGS[config][2]):
-        engine.run(frames=frames, assignments=keyframes.iter_plan(n, keys, schedule),
+        engine.stream_from_keys(frames=frames, assignments=keyframes.iter_plan(n, keys, schedule),
                    propagator=KeyPropagator(adapter, model), load_key=images.__getitem__, sinks=[sink],
                    key_feed=engine.KeyFrameFeed(lambda: iter(frames)), quiet=True, pipeline=False)
     return sink.frames

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tpn_cli import colour as C  # noqa: E402
 from tpn_cli.adapters import resize, to_float  # noqa: E402
-from tpn_cli.engine import work_size  # noqa: E402
+from tpn_cli.engine import work_shape  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLIPS = ["01_dog", "02_cups", "03_blocks", "04_coffee", "05_default_juggle", "ferris", "bedroom"]
@@ -151,7 +151,7 @@ def evaluate(sets, factors, sweep):
             L = C.rgb_to_lab(full)[:1]
             mask = edge_mask(L[0]).numpy()
             for f in factors:
-                work = work_size(W, H, round(min(H, W) / f))
+                work = work_shape(W, H, round(min(H, W) / f))
                 lab_small = C.rgb_to_lab(resize(full, work))  # what the network sees / outputs
                 for name, fn in ms.items():
                     ab = fn(lab_small[1:], L, lab_small[:1])
@@ -184,7 +184,7 @@ def timing(repeats: int = 5):
     print("\n| output | work | bilinear ms | guided ms | rgb→Lab of the frame ms (for scale) |")
     print("|---|---|---|---|---|")
     for (H, W) in ((720, 1280), (1080, 1920), (2160, 3840)):
-        h, w = work_size(W, H, 480)
+        h, w = work_shape(W, H, 480)
         L = torch.rand(1, H, W) * 100
         ab, Ls = torch.randn(2, h, w) * 20, torch.rand(1, h, w) * 100
         rgb = torch.rand(3, H, W)

@@ -21,11 +21,11 @@ from tpn_cli.media import VideoReader, VideoWriter
 from tpn_cli.media.video import Frame
 
 
-def test_work_size():
-    assert engine.work_size(160, 90, 480) == (90, 160)        # never up-scaled
-    assert engine.work_size(1920, 1080, 480) == (480, 853)
-    assert engine.work_size(1080, 1920, 480) == (853, 480)    # portrait: short side is width
-    assert engine.work_size(1920, 1080, 0) == (1080, 1920)
+def test_work_shape():
+    assert engine.work_shape(160, 90, 480) == (90, 160)        # never up-scaled
+    assert engine.work_shape(1920, 1080, 480) == (480, 853)
+    assert engine.work_shape(1080, 1920, 480) == (853, 480)    # portrait: short side is width
+    assert engine.work_shape(1920, 1080, 0) == (1080, 1920)
 
 
 class FakeAdapter:
@@ -64,12 +64,12 @@ class FakeModel:
 
 
 def _run(n, keys, mode, adapter=None, fn=lambda u: u.clone(), **kw):
-    """engine.run on ``n`` fake frames with key-frames ``keys`` under ``mode``."""
+    """engine.stream_from_keys on ``n`` fake frames with key-frames ``keys`` under ``mode``."""
     from tpn_cli.propagator import KeyPropagator
 
     kw.setdefault("key_feed", engine.KeyFrameFeed(lambda: _frames(n)))
     kw.setdefault("sinks", [Collect()])
-    return engine.run(frames=_frames(n), assignments=keyframes.iter_plan(n, keys, mode),
+    return engine.stream_from_keys(frames=_frames(n), assignments=keyframes.iter_plan(n, keys, mode),
                       propagator=KeyPropagator(adapter or FakeAdapter(), FakeModel(fn)),
                       load_key=lambda k: None, quiet=True, **kw)
 
@@ -313,7 +313,7 @@ def test_colour_working_size_defaults_and_key_guide_consistency():
     assert _work_short_side(Options(task="segment", input=Path("a"), keys=Path("b"))) == 480
     assert _work_short_side(Options(task="colour", input=Path("a"), keys=Path("b"), work_size=0)) == 0
     rgb = next(VideoReader(DOG).frames()).image
-    ad = ColourAdapter(engine.work_size(160, 90, 45), "cpu")
+    ad = ColourAdapter(engine.work_shape(160, 90, 45), "cpu")
     v, key = ad.guide(rgb), ad.prepare_key(0, rgb)
     assert v.shape == key.v.shape == (1, 45, 80)
     assert torch.allclose(v, key.v, atol=1e-4)
@@ -392,7 +392,7 @@ def test_colour_flow_mix_adds_the_flow_baseline():
     from tpn_cli.adapters import ColourAdapter
 
     frames = [f.image for f in VideoReader(DOG).frames(0, 4)]
-    work = engine.work_size(160, 90, 45)
+    work = engine.work_shape(160, 90, 45)
     mixed, plain = ColourAdapter(work, "cpu", flow_mix=0.3), ColourAdapter(work, "cpu")
     key = mixed.prepare_key(0, frames[0])
     own = mixed.flow_prediction(mixed._full_L(frames[0], None), [(key, 1.0)])

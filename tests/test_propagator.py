@@ -1,4 +1,4 @@
-"""KeyPropagator: the one key-frame → frame prediction. The CLI's stream (engine.run,
+"""KeyPropagator: the one key-frame → frame prediction. The CLI's stream (engine.stream_from_keys,
 batched and threaded) and one-frame calls (what the evaluation makes) give the same
 images, for colour (flow-aligned, two keys blended, partly painted keys) and HDR."""
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _keys(task: str, frames: list[np.ndarray], keys: list[int]) -> dict[int, np.
 @pytest.mark.parametrize("task", ["colour", "hdr"])
 def test_stream_equals_one_frame_calls(task):
     frames = [f.image for f in VideoReader(DOG).frames()]
-    n, keys, work = len(frames), [0, 6, 11], engine.work_size(160, 90, 60)
+    n, keys, work = len(frames), [0, 6, 11], engine.work_shape(160, 90, 60)
 
     def adapter():
         if task == "hdr":
@@ -60,7 +60,7 @@ def test_stream_equals_one_frame_calls(task):
     from tpn_cli.media.video import Frame
 
     stream = [Frame(i, f, i, i / 25) for i, f in enumerate(frames)]
-    engine.run(frames=iter(stream), assignments=keyframes.iter_plan(n, keys, "blend"),
+    engine.stream_from_keys(frames=iter(stream), assignments=keyframes.iter_plan(n, keys, "blend"),
                propagator=KeyPropagator(adapter(), model), load_key=images.__getitem__,
                sinks=[sink], batch_size=3, key_feed=engine.KeyFrameFeed(lambda: iter(stream)),
                quiet=True)

@@ -33,7 +33,7 @@ from .engine import RunStats, Sink, frame_loop, write
 from .media.video import Frame
 from .models.segment import MaskPropagator
 
-__all__ = ["USE_TPN", "MaskChain", "describe", "first_frame", "run"]
+__all__ = ["USE_TPN", "MaskChain", "describe", "first_frame", "stream_masks"]
 
 #: Whether `tpn segment` refines each chained step with the segment TPN by default. Yes:
 #: with the pixel classifier (refitted every 5 frames) it wins on the 4 held-out DAVIS-2016
@@ -129,7 +129,7 @@ class MaskChain:
             return self.adapter.finish(frame.image, u, None)
 
 
-def run(*, frames: Iterable[Frame], keys: Sequence[int], load_key: Callable[[int], np.ndarray],
+def stream_masks(*, frames: Iterable[Frame], keys: Sequence[int], load_key: Callable[[int], np.ndarray],
         mask_chain: MaskChain, sinks: Sequence[Sink], start: int = 0,
         total: int | None = None, quiet: bool = False) -> RunStats:
     """Carry masks through ``frames`` (in order, from :func:`first_frame`) and hand the id

@@ -35,12 +35,13 @@ from .errors import BadInputError, OutOfMemoryError
 from .keyframes import Assignment
 from .media.video import Frame
 
-__all__ = ["KeyFrameFeed", "RunStats", "Sink", "peak_memory_mb", "run", "work_size"]
+__all__ = ["KeyFrameFeed", "RunStats", "Sink", "peak_memory_mb", "stream_from_keys", "work_shape"]
 
 
-def work_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """Working (height, width): the short side scaled to ``short_side`` (never up-scaled;
-    0 = full size), aspect ratio kept."""
+def work_shape(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """The working shape (height, width), as an array's shape, of a ``width`` × ``height``
+    frame: the short side scaled to ``short_side`` (never up-scaled; 0 = full size), aspect
+    ratio kept."""
     short = min(width, height)
     if short_side <= 0 or short_side >= short:
         return height, width
@@ -123,7 +124,7 @@ class RunStats:
 def frame_loop(total: int | None, quiet: bool, gpu_hint: str,
                host_hint: str) -> Iterator[tuple[RunStats, Any]]:
     """The frame loop's frame, shared by the key-frame stream (:func:`run`) and the mask
-    chain (:func:`tpn_cli.chain.run`): yields (stats, progress bar) under inference mode;
+    chain (:func:`tpn_cli.chain.stream_masks`): yields (stats, progress bar) under inference mode;
     the caller counts frames into both. Maps running out of GPU or host memory to
     :class:`OutOfMemoryError` with the hints that reduce it; times the loop and records
     the peak memory in the stats on the way out."""
@@ -261,7 +262,7 @@ def _pipeline(source: Iterator, stages: Sequence[tuple[str, Callable]], threaded
             t.join()
 
 
-def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], propagator: Any,
+def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignment], propagator: Any,
         load_key: Callable[[int], np.ndarray], sinks: Sequence[Sink], batch_size: int = 4,
         key_feed: KeyFrameFeed | None = None, total: int | None = None, quiet: bool = False,
         pipeline: bool = True) -> RunStats:
@@ -316,13 +317,13 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], propagato
         if pending:
             yield pending
 
-    def prepare(batch: list) -> _Work:
+    def prepare_batch(batch: list) -> _Work:
         work = _Work([], [])
         for frame, a in batch:
             for k, _ in a.sources:
                 set_key(k)
             work.frames.append(frame)
-            work.preds.append(prop.prepare(frame.index, frame.image, a.sources))
+            work.preds.append(prop.prepare_frame(frame.index, frame.image, a.sources))
         # the plan is monotone: keys before the last frame's earliest key are done
         prop.forget_keys_before(min(k for k, _ in batch[-1][1].sources))
         return work
@@ -340,7 +341,7 @@ def run(*, frames: Iterable[Frame], assignments: Iterable[Assignment], propagato
             write(sinks, frame, result)
         return len(work.frames)
 
-    stages = [("prepare", prepare), ("model", infer_batch), ("output", output)]
+    stages = [("prepare", prepare_batch), ("model", infer_batch), ("output", output)]
     with frame_loop(total, quiet, host_hint="lower --batch-size or --work-size",
                     gpu_hint="lower --batch-size (e.g. 1) or --work-size (e.g. 360), "
                              "or use --device cpu") as (stats, bar):

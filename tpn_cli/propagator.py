@@ -25,7 +25,7 @@ evaluation reuses one frame's aligned keys for several schedules):
    distance weights, × per-pixel confidence when the keys are aligned
    (:func:`tpn_cli.models.infer.blend_weights`), × propagated paint alpha for partly
    painted keys (:func:`tpn_cli.models.infer.paint_weights`); the paint's coverage.
-   :meth:`prepare` does 1–3 for a frame and its plan sources.
+   :meth:`prepare_frame` does 1–3 for a frame and its plan sources.
 4. :meth:`correct`: the network on a batch of views, its correction held back where
    the aligned key already fits (:func:`tpn_cli.models.infer.hold_back`); fills
    ``view.out``. :meth:`network` is the same on tensors that are already aligned.
@@ -192,7 +192,7 @@ class KeyPropagator:
         return FramePrediction(target.index, target.image, target, views, weights,
                                infer.paint_coverage(alphas) if partial else None)
 
-    def prepare(self, index: int, image: np.ndarray,
+    def prepare_frame(self, index: int, image: np.ndarray,
                 sources: Sequence[tuple[int, float]]) -> FramePrediction:
         """Steps 1–3 for frame ``index`` fed by ``sources`` [(key index, distance weight)]
         (a plan's :class:`tpn_cli.keyframes.Assignment`): a frame that is its own only
@@ -240,7 +240,7 @@ class KeyPropagator:
     def predict(self, index: int, image: np.ndarray, sources: Sequence[tuple[int, float]]) -> Any:
         """Frame ``index``'s output image from its ``sources`` [(key index, distance
         weight)], the keys set before: all steps at once."""
-        pred = self.prepare(index, image, sources)
+        pred = self.prepare_frame(index, image, sources)
         if pred.views:
             self.correct(pred.views)
         return self.output(pred)

@@ -5,8 +5,8 @@ key-frames found, indices in range, sizes and content, outputs writable, weights
 present) and returns a :class:`Run`; :meth:`Run.describe` is the ``--dry-run`` report;
 :meth:`Run.execute` streams with the output sinks. What differs between tasks is the
 task object's (:mod:`tpn_cli.tasks`): its key-frames and checks, adapter, sinks and
-stream (colour, HDR: every frame from its key-frames, :func:`tpn_cli.engine.run`; masks:
-frame to frame, :func:`tpn_cli.chain.run`).
+stream (colour, HDR: every frame from its key-frames, :func:`tpn_cli.engine.stream_from_keys`; masks:
+frame to frame, :func:`tpn_cli.chain.stream_masks`).
 """
 from __future__ import annotations
 
@@ -392,7 +392,7 @@ def prepare(opts: Options) -> Run:
     except weights.WeightsUnavailableError as exc:
         werr = str(exc)
     run = Run(opts=opts, reader=reader, frame_count=frame_count, keys=keys, output=output,
-              kind=kind, device=device, work=engine.work_size(reader.width, reader.height, _work_short_side(opts)),
+              kind=kind, device=device, work=engine.work_shape(reader.width, reader.height, _work_short_side(opts)),
               weights_path=wpath, weights_error=werr, end=end, uses_model=uses_model)
     hint = keyframes.index_base_hint(keys, frame_count, opts.index_base)
     if hint:

@@ -12,7 +12,7 @@ import torch
 
 from tpn_cli import colour, metrics
 from tpn_cli.adapters import ColourAdapter
-from tpn_cli.engine import work_size
+from tpn_cli.engine import work_shape
 from tpn_cli.flow import flow_warp
 from tpn_cli.models import infer, tasks
 from tpn_cli.models.infer import guide_to_gray
@@ -98,7 +98,7 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
     blends = blends or {}
     cache = _FrameCache(clip)
     h, w = clip.read(0).shape[:2]
-    work = work_size(w, h, work_short_side)
+    work = work_shape(w, h, work_short_side)
     props = {name: KeyPropagator(ColourAdapter(work, "cpu", flow_mix=_flow_mix(m)), m)
              for name, m in models.items() if m is not None}
     out = []

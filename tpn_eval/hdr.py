@@ -13,7 +13,7 @@ import torch
 
 from tpn_cli import adapters, camera_response, colour, metrics
 from tpn_cli.adapters import HdrAdapter
-from tpn_cli.engine import work_size
+from tpn_cli.engine import work_shape
 from tpn_cli.flow import dis_flow, warp
 from tpn_cli.models import tasks
 from tpn_cli.models.infer import guide_to_gray
@@ -106,7 +106,7 @@ def evaluate_hdr_sequence(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray],
     codes = [np.rint(x * 255.0).astype(np.uint8) for x in ldr]  # the 8-bit stream, exactly
     response = camera_response.fit((codes[k], hdr[k]) for k in keys)
     h, w = codes[0].shape[:2]
-    work = work_size(w, h, HdrAdapter.default_work_size)
+    work = work_shape(w, h, HdrAdapter.default_work_size)
     adapter = HdrAdapter(work, "cpu", response)
     before = HdrAdapter(work, "cpu")  # the generic curve: the command before calibration
     prop = KeyPropagator(adapter, model) if model is not None else None

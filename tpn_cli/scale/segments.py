@@ -9,7 +9,7 @@ frame range splits into segments of consecutive frames, each computed on its own
   network call sees exactly the inputs it sees in the local run (results bit-identical);
 * :func:`seek_frames` decodes a segment's frames by seeking to the nearest earlier
   key picture of the video instead of decoding from the start;
-* :func:`run_segment` streams one segment through :func:`tpn_cli.engine.run` (the same
+* :func:`run_segment` streams one segment through :func:`tpn_cli.engine.stream_from_keys` (the same
   frame loop and :class:`tpn_cli.propagator.KeyPropagator` as the local run) into a
   staging folder: frame outputs under their final names, a video output as one chunk;
 * :func:`join_chunks` remuxes the chunks, packets copied without re-encoding, into the
@@ -73,7 +73,7 @@ def supports_segments(run: Any) -> str | None:
 
 
 def _batch_starts(assignments: list[keyframes.Assignment], batch_size: int) -> set[int]:
-    """The frames that start a network batch in the local run (engine.run counts
+    """The frames that start a network batch in the local run (engine.stream_from_keys counts
     (frame, key) pairs and closes a batch once it holds ``batch_size``)."""
     starts, pairs = set(), 0
     for a in assignments:
@@ -267,7 +267,7 @@ def run_segment(run: Any, segment: Segment, staging: Path, adapter: Any, model: 
         for s in sinks:
             if hasattr(s, "__enter__"):
                 stack.enter_context(s)
-        stats = engine.run(frames=seek_frames(run.reader, segment.start, segment.end, pts_index),
+        stats = engine.stream_from_keys(frames=seek_frames(run.reader, segment.start, segment.end, pts_index),
                            assignments=plan, propagator=KeyPropagator(adapter, model),
                            load_key=run.load_key, sinks=sinks, batch_size=o.batch_size,
                            key_feed=feed, quiet=True, pipeline=o.pipeline)

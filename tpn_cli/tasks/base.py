@@ -4,7 +4,7 @@
 everything task-specific is a method or attribute here, so a new task is one new file
 (a subclass) plus its model and tests. The defaults are those of a key-frame task
 (colour, HDR): every frame predicted from its key-frames by
-:class:`tpn_cli.propagator.KeyPropagator`, streamed by :func:`tpn_cli.engine.run`.
+:class:`tpn_cli.propagator.KeyPropagator`, streamed by :func:`tpn_cli.engine.stream_from_keys`.
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ class Task:
         feed = None
         if adapter.needs_key_video_frame:
             feed = engine.KeyFrameFeed(lambda: run.reader.frames(0, max(k.index for k in run.keys) + 1))
-        return engine.run(frames=run.reader.frames(o.start, run.end), assignments=run.assignments(),
+        return engine.stream_from_keys(frames=run.reader.frames(o.start, run.end), assignments=run.assignments(),
                           propagator=KeyPropagator(adapter, model), load_key=run.load_key,
                           sinks=sinks, batch_size=o.batch_size, key_feed=feed,
                           total=run.end - o.start, quiet=o.quiet, pipeline=o.pipeline)

@@ -110,7 +110,7 @@ class SegmentTask(Task):
         o = run.opts
         keys = [k.index for k in run.keys]
         first = chain.first_frame(keys, o.start, _mask_objects(run))
-        return chain.run(frames=run.reader.frames(first, run.end), keys=keys, load_key=run.load_key,
+        return chain.stream_masks(frames=run.reader.frames(first, run.end), keys=keys, load_key=run.load_key,
                          mask_chain=chain.MaskChain(adapter, MaskPropagator(model)), sinks=sinks,
                          start=o.start, total=run.end - first, quiet=o.quiet)
 
