@@ -28,7 +28,6 @@ from . import __version__, engine, keyframes, outputs, shots, timing, weights
 from .errors import BadInputError, UsageError
 from .media import VideoReader, open_input, output_kind
 from .media.frames import frame_number
-from .media.masks import Mask
 from .tasks import TASKS, Task
 
 TaskName = Literal["colour", "hdr", "segment"]
@@ -80,7 +79,7 @@ class Options:
 def default_output(task: TaskName, input_path: Path) -> Path:
     """``movie.mp4`` → ``movie_color.mp4``; a folder → ``clip_color/``; HDR → an EXR
     folder ``movie_hdr/``; segment → a mask folder ``clip_masks/``."""
-    return TASKS[task].default_output(input_path)
+    return TASKS[task]().default_output(input_path)
 
 
 def parse_position(text: str | int | None) -> int | float | None:
@@ -138,6 +137,7 @@ class Run:
     """A checked, planned run (see module doc)."""
 
     opts: Options
+    task: Task                      # this run's task object (holds the task's state)
     reader: Any
     frame_count: int
     keys: list[keyframes.KeyFrame]
@@ -148,19 +148,13 @@ class Run:
     weights_path: Path | None
     weights_error: str | None
     notes: list[str] = field(default_factory=list)
-    masks: dict[int, Mask] = field(default_factory=dict)
     end: int = 0
     uses_model: bool = True         # False: a segment chain without the TPN
     cuts: list[int] = field(default_factory=list)      # frames that start a new shot
-    partial_keys: set[int] = field(default_factory=set)  # colour keys painted only in parts (RGBA)
     warnings: list[str] = field(default_factory=list)  # shown before the run and in --json
     short_input: dict[str, int] | None = None  # {"declared", "decoded"} (--allow-short-input)
 
     # -- plan -----------------------------------------------------------------------------
-    @property
-    def task(self) -> Task:
-        return TASKS[self.opts.task]
-
     @property
     def mode(self) -> str:
         return self.task.mode(self.opts)
@@ -274,10 +268,10 @@ class Run:
 # ----------------------------------------------------------------------------------------
 # checks
 # ----------------------------------------------------------------------------------------
-def _check_outputs(opts: Options, output: Path, kind: str, reader: Any, frames: int) -> None:
+def _check_outputs(task: Task, opts: Options, output: Path, kind: str, reader: Any, frames: int) -> None:
     """Every output decided and checked before any work: its kind fits the task, then
     :func:`tpn_cli.outputs.check_before_run` (paths, collisions, encoders, free space)."""
-    TASKS[opts.task].check_output_kind(opts, output, kind)
+    task.check_output_kind(opts, output, kind)
     weights_file = Path(opts.weights) if opts.weights and Path(opts.weights).exists() else None
     outputs.check_before_run(
         opts.task, output, kind, {"--sdr-preview": opts.sdr_preview, "--overlay": opts.overlay},
@@ -343,8 +337,8 @@ def _match_folder_numbers(keys: list[keyframes.KeyFrame], reader: Any) -> list[k
     return out
 
 
-def _find_keys(opts: Options, frame_count: int, reader: Any = None) -> list[keyframes.KeyFrame]:
-    keys = TASKS[opts.task].find_keys(opts)
+def _find_keys(task: Task, opts: Options, frame_count: int, reader: Any = None) -> list[keyframes.KeyFrame]:
+    keys = task.find_keys(opts)
     if getattr(reader, "numbers", None) is not None:
         keys = _match_folder_numbers(keys, reader)
     keyframes.check_indices(keys, frame_count, source=opts.input, index_base=opts.index_base)
@@ -362,7 +356,7 @@ def prepare(opts: Options) -> Run:
     if opts.mode not in keyframes.MODES:
         raise UsageError(f"unknown --mode {opts.mode!r}", hint="use online, nearest or blend")
     # display orientation: key-frames and masks are painted on frames as players show them
-    task = TASKS[opts.task]
+    task = TASKS[opts.task]()
     reader = open_input(opts.input, autorotate=True, fps=opts.fps,
                         allow_short=opts.allow_short_input)
     short = None
@@ -379,10 +373,10 @@ def prepare(opts: Options) -> Run:
     if opts.start < 0 or opts.start >= end:
         raise UsageError(f"empty frame range --start {opts.start} --end {opts.end}",
                          path=opts.input, hint=f"the input has {frame_count} frames (0-based)")
-    keys = _find_keys(opts, frame_count, reader)
+    keys = _find_keys(task, opts, frame_count, reader)
     output = opts.output or default_output(opts.task, opts.input)
     kind = output_kind(output)
-    _check_outputs(opts, output, kind, reader, end - opts.start)
+    _check_outputs(task, opts, output, kind, reader, end - opts.start)
     device = pick_device(opts.device)
     uses_model = task.uses_model(opts)
     wpath, werr = None, None
@@ -391,7 +385,7 @@ def prepare(opts: Options) -> Run:
             wpath = weights.resolve(opts.weights, opts.task)
     except weights.WeightsUnavailableError as exc:
         werr = str(exc)
-    run = Run(opts=opts, reader=reader, frame_count=frame_count, keys=keys, output=output,
+    run = Run(opts=opts, task=task, reader=reader, frame_count=frame_count, keys=keys, output=output,
               kind=kind, device=device, work=engine.work_shape(reader.width, reader.height, _work_short_side(opts)),
               weights_path=wpath, weights_error=werr, end=end, uses_model=uses_model)
     hint = keyframes.index_base_hint(keys, frame_count, opts.index_base)

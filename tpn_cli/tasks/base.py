@@ -25,7 +25,10 @@ __all__ = ["Task"]
 
 
 class Task:
-    """One task's part of a run (the defaults: a key-frame task; see the module doc)."""
+    """One task's part of a run (the defaults: a key-frame task; see the module doc).
+
+    A run makes its own object (``TASKS[name]()``): what a task learns while checking its
+    key-frames (e.g. the masks a segment run read) is the object's, not the run's."""
 
     name: str = ""             # 'colour', 'hdr', 'segment': weights' task, Options.task
     command: str = ""          # the CLI command that runs it

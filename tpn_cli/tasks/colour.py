@@ -24,6 +24,10 @@ class ColourTask(Task):
     name, command, output_suffix, noun = "colour", "colorize", "_color", "colour"
     default_work_size = ColourAdapter.default_work_size
 
+    def __init__(self) -> None:
+        #: key-frames painted only in parts (RGBA; alpha = where colour is given)
+        self.partial_keys: set[int] = set()
+
     def default_output(self, input_path: Path) -> Path:
         """A video keeps its container: ``movie.mp4`` → ``movie_color.mp4``."""
         if input_path.is_file():
@@ -44,12 +48,12 @@ class ColourTask(Task):
             img = read_image(k.path, depth=8, keep_alpha=True)
             check_colour_keyframe(img, k.path)
             if img.shape[2] == 4:
-                run.partial_keys.add(k.index)
+                self.partial_keys.add(k.index)
             sc = check_size((img.shape[1], img.shape[0]), run.reader.size, path=k.path)
             if sc.note:
                 run.notes.append(sc.note)
-        if run.partial_keys:
-            note = (f"{len(run.partial_keys)} key-frame(s) painted only in parts (alpha): where no "
+        if self.partial_keys:
+            note = (f"{len(self.partial_keys)} key-frame(s) painted only in parts (alpha): where no "
                     "key's paint reaches, frames keep their own colour")
             if run.opts.mode != "blend" and len(run.keys) > 1:  # one key per frame: no combining
                 note += "; --mode blend combines keys painted in different regions"
@@ -66,7 +70,7 @@ class ColourTask(Task):
         # a flow-aligned model's colour is mixed with the flow baseline's (FLOW_MIX)
         mix = ColourAdapter.FLOW_MIX if model is not None and infer.wants_alignment(model) else 0.0
         return ColourAdapter(run.work, run.device, run.opts.chroma_upsample, flow_mix=mix,
-                             partial_keys=bool(run.partial_keys))
+                             partial_keys=bool(self.partial_keys))
 
     def sinks(self, run: "Run", copy_streams: bool) -> list:
         o = run.opts

@@ -11,7 +11,7 @@ from ..adapters import SegmentAdapter
 from ..engine import RunStats
 from ..errors import BadInputError, UsageError
 from ..keyframes import check_size
-from ..media.masks import read_mask
+from ..media.masks import Mask, read_mask
 from .base import Task
 
 if TYPE_CHECKING:
@@ -22,6 +22,10 @@ class SegmentTask(Task):
     name, command, output_suffix, noun = "segment", "segment", "_masks", "mask"
     default_work_size = SegmentAdapter.default_work_size
     uses_shots = False  # the chain goes frame to frame
+
+    def __init__(self) -> None:
+        #: the masks read by check_keys, by frame index
+        self.masks: dict[int, Mask] = {}
 
     def find_keys(self, opts: "Options") -> list[keyframes.KeyFrame]:
         """The first mask (``--mask``), then the ``--masks`` folder's other masks."""
@@ -43,14 +47,14 @@ class SegmentTask(Task):
                                   "preview video")
 
     def check_keys(self, run: "Run") -> None:
-        """Read every mask (kept in ``run.masks``); frames before the first get it."""
+        """Read every mask (kept in ``self.masks``); frames before the first get it."""
         for k in run.keys:
             m = read_mask(k.path, void=run.opts.void)
             sc = check_size(m.size, run.reader.size, path=k.path)
             if sc.note:
                 run.notes.append(sc.note + " (nearest neighbour)")
-            run.masks[k.index] = m
-        if not any(m.object_ids for m in run.masks.values()):
+            self.masks[k.index] = m
+        if not any(m.object_ids for m in self.masks.values()):
             raise BadInputError("the mask has no objects (every pixel is background, id 0)",
                                 path=run.keys[0].path, hint="paint at least one object with a non-zero id")
         first = min(k.index for k in run.keys)
@@ -73,26 +77,30 @@ class SegmentTask(Task):
                 + "colour model of the mask frame, its mask by direct flow where consistent")
 
     def plan_lines(self, run: "Run") -> list[str]:
-        return chain.describe([k.index for k in run.keys], run.opts.start, run.end, _mask_objects(run))
+        return chain.describe([k.index for k in run.keys], run.opts.start, run.end, self.mask_objects())
 
     def channels(self, run: "Run") -> tuple[int, int]:
         """Background + each object (the model scans them one by one)."""
-        objects = len({i for m in run.masks.values() for i in m.object_ids})
+        objects = len({i for m in self.masks.values() for i in m.object_ids})
         return objects + 1, super().channels(run)[1]
+
+    def mask_objects(self) -> dict[int, set[int]]:
+        """{mask frame: its object ids}."""
+        return {i: set(m.object_ids) for i, m in self.masks.items()}
 
     def load_key(self, run: "Run", index: int) -> np.ndarray:
         """The mask's id map at the video's size (nearest neighbour)."""
         w, h = run.reader.width, run.reader.height
-        ids = run.masks[index].ids
+        ids = self.masks[index].ids
         return ids if ids.shape == (h, w) else _resize_ids(ids, w, h)
 
     def adapter(self, run: "Run", model: Any) -> SegmentAdapter:
-        ids = sorted({i for m in run.masks.values() for i in m.object_ids})
+        ids = sorted({i for m in self.masks.values() for i in m.object_ids})
         return SegmentAdapter(run.work, "cpu", ids)  # the chain's state and flow are on the CPU
 
     def sinks(self, run: "Run", copy_streams: bool) -> list:
         o = run.opts
-        palette = run.masks[run.keys[0].index].palette
+        palette = self.masks[run.keys[0].index].palette
         sinks = [outputs.MaskFolderSink(run.reader, run.output, palette=palette, fmt=o.mask_format,
                                         overwrite=o.overwrite)]
         if o.overlay:
@@ -109,14 +117,10 @@ class SegmentTask(Task):
 
         o = run.opts
         keys = [k.index for k in run.keys]
-        first = chain.first_frame(keys, o.start, _mask_objects(run))
+        first = chain.first_frame(keys, o.start, self.mask_objects())
         return chain.stream_masks(frames=run.reader.frames(first, run.end), keys=keys, load_key=run.load_key,
                          mask_chain=chain.MaskChain(adapter, MaskPropagator(model)), sinks=sinks,
                          start=o.start, total=run.end - first, quiet=o.quiet)
-
-
-def _mask_objects(run: "Run") -> dict[int, set[int]]:
-    return {i: set(m.object_ids) for i, m in run.masks.items()}
 
 
 def _resize_ids(ids: np.ndarray, width: int, height: int) -> np.ndarray:
