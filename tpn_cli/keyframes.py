@@ -8,7 +8,7 @@ number (``frame_000120.png``, ``00120.exr``, ``ref_120.jpg`` → 120). With
 ``index_base=1`` (folders extracted by tools that count from 1, e.g. ffmpeg's default)
 the frame index is number − 1. Frame indices are 0-based presentation order.
 
-Schedules (DESIGN.md "The run"):
+Schedules (`--mode`; the README's "Commands"):
 
 * ``online``: each frame takes the nearest key-frame at or before it (the paper's
   default; causal).

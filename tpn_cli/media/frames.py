@@ -444,7 +444,7 @@ class FrameFolderWriter(Transactional):
 
 def is_frame_sequence_path(path: str | os.PathLike[str]) -> bool:
     """True if ``path`` means a frame folder: an existing folder, or a path without an
-    extension (DESIGN.md: the output path decides the format)."""
+    extension (the README's "Commands": the output path decides the format)."""
     p = Path(path)
     return p.is_dir() or p.suffix == ""
 

@@ -1,6 +1,6 @@
 """Video files in and out through PyAV, one frame at a time.
 
-Conventions (DESIGN.md §2 "Pixels in and out"):
+Conventions (what the README's "Commands" promises about inputs and outputs):
 
 * Frame index = 0-based position in presentation order of the decoded video frames.
   Each :class:`Frame` also carries its ``pts`` (in :attr:`VideoReader.time_base`) so

@@ -7,7 +7,7 @@ Conventions (all tensors (N, C, H, W), any H and W; the module pads and crops):
   v_tgt   the target frame's guidance image
   returns the property predicted for the target frame, same shape as u_key.
 
-Two ways to keep the key-frame's detail past the low-resolution hidden map (DESIGN §4):
+Two ways to keep the key-frame's detail past the low-resolution hidden map (docs/TRAINING.md):
   residual=True   û = u_key + up(dec(P(P(h))) − dec(h)): only the change the propagation
                   makes goes through the bottleneck; with gates 0 the output is u_key.
   encoder='signed' the hidden map is the property itself, average-pooled by ``scale``

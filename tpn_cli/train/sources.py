@@ -20,7 +20,7 @@ PERMISSIVE_CLIPS = ("01_dog", "02_cups", "03_blocks", "04_coffee", "05_default_j
                     "bedroom", "ferris", "v39")
 DAVIS_VAL = ("bmx-trees", "drift-chicane", "goat", "libby")
 DAVIS_TRAIN = ("breakdance", "camel", "car-roundabout", "car-shadow", "cows", "dog")
-TARGET_HEIGHT = 480  # train at the scale we evaluate at (DESIGN §4)
+TARGET_HEIGHT = 480  # train at the scale we evaluate at (docs/TRAINING.md)
 
 
 @dataclass
