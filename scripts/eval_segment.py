@@ -4,7 +4,7 @@ TPN models. DAVIS J, F, J&F (first and last frame excluded).
 
 A model given as MODEL.tpn predicts each frame from the first frame (as the paper);
 ``chain:MODEL.tpn`` carries the mask frame to frame with the TPN refining each
-flow-warped prediction (tpn_cli.models.segment.MaskPropagator, with its first-frame
+flow-warped prediction (tpn_cli.mask_tracker.MaskPropagator, with its first-frame
 colour model on by default); ``chain:none`` is the same loop without a model. Options
 after a second colon: ``chain:none:appearance=0,anchor=0,specks=0,refine=0`` (plain flow
 chaining), ``chain:none:classifier=0,anchor=0,specks=0,refine=0`` (the chain before the mask-frame anchor),

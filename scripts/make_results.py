@@ -306,7 +306,7 @@ SEG_CLI = "chain without the TPN (--no-tpn)"
 
 
 def run_segment(a, model, log) -> dict:
-    from tpn_cli.models.segment import MaskPropagator
+    from tpn_cli.mask_tracker import MaskPropagator
     res = {}
     for name in a.seg_seqs:
         methods = {}
@@ -332,7 +332,7 @@ def segment_section(a, seg: dict, model_ok: bool) -> tuple[str, list]:
     stride = f"every {a.seg_stride}. frame, " if a.seg_stride > 1 else "all frames, "
     out.append(f"DAVIS-2016 protocol on {', '.join(seg)} ({stride}first mask given, first and last "
                f"frame excluded, boundary tolerance 0.008 of the diagonal). \"{SEG_CHAIN_TPN}\" is what "
-               "`tpn segment` runs: tpn_cli.models.segment.MaskPropagator with its default options "
+               "`tpn segment` runs: tpn_cli.mask_tracker.MaskPropagator with its default options "
                "(flow-warped previous prediction, first-frame colour model and pixel classifier, "
                "mask-frame anchor, speck removal, guided-filter edges) and the segment TPN refining "
                f"each step; \"{SEG_CLI}\" is the same loop without the TPN (`tpn segment --no-tpn`, "

@@ -151,7 +151,7 @@ def test_chain_with_the_shipped_tpn_follows_the_object(tmp_path):
 def test_interrupted_run_leaves_no_output(tmp_path, monkeypatch):
     """Ctrl-C in the middle of the chain: no output folder, no temporary left behind
     (the SIGINT → exit 130 path is tested for colorize in test_cli_errors.py)."""
-    from tpn_cli.models import segment as seg
+    from tpn_cli import mask_tracker as seg
 
     real, calls = seg.MaskPropagator.step, []
 

@@ -1,11 +1,11 @@
-"""Frame-to-frame mask propagation (tpn_cli.models.segment), chained-prediction training
+"""Frame-to-frame mask propagation (tpn_cli.mask_tracker), chained-prediction training
 pairs (degrade_mask) and the probability loss."""
 import numpy as np
 import pytest
 import torch
 
 from tpn_cli.models import TPN, task_config
-from tpn_cli.models.segment import MaskPropagator, normalise_probs
+from tpn_cli.mask_tracker import MaskPropagator, normalise_probs
 from tpn_cli.train.pairs import degrade_mask
 
 
@@ -106,7 +106,7 @@ def test_bce_loss_trains_gates():
 
 
 def test_colour_histograms_are_normalised_per_channel():
-    from tpn_cli.models.segment import colour_histograms
+    from tpn_cli.mask_tracker import colour_histograms
     rgb = torch.rand(3, 10, 12)
     probs = normalise_probs(torch.rand(3, 10, 12))
     h = colour_histograms(rgb, probs, bins=8)
@@ -115,7 +115,7 @@ def test_colour_histograms_are_normalised_per_channel():
 
 
 def test_appearance_fuse_relabels_by_colour_near_the_object_only():
-    from tpn_cli.models.segment import appearance_fuse, colour_histograms
+    from tpn_cli.mask_tracker import appearance_fuse, colour_histograms
     rgb = torch.zeros(3, 20, 40)
     rgb[0, 5:15, 5:15] = 1.0          # a red object on black
     m = np.zeros((20, 40), np.uint8)
@@ -144,7 +144,7 @@ def test_chain_with_appearance_follows_a_moving_object():
 
 
 def test_local_background_histogram_ignores_far_background():
-    from tpn_cli.models.segment import colour_histograms
+    from tpn_cli.mask_tracker import colour_histograms
     rgb = torch.zeros(3, 20, 60)
     rgb[2, :, 40:] = 1.0               # blue far away from the object
     m = np.zeros((20, 60), np.uint8)
@@ -158,7 +158,7 @@ def test_local_background_histogram_ignores_far_background():
 
 
 def test_drop_specks_hands_small_pieces_to_the_background():
-    from tpn_cli.models.segment import drop_specks
+    from tpn_cli.mask_tracker import drop_specks
     ids = np.zeros((30, 40), np.uint8)
     ids[2:22, 2:22] = 1      # object 1: 400 px …
     ids[25:27, 30:32] = 1    # … and a 4 px speck
@@ -172,7 +172,7 @@ def test_drop_specks_hands_small_pieces_to_the_background():
 
 
 def test_anchor_confidence_is_one_where_the_flows_agree():
-    from tpn_cli.models.segment import anchor_confidence
+    from tpn_cli.mask_tracker import anchor_confidence
     zero = np.zeros((8, 10, 2), np.float32)
     shift = zero.copy()
     shift[..., 0] = 2.0
@@ -194,7 +194,7 @@ def test_anchor_brings_back_an_object_the_chain_lost():
 
 
 def test_guided_smooth_moves_a_misplaced_edge_onto_the_frames_edge():
-    from tpn_cli.models.segment import guided_smooth
+    from tpn_cli.mask_tracker import guided_smooth
     gray = np.full((20, 40), 40, np.uint8)
     gray[:, 20:] = 200                  # the frame's edge: column 20
     fg = np.zeros((20, 40), np.float32)
@@ -220,7 +220,7 @@ def test_refine_changes_the_output_but_not_what_the_chain_carries():
 
 
 def test_pixel_classifier_tells_texture_from_flat_colour():
-    from tpn_cli.models.segment import PixelClassifier
+    from tpn_cli.mask_tracker import PixelClassifier
     rng = np.random.default_rng(1)
     h, w = 60, 80
     img = np.full((h, w, 3), 0.5, np.float32)
@@ -252,7 +252,7 @@ def test_pixel_classifier_is_not_fitted_to_a_tiny_object():
 
 
 def test_pixel_classifier_refit_follows_a_changed_appearance():
-    from tpn_cli.models.segment import PixelClassifier
+    from tpn_cli.mask_tracker import PixelClassifier
     rng = np.random.default_rng(2)
     h, w = 60, 80
     m = np.zeros((h, w), np.uint8)
@@ -279,7 +279,7 @@ def test_pixel_classifier_refit_follows_a_changed_appearance():
 def test_pixel_features_given_once_equal_features_computed():
     """The chain computes a frame's features once for the fuse and the refit: passing them
     must change nothing."""
-    from tpn_cli.models.segment import PixelClassifier, pixel_features
+    from tpn_cli.mask_tracker import PixelClassifier, pixel_features
     rng = np.random.default_rng(3)
     frames, masks = [], []
     for x0 in (10, 14):  # a 25 x 25 textured object: enough sure pixels for a refit
@@ -302,7 +302,7 @@ def test_pixel_features_given_once_equal_features_computed():
 
 
 def test_motion_fuse_hands_background_moving_pixels_to_the_background():
-    from tpn_cli.models.segment import motion_fuse
+    from tpn_cli.mask_tracker import motion_fuse
     h, w = 60, 80
     m = np.zeros((h, w), np.uint8)
     m[20:40, 20:40] = 1  # the object, moving 6 px right

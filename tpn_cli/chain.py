@@ -3,7 +3,7 @@
 :mod:`tpn_cli.engine` computes each frame from a key-frame, independently (colour, HDR).
 Masks cannot work that way: one step from a mask 50 frames back cannot reach (the flow
 between them is garbage and the scans move labels a few pixels; docs/TRAINING.md). So
-masks are carried frame to frame by :class:`tpn_cli.models.segment.MaskPropagator`
+masks are carried frame to frame by :class:`tpn_cli.mask_tracker.MaskPropagator`
 (flow-warped previous prediction, TPN refinement (default, ``USE_TPN``), the mask frame's mask warped
 straight to the frame where that flow is consistent, the mask frame's colour model
 pulling drifting predictions back). This loop is sequential by nature:
@@ -31,7 +31,7 @@ from . import timing
 from .adapters import SegmentAdapter
 from .engine import RunStats, Sink, frame_loop, write
 from .media.video import Frame
-from .models.segment import MaskPropagator
+from .mask_tracker import MaskPropagator
 
 __all__ = ["USE_TPN", "MaskChain", "describe", "first_frame", "stream_masks"]
 

@@ -22,7 +22,7 @@ Segmentation (DAVIS protocol, first-frame mask only)
     frame by DIS flow computed directly between the two), ``flow_chain`` (the mask warped
     frame to frame by DIS flow), a TPN from the first frame
     (:meth:`tpn_cli.propagator.KeyPropagator.propagate`), or a TPN chained frame to frame
-    (:class:`tpn_cli.models.segment.MaskPropagator`). J, F, J&F with first and last frame
+    (:class:`tpn_cli.mask_tracker.MaskPropagator`). J, F, J&F with first and last frame
     excluded (:func:`tpn_cli.metrics.evaluate_davis_sequence`).
 
 HDR (held-out pseudo-video)

@@ -21,7 +21,7 @@ def segment_method(spec: str):
     """A model (first-frame propagation) for ``PATH``, or a MaskPropagator for
     ``chain:PATH[:k=v,...]`` (``chain:none``: no TPN; MaskPropagator options as k=v, e.g.
     ``appearance=0,anchor=0,specks=0,refine=0`` for plain flow chaining)."""
-    from tpn_cli.models.segment import MaskPropagator
+    from tpn_cli.mask_tracker import MaskPropagator
     if not spec.startswith("chain:"):
         return load_model(spec)
     path, _, opts = spec[len("chain:"):].partition(":")
@@ -42,11 +42,11 @@ def evaluate_segment_sequence(name: str, methods: Mapping[str, Any], stride: int
     DAVIS sequence.
 
     ``methods``: name → a segment TPN (predicts every frame from the first) or a
-    :class:`~tpn_cli.models.segment.MaskPropagator` (frame to frame). With ``stride`` > 1
+    :class:`~tpn_cli.mask_tracker.MaskPropagator` (frame to frame). With ``stride`` > 1
     only every stride-th frame is used (a faster, harder clip). Returns {'scores': {method:
     DavisSequenceResult}, 'ms': {method: ms per frame}, 'frames': count}.
     """
-    from tpn_cli.models.segment import MaskPropagator
+    from tpn_cli.mask_tracker import MaskPropagator
     from tpn_cli.train import sources
     clip = sources.davis_clip(name, with_masks=True)
     idx = list(range(0, len(clip), stride))

@@ -113,7 +113,7 @@ class SegmentTask(Task):
 
     def stream(self, run: "Run", adapter: Any, model: Any, sinks: list) -> RunStats:
         """The mask chain from the latest mask it can restart from at or before --start."""
-        from ..models.segment import MaskPropagator
+        from ..mask_tracker import MaskPropagator
 
         o = run.opts
         keys = [k.index for k in run.keys]

@@ -158,7 +158,7 @@ def segment_pair(rng: np.random.Generator, clips: list[Clip], crop: int, max_dis
 
     The crop is placed near the key-frame's object so most pairs contain it. ``degrade``
     > 0 spoils the (aligned) key mask with :func:`degrade_mask` at that strength, so the
-    model learns to correct a chained prediction (tpn_cli.models.segment). ``mask_guide``
+    model learns to correct a chained prediction (tpn_cli.mask_tracker). ``mask_guide``
     appends the key mask's object probability to both guidance images (4 channels), so
     the gates can depend on where the object is believed to be.
     """

@@ -1,73 +1,37 @@
-"""Long-range mask propagation (DAVIS protocol: only the first frame's mask is given).
+"""The mask tracker of `tpn segment`: masks carried frame to frame (DAVIS protocol: only
+the first frame's mask is given). Not a model: it runs the segment TPN (if any) inside a
+chain of optical flow, a colour model, a per-video pixel classifier and a direct anchor to
+the mask frame. Why each part is there, and what each was measured to give, is in
+docs/what-we-tried.md ("Segmentation over long clips").
 
-A single TPN step from the first frame cannot reach frames 50–100 frames away: the
-direct flow between them is garbage and the scans only move labels along image
-affinities, a few pixels. So masks are carried frame to frame (issue 5, "propagate from
-the first frame and from recent predictions"):
+One step, frame t-1 → t::
 
     probs_t = TPN(warp(probs_{t-1}, flow_{t←t-1}), warp(rgb_{t-1}), rgb_t)
 
-The flow moves the previous prediction into frame t; the TPN (trained on short pairs
-whose key mask is degraded like a chained prediction) snaps it back to frame t's edges,
-so errors do not pile up the way they do in plain flow chaining. The first frame anchors
-the chain through a colour model of each object and the background (``appearance``):
-where a step's prediction disagrees with the first frame's colours near the object, the
-probabilities are pulled back (measured without a TPN, scripts/eval_segment.py
-chain:none: flow-chain J&F 0.288 → 0.368 on the 4 held-out DAVIS sequences, goat 0.53 →
-0.67, drift-chicane 0.32 → 0.43; the TPN did not add to the chain until the pixel
-classifier below, since which `tpn segment` runs it by default, ``tpn_cli.chain.USE_TPN``).
-``appearance=0`` turns it off (with ``anchor=0,specks=0,refine=0`` and no ``model``: plain flow chaining of
-probabilities).
+then, each switchable by a :class:`MaskPropagator` option:
 
-The mask frame also anchors the chain directly (``anchor``): its mask is warped straight
-into frame t by DIS flow, and mixed into the chained prediction with a per-pixel weight
-from that flow's forward-backward consistency. Where the direct flow holds (small or
-returning motion) the chain is pulled back to the annotation, and an object the chain
-lost is found again; where it fails (large motion, occlusion) the check fails and the
-chain goes on alone. Pieces of an object much smaller than its largest piece are handed
-to the background (``specks``): the colour model and the anchor leave such specks in
-background of the object's colours, and the chain would carry and grow them. Together:
-0.368 → 0.526 on the 4 held-out sequences (bmx-trees 0.135 → 0.296, drift-chicane
-0.433 → 0.453, goat 0.667 → 0.745, libby 0.236 → 0.609) and 0.551 → 0.667 on the 6
-DAVIS-2016 training sequences; two more DIS flows a frame (docs/what-we-tried.md).
-``anchor=0,specks=0`` gives the chain without them.
+* ``appearance``: where the step disagrees with the mask frame's colour model of each
+  object and the near background, the probabilities are pulled back
+  (:func:`colour_histograms`, :func:`appearance_fuse`);
+* ``classifier``: a small per-video :class:`PixelClassifier` fitted in the mask frame (Lab
+  at two scales, gradient, local contrast) multiplies the colour likelihoods; every
+  ``refit`` frames it is fine-tuned on the chain's own sure pixels, mixed with the mask
+  frame's samples (:meth:`PixelClassifier.refit`);
+* ``anchor``: the mask frame's mask warped straight into frame t by DIS flow, mixed in
+  where that flow is forward-backward consistent (:func:`anchor_confidence`);
+* ``motion``: the motion-consistency fusion (:func:`motion_fuse`);
+* ``specks``: pieces much smaller than their object's largest piece go to the background
+  (:func:`drop_specks`);
+* ``refine``: the returned probabilities (not the chained ones) are snapped to the frame's
+  edges by a guided filter (:func:`guided_smooth`).
 
-The colour histograms confuse what has the object's colours: a rider's red shirt and
-red graffiti on the wall behind, a white car and the white smoke it leaves where it
-stood. A small per-video classifier (``classifier``, :class:`PixelClassifier`) fitted in
-the mask frame on Lab at two scales, gradient and local contrast multiplies the colour
-likelihoods in the same band: 0.537 → 0.594 on the 4 held-out sequences (bmx-trees
-0.290 → 0.342, drift-chicane 0.476 → 0.576, goat 0.762 → 0.806, libby 0.620 → 0.653),
-0.679 → 0.736 on the 6 training sequences (every one of them gains), for ~2 s once and
-20–50 ms a frame at 480p; other seeds of its fit: 0.595 / 0.738 and 0.593 / 0.726
-(``classifier=0`` turns it off).
+Probabilities stay soft between steps (clamped to [0, 1], renormalised over the channels,
+:func:`normalise_probs`). A model trained with ``mask_guide`` also gets the warped object
+probability as a 4th guidance channel of both frames. With no model and
+``appearance=0,anchor=0,specks=0,refine=0``: plain flow chaining of probabilities.
+Object ids and restarts from later masks are :class:`tpn_cli.chain.MaskChain`'s.
 
-Objects change as a clip goes on (a rider reappearing after a tree, a dog turning, a car
-growing until panels unseen in the mask frame fill it), so every ``refit`` frames the
-classifier is fine-tuned again from its mask-frame fit on the chain's own sure pixels of
-the current frame (probability > 0.97, 10 px inside the object or the near background),
-mixed 1 : 9 with the mask frame's samples so it cannot drift far from the annotation
-(:meth:`PixelClassifier.refit`). With cached flows: 0.594 → 0.612 on the 4 held-out
-sequences (bmx-trees 0.342 → 0.357, goat 0.806 → 0.807, libby 0.653 → 0.707,
-drift-chicane unchanged at 0.576), 0.736 → 0.733 on the 6 training sequences (within the
-±0.006 spread between seeds of the fit; breakdance 0.393 → 0.366, dog 0.685 → 0.695),
-~0.3 s a refit (``refit=0`` turns it off). That was a refit every 10 frames; every 5
-(the default since session 6) keeps up with a fast-changing object better: with the TPN
-0.630 → 0.638 on the 4 (libby 0.676 → 0.704), without it 0.733 → 0.734 on the 6
-training sequences, for ~+30 ms a frame more.
-
-What a step returns is snapped to the frame's edges by a guided filter (``refine``):
-boundary accuracy F is half of DAVIS's J&F, and the chained probabilities' edges are
-soft and a pixel or two off. Only the output is refined; the chain carries the unrefined
-probabilities (refining those too was erratic: +0.23 on one training sequence, −0.10 on
-two others). On the 4 held-out sequences 0.526 → 0.537, on the 6 training sequences
-0.667 → 0.679, for about 10 % more time (``refine=0`` turns it off).
-
-Probabilities are kept soft between steps (clamped to [0, 1], renormalised over the
-channels). A model trained with ``mask_guide`` also gets the warped object probability as
-a 4th guidance channel of both frames.
-
-    from tpn_cli.models.segment import MaskPropagator
+    from tpn_cli.mask_tracker import MaskPropagator
     prop = MaskPropagator(model)            # a segment TPN, or None (flow + colour model + anchor)
     prop.start(rgb0, probs0)                # (3, H, W) in [0, 1]; (K, H, W) one-hot
     for rgb in later_frames:                # in order
@@ -80,10 +44,10 @@ import copy
 import numpy as np
 import torch
 
-from .. import timing
-from ..flow import dis_flow, require_cv2, warp
-from .infer import guide_to_gray
-from .tpn import TPN
+from . import timing
+from .flow import dis_flow, require_cv2, warp
+from .models.infer import guide_to_gray
+from .models.tpn import TPN
 
 
 def normalise_probs(u: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
