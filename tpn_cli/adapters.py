@@ -104,19 +104,17 @@ class ColourAdapter:
 
     task = "colour"
     #: Default working short side. Chroma is smooth and the ab comes back to full size
-    #: guided by the full-resolution L, so 240 scores as 480 (colour-v1, 4 held-out DAVIS
-    #: sequences, nearest key: −0.003 / −0.008 / +0.017 dB at K = 10 / 20 / 40) at a third of
-    #: the time; 200 lost 0.25 dB (docs/what-we-tried.md).
+    #: guided by the full-resolution L, so 240 scores as 480 at a third of the time
+    #: (docs/what-we-tried.md, "Numbers behind the defaults").
     default_work_size = 240
     needs_key_video_frame = False  # the key image carries its own L
     #: Share of the flow part in a flow-aligned model's colour: ab = (1 − m)·TPN + m·flow,
     #: flow = :meth:`flow_prediction` (both neighbouring keys warped at full size by DIS,
     #: blended by their fit, the unfit pixels filled edge-aware). The two err in different
     #: places (the TPN's chroma comes from 240 px, the flow's from full size; flow fails
-    #: where the TPN repairs). With the fill, m = 0.3 / 0.5 / 0.7: +0.48 / +0.63 / +0.58 dB
-    #: over the two-key baseline on the tuning clips at K = 20 (docs/what-we-tried.md,
-    #: "Issue 19 (colour)"). Set on the adapter by ``tpn colorize`` for flow-aligned models
-    #: (0 = the TPN alone, no full-size flow).
+    #: where the TPN repairs); m measured in docs/what-we-tried.md, "Issue 19 (colour)". Set on
+    #: the adapter by ``tpn colorize`` for flow-aligned models (0 = the TPN alone, no
+    #: full-size flow).
     FLOW_MIX = 0.5
     #: The flow part's per-key fit, the issue-19 baseline's: exp(−e / FIT_SCALE), e the
     #: FIT_BOX × FIT_BOX mean of |warped key L − frame L| in 8-bit L; two keys weighted by
@@ -194,10 +192,7 @@ class ColourAdapter:
     #: A partly painted key's colour is extended this many working-size pixels past its
     #: alpha edge before propagation (the alpha itself is not): motion that brings unpainted
     #: pixels into the painted region then brings paint, not gray, and the coverage step
-    #: still cuts the colour where the moved alpha ends. 4 held-out DAVIS sequences, K = 20
-    #: (scripts/eval_partial.py --extend): object-only keys 29.65 → 30.10 dB in the object,
-    #: background-only keys 34.76 → 34.87 dB in the background, colour left in unpainted
-    #: parts 1.77 → 1.92; 8 px: 30.12 dB, 1.95 (docs/what-we-tried.md).
+    #: still cuts the colour where the moved alpha ends (docs/what-we-tried.md, "Numbers behind the defaults").
     PAINT_EXTEND = 4
 
     @staticmethod
@@ -236,11 +231,7 @@ class ColourAdapter:
         return colour.lab_image_to_rgb(L, ab.permute(1, 2, 0).cpu().numpy(), dtype)
 
     #: The paint counts fully where at least 1 / COVERAGE_GAIN of it landed (the moved
-    #: alpha ≥ 0.5). 4 held-out DAVIS sequences, K = 20, keys painted on the object only /
-    #: on the background only (scripts/eval_partial.py, before :data:`PAINT_EXTEND`):
-    #: without the coverage step 30.00 dB in the object, 2.62 chroma left in the unpainted
-    #: part; gain 1: 29.39 dB, 1.69; gain 2: 29.65 dB, 1.77; gain 4: 29.74 dB, 1.81
-    #: (docs/what-we-tried.md).
+    #: alpha ≥ 0.5) (docs/what-we-tried.md, "Numbers behind the defaults").
     COVERAGE_GAIN = 2.0
 
     @classmethod

@@ -35,12 +35,9 @@ from .mask_tracker import MaskPropagator
 
 __all__ = ["USE_TPN", "MaskChain", "describe", "first_frame", "stream_masks"]
 
-#: Whether `tpn segment` refines each chained step with the segment TPN by default. Yes:
-#: with the pixel classifier (refitted every 5 frames) it wins on the 4 held-out DAVIS-2016
-#: sequences (J&F 0.638 vs 0.612; libby alone loses) and on footage beyond DAVIS-2016, the
-#: caps clip of scripts/eval_multiobject.py (0.385 vs 0.342, both objects), at ~1.4× the
-#: time. Before the classifier it lost (0.509 vs 0.526). ``--no-tpn`` runs without it.
-#: (With the motion cue of MaskPropagator, the default since: 0.652, caps 0.409.)
+#: Whether `tpn segment` refines each chained step with the segment TPN by default
+#: (``--no-tpn`` runs without it). Yes: with the pixel classifier it wins on the held-out
+#: DAVIS-2016 sequences and beyond them, at ~1.4× the time (docs/what-we-tried.md, "Numbers behind the defaults").
 USE_TPN = True
 
 

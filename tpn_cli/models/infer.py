@@ -7,9 +7,9 @@ that is all a real input (a grayscale film, an LDR video) provides.
 
 The alignment flow is DIS (preset :data:`ALIGN_PRESET`) on the guidance images at
 :data:`ALIGN_SCALE` of their size (enlarged back, vectors scaled, below 1). It is the
-largest cost of a colour run after the guidance network (docs/BENCHMARKS.md), but half
-size or preset FAST each lost about 0.3 dB (docs/what-we-tried.md), so the default is
-full size, MEDIUM: the flow the shipped models were trained with.
+largest cost of a colour run after the guidance network (docs/BENCHMARKS.md), but a
+cheaper flow lost quality (docs/what-we-tried.md, "Numbers behind the defaults"), so the default is full size, MEDIUM: the flow the
+shipped models were trained with.
 """
 from __future__ import annotations
 
@@ -27,9 +27,8 @@ ALIGN_PRESET = "medium"
 ALIGN_SCALE = 1.0
 #: Below this short side the alignment flow matches patches at full size (DIS finest
 #: scale 0) instead of MEDIUM's half size, so its detail does not depend on the working
-#: size: at colorize's 240 the half-size flow lost 0.1–0.2 dB. Its per-level work is cut
-#: (no variational refinement, 8 descent iterations) to cost ~2× the half-size flow, not
-#: ~4× (docs/what-we-tried.md, "Motion-aware input").
+#: size. Its per-level work is cut (no variational refinement, 8 descent iterations) to
+#: cost ~2× the half-size flow, not ~4× (docs/what-we-tried.md, "Numbers behind the defaults").
 FINE_ALIGN_BELOW = 360
 FINE_ALIGN = DisTuning(finest_scale=0, patch_stride=3, gradient_descent_iterations=8,
                        variational_refinement_iterations=0)
@@ -79,9 +78,7 @@ def align_key(u_key: torch.Tensor, v_key: torch.Tensor, v_tgt: torch.Tensor,
 
 #: Blending two key-frames (``--mode blend``): each aligned key's weight is its distance
 #: weight × exp(−(|guidance difference| × 100, averaged over a 15×15 box) / 6) + a floor,
-#: so where one key's warp disagrees with the frame the other key wins. Measured on the 4
-#: held-out DAVIS sequences at K = 20 (docs/what-we-tried.md, "Schedules"): distance
-#: weights 34.80 dB, with this confidence 35.13 dB.
+#: so where one key's warp disagrees with the frame the other key wins (docs/what-we-tried.md, "Numbers behind the defaults").
 CONFIDENCE_RADIUS, CONFIDENCE_SCALE, CONFIDENCE_FLOOR = 7, 6.0, 1e-3
 
 

@@ -10,10 +10,8 @@ import json
 
 from .loop import TrainConfig, run
 
-#: Settings of the shipped models per task (override any key). Measured on colour
-#: (DAVIS val pairs, iteration 500): the paper's learned 1/4 × 32 encoder with residual
-#: decoding gained +0.03 dB over its flow-aligned input, scanning the ab channels
-#: themselves at 1/2 size (encoder 'signed') +1.14 dB; segment and HDR follow colour.
+#: Settings of the shipped models per task (override any key); why these
+#: (docs/what-we-tried.md, "Numbers behind the defaults", and docs/TRAINING.md).
 PRESETS: dict[str, dict] = {
     "colour": {"crop": 160, "batch": 8, "max_dist": 30, "align": True, "still_prob": 0.1,
                "model": {"encoder": "signed", "scale": 2, "residual": True}},
