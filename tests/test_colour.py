@@ -6,6 +6,8 @@ import math
 import pytest
 import torch
 
+import _colour_oracles as O
+import tpn_eval.hdr as E
 from tpn_cli import colour as C
 
 F64 = torch.float64
@@ -167,30 +169,30 @@ def test_percentile_threshold_matches_numpy_linear():
     # Max-channel values 0..99 → 95th percentile at position 0.95·99 = 94.05.
     v = torch.arange(100, dtype=F64).view(1, 1, 10, 10)
     img = torch.cat([v, v * 0.5, v * 0.1], dim=1)
-    close(C.percentile_threshold(img), [94.05], 1e-12)
-    close(C.percentile_threshold(img[0]), 94.05, 1e-12)
-    close(C.percentile_threshold(img, q=0.5), [49.5], 1e-12)
+    close(E.percentile_threshold(img), [94.05], 1e-12)
+    close(E.percentile_threshold(img[0]), 94.05, 1e-12)
+    close(E.percentile_threshold(img, q=0.5), [49.5], 1e-12)
 
 
 def test_hdr_blend_hard_and_smooth():
     ldr = torch.full((1, 3, 1, 4), 0.5, dtype=F64)
     inv = (0.3 / 1.1) ** (1 / 0.9)
     pred = torch.tensor([0.1, 1.9, 2.0, 5.0], dtype=F64).view(1, 1, 1, 4).expand(1, 3, 1, 4)
-    out = C.hdr_blend(pred, ldr, threshold=2.0)
+    out = E.hdr_blend(pred, ldr, threshold=2.0)
     close(out[0, 0, 0], [inv, inv, 2.0, 5.0], 1e-12)
     # Per-image thresholds.
-    out2 = C.hdr_blend(pred.expand(2, 3, 1, 4), ldr.expand(2, 3, 1, 4),
+    out2 = E.hdr_blend(pred.expand(2, 3, 1, 4), ldr.expand(2, 3, 1, 4),
                        threshold=torch.tensor([2.0, 1.0], dtype=F64))
     close(out2[1, 0, 0], [inv, 1.9, 2.0, 5.0], 1e-12)
     # Smooth ramp of width 0.5 around T = 2: α = clamp((m − 1)/1, 0, 1).
-    out3 = C.hdr_blend(pred, ldr, threshold=2.0, width=0.5)
+    out3 = E.hdr_blend(pred, ldr, threshold=2.0, width=0.5)
     a = torch.tensor([0.0, 0.9, 1.0, 1.0], dtype=F64)
     close(out3[0, 0, 0], (1 - a) * inv + a * pred[0, 0, 0], 1e-12)
     # The mask uses the channel max: one bright channel switches the whole pixel.
     p = torch.tensor([3.0, 0.1, 0.1], dtype=F64).view(1, 3, 1, 1)
-    close(C.hdr_blend(p, ldr[..., :1], threshold=2.0).flatten(), p.flatten(), 1e-12)
+    close(E.hdr_blend(p, ldr[..., :1], threshold=2.0).flatten(), p.flatten(), 1e-12)
     # Mask from the inverted LDR instead.
-    out4 = C.hdr_blend(pred, ldr, threshold=0.2, mask_from="ldr")
+    out4 = E.hdr_blend(pred, ldr, threshold=0.2, mask_from="ldr")
     close(out4, pred, 1e-12)
 
 
@@ -201,11 +203,11 @@ def test_fill_saturated_takes_the_propagation_only_where_the_ldr_clips():
     pred = torch.full((1, 3, 1, 4), 7.0, dtype=F64)
     inv = C.inverse_camera_curve(ldr)
     a = torch.tensor([0.0, 0.5, 1.0, 1.0], dtype=F64)
-    close(C.fill_saturated(pred, ldr), (1 - a) * inv + a * pred, 1e-12)
+    close(O.fill_saturated(pred, ldr), (1 - a) * inv + a * pred, 1e-12)
     hard = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=F64)
-    close(C.fill_saturated(pred, ldr, ramp=0.0), (1 - hard) * inv + hard * pred, 1e-12)
+    close(O.fill_saturated(pred, ldr, ramp=0.0), (1 - hard) * inv + hard * pred, 1e-12)
     with pytest.raises(ValueError, match="ramp"):
-        C.fill_saturated(pred, ldr, ramp=-0.1)
+        O.fill_saturated(pred, ldr, ramp=-0.1)
 
 
 # --------------------------------------------------------------------------- PQ
@@ -213,21 +215,21 @@ def test_fill_saturated_takes_the_propagation_only_where_the_ldr_clips():
 
 def test_pq_check_values():
     nits = torch.tensor([100.0, 203.0, 1000.0, 10000.0], dtype=F64)
-    close(C.pq_encode(nits), [0.5081, 0.5807, 0.7518, 1.0], 1e-4)
-    close(C.pq_encode(torch.tensor([10000.0], dtype=F64)), [1.0], 1e-12)
-    assert abs(C.pq_encode(torch.tensor([100.0], dtype=F64)).item() - 0.508) < 1e-3
+    close(C.pq_inverse_eotf(nits), [0.5081, 0.5807, 0.7518, 1.0], 1e-4)
+    close(C.pq_inverse_eotf(torch.tensor([10000.0], dtype=F64)), [1.0], 1e-12)
+    assert abs(C.pq_inverse_eotf(torch.tensor([100.0], dtype=F64)).item() - 0.508) < 1e-3
     # PQ(0) = c1^m2 (≈ 7.3e-7), and the EOTF of 0 is 0.
-    close(C.pq_encode(torch.tensor([0.0], dtype=F64)), [(3424 / 4096) ** (2523 / 4096 * 128)], 1e-15)
-    close(C.pq_eotf(torch.tensor([0.0, 1.0], dtype=F64)), [0.0, 10000.0], 1e-9)
+    close(C.pq_inverse_eotf(torch.tensor([0.0], dtype=F64)), [(3424 / 4096) ** (2523 / 4096 * 128)], 1e-15)
+    close(O.pq_eotf(torch.tensor([0.0, 1.0], dtype=F64)), [0.0, 10000.0], 1e-9)
 
 
 def test_pq_round_trip_and_gradient():
     nits = torch.logspace(-3, 4, 300, dtype=F64)
-    close(C.pq_decode(C.pq_encode(nits)) / nits, torch.ones_like(nits), 1e-9)
+    close(O.pq_eotf(C.pq_inverse_eotf(nits)) / nits, torch.ones_like(nits), 1e-9)
     s = torch.linspace(0, 1, 101, dtype=F64)
-    close(C.pq_encode(C.pq_decode(s))[1:], s[1:], 1e-9)
+    close(C.pq_inverse_eotf(O.pq_eotf(s))[1:], s[1:], 1e-9)
     x = torch.tensor([0.0, 1.0, 100.0], dtype=F64, requires_grad=True)
-    C.pq_encode(x).sum().backward()
+    C.pq_inverse_eotf(x).sum().backward()
     assert torch.isfinite(x.grad).all()
 
 
@@ -249,21 +251,21 @@ def test_hlg_oetf_continuity_and_end_points():
 
 def test_hlg_round_trips():
     e = torch.linspace(0, 1, 401, dtype=F64)
-    close(C.hlg_inverse_oetf(C.hlg_oetf(e)), e, 1e-12)
+    close(O.hlg_inverse_oetf(C.hlg_oetf(e)), e, 1e-12)
     g = torch.Generator().manual_seed(1)
     sig = torch.rand(2, 3, 4, 5, generator=g, dtype=F64) * 0.9 + 0.05
     for peak, black in [(1000.0, 0.0), (2000.0, 0.0), (1000.0, 0.005)]:
-        close(C.hlg_inverse_eotf(C.hlg_eotf(sig, peak, black), peak, black), sig, 1e-9)
+        close(O.hlg_inverse_eotf(O.hlg_eotf(sig, peak, black), peak, black), sig, 1e-9)
 
 
 def test_hlg_reference_white_and_peak():
     # 75 % HLG → E = 0.26496 → 1000·0.26496^1.2 ≈ 203 cd/m² on a 1000-nit display (gray).
-    e = C.hlg_inverse_oetf(torch.tensor([0.75], dtype=F64))
+    e = O.hlg_inverse_oetf(torch.tensor([0.75], dtype=F64))
     close(e, [0.26496], 1e-5)
-    out = C.hlg_eotf(torch.full((3, 1, 1), 0.75, dtype=F64))
+    out = O.hlg_eotf(torch.full((3, 1, 1), 0.75, dtype=F64))
     close(out.flatten(), [1000 * e.item() ** 1.2] * 3, 1e-9)
     assert abs(out[0].item() - 203.0) < 0.5
-    close(C.hlg_eotf(torch.ones(3, 1, 1, dtype=F64)).flatten(), [1000.0] * 3, 1e-4)
+    close(O.hlg_eotf(torch.ones(3, 1, 1, dtype=F64)).flatten(), [1000.0] * 3, 1e-4)
 
 
 # --------------------------------------------------------------------------- primaries
@@ -276,8 +278,8 @@ def test_bt709_to_bt2020_matrix():
     close(C.BT709_TO_BT2020, ref, 2e-6)
     close(C.BT709_TO_BT2020.sum(dim=1), torch.ones(3, dtype=F64), 1e-12)  # white stays white
     x = torch.rand(2, 3, 3, 4, dtype=F64)
-    close(C.bt2020_to_bt709(C.bt709_to_bt2020(x)), x, 1e-12)
-    close(C.bt709_to_bt2020(px(1, 0, 0)).flatten(), ref[:, 0], 2e-6)
+    close(O.bt2020_to_bt709(O.bt709_to_bt2020(x)), x, 1e-12)
+    close(O.bt709_to_bt2020(px(1, 0, 0)).flatten(), ref[:, 0], 2e-6)
 
 
 def test_rgb_primaries_matrix_bt709_is_srgb():

@@ -348,7 +348,7 @@ def _flow_pool():
 class HdrAdapter:
     """HDR: U = log(H + 0.01), V = LDR RGB; output exp(U) − 0.01 where the LDR frame clips,
     the inverse camera response f⁻¹(LDR) elsewhere, blended over a ramp below the clipping
-    level (the rule of :func:`tpn_cli.colour.fill_saturated`).
+    level (``colour.CLIP_LEVEL``, ``colour.CLIP_RAMP``).
 
     ``response`` is f⁻¹ (:mod:`tpn_cli.camera_response`): the generic curve by default;
     ``tpn hdr`` sets the one fitted to the clip's key-frames before any frame is finished.

@@ -6,13 +6,15 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from tpn_cli import adapters, camera_response, colour, metrics
 from tpn_cli.adapters import HdrAdapter
+from tpn_cli.colour._util import Number, _check_channels
+from tpn_cli.colour.hdr import inverse_camera_curve
 from tpn_cli.engine import work_shape
 from tpn_cli.flow import dis_flow, warp
 from tpn_cli.models import tasks
@@ -23,11 +25,85 @@ from tpn_cli.train.hdr_video import camera_view
 from .plans import assign_keys, key_frames
 from .tables import mean
 
-__all__ = ["HDR_SAT_LEVEL", "hdr_sequence", "evaluate_hdr_sequence", "hdr_clip_rng", "evaluate_hdr_clip",
+__all__ = ["HDR_SAT_LEVEL", "percentile_threshold", "hdr_blend", "hdr_sequence", "evaluate_hdr_sequence", "hdr_clip_rng", "evaluate_hdr_clip",
            "hdr_summary"]
 
 #: HDR: an LDR pixel is saturated when its largest channel reaches this level.
 HDR_SAT_LEVEL = colour.CLIP_LEVEL
+
+
+# the paper's rule (``tpn_paper``): propagated radiance above the key-frame's 95th percentile
+def _reduce_channels(x: torch.Tensor, reduce: Literal["max", "luminance", "mean"]) -> torch.Tensor:
+    """(…, 3, H, W) → (…, 1, H, W)."""
+    _check_channels(x)
+    if reduce == "max":
+        return x.amax(dim=-3, keepdim=True)
+    if reduce == "mean":
+        return x.mean(dim=-3, keepdim=True)
+    if reduce == "luminance":
+        w = torch.tensor((0.212671, 0.715160, 0.072169), dtype=x.dtype, device=x.device)
+        return (x * w.view(3, 1, 1)).sum(dim=-3, keepdim=True)
+    raise ValueError(f"reduce must be 'max', 'luminance' or 'mean', got {reduce!r}")
+
+
+def _quantile_last(x: torch.Tensor, q: float) -> torch.Tensor:
+    """Linear-interpolated quantile over the last dim (numpy's default), any size."""
+    n = x.shape[-1]
+    if n == 0:
+        raise ValueError("quantile of an empty tensor")
+    s = x.sort(dim=-1).values
+    pos = q * (n - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    return s[..., lo] + (s[..., hi] - s[..., lo]) * frac
+
+
+def percentile_threshold(key_hdr: torch.Tensor, q: float = 0.95,
+                         reduce: Literal["max", "luminance", "mean"] = "max") -> torch.Tensor:
+    """Blending threshold T of a key-frame: the q-quantile of its per-pixel radiance.
+
+    ``key_hdr`` (…, 3, H, W) linear HDR. The per-pixel value is the max over channels by
+    default (HDRCNN's mask convention); q = 0.95 "removes the 5 % brightest pixels"
+    (TPN). Returns one T per image, shape (…,). Interpolation is linear, like numpy.
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q}")
+    m = _reduce_channels(key_hdr, reduce)
+    return _quantile_last(m.flatten(start_dim=-3), q)
+
+
+def hdr_blend(pred_hdr: torch.Tensor, ldr: torch.Tensor, threshold: Number,
+              width: float = 0.0, n: Number = 0.9, sigma: Number = 0.6,
+              mask_from: Literal["pred", "ldr"] = "pred",
+              reduce: Literal["max", "luminance", "mean"] = "max") -> torch.Tensor:
+    """Final HDR frame: the inverted LDR where the radiance is below T, the propagation above.
+
+    ``pred_hdr`` (…, 3, H, W) propagated linear radiance (``log_decode`` of the output);
+    ``ldr`` (…, 3, H, W) the frame's LDR in [0, 1]; ``threshold`` T, a float or one value
+    per image (…,), usually :func:`percentile_threshold` of the key-frame.
+
+    With α the blending weight at each pixel (same for the three channels),
+    H = (1 − α)·f⁻¹(LDR) + α·pred. The per-pixel value m that decides α is the channel
+    max (``reduce``) of the prediction (``mask_from="pred"``, the TPN rule "f⁻¹(D) where
+    the predicted H < T") or of f⁻¹(LDR) (``mask_from="ldr"``).
+    ``width = 0``: hard switch, α = [m ≥ T]. ``width = w > 0``: smooth ramp
+    α = clamp((m − T(1 − w)) / (T w), 0, 1), which avoids seams.
+    """
+    _check_channels(pred_hdr, "pred_hdr")
+    _check_channels(ldr, "ldr")
+    inv = inverse_camera_curve(ldr, n=n, sigma=sigma)
+    m = _reduce_channels(pred_hdr if mask_from == "pred" else inv, reduce)
+    t = torch.as_tensor(threshold, dtype=pred_hdr.dtype, device=pred_hdr.device)
+    if t.dim() > 0:
+        t = t.reshape(*t.shape, 1, 1, 1)
+    if width < 0.0:
+        raise ValueError(f"width must be ≥ 0, got {width}")
+    if width == 0.0:
+        alpha = (m >= t).to(pred_hdr.dtype)
+    else:
+        alpha = ((m - t * (1.0 - width)) / (t * width)).clamp(0.0, 1.0)
+    return (1.0 - alpha) * inv + alpha * pred_hdr
 
 
 def hdr_sequence(rng: np.random.Generator, img: np.ndarray, n_frames: int = 41, size: int = 256,
@@ -142,8 +218,8 @@ def evaluate_hdr_sequence(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray],
             u = pred.u
             preds["tpn_generic"] = _chw(before.finish(codes[t], u, None))[None].double()
             radiance = tasks.hdr_unprop(adapters.resize(u, (h, w)))[None].double()
-            thr = float(colour.percentile_threshold(H_k[0], 0.95))
-            preds["tpn_paper"] = colour.hdr_blend(radiance, D_t.double(), thr)
+            thr = float(percentile_threshold(H_k[0], 0.95))
+            preds["tpn_paper"] = hdr_blend(radiance, D_t.double(), thr)
         out[(t, k)] = {m: _hdr_scores(p, H_t, sat) for m, p in preds.items()}
     return out
 

@@ -3,8 +3,8 @@ concept per module (as kornia keeps one colour space per file), all re-exported 
 
   lab.py        sRGB ↔ linear, XYZ, CIE-Lab; the fast whole-frame paths of a colour run
   upsample.py   chroma up-sampling guided by the full-resolution lightness
-  hdr.py        camera curve, log-HDR, blending propagated radiance with the LDR frame
-  transfer.py   PQ and HLG (BT.2100)
+  hdr.py        camera curve, log-HDR, the clipping level of the HDR output
+  transfer.py   PQ and HLG (BT.2100): the encoding directions the outputs use
   primaries.py  RGB primaries, BT.709 → BT.2020
 
 Conventions
@@ -27,13 +27,9 @@ from __future__ import annotations
 from .lab import (AB_SCALE, ab_image, lab_image_to_rgb, lab_to_rgb, lab_to_xyz, lightness, lightness_image,
                   linear_to_srgb, rgb_to_lab, rgb_to_xyz, srgb_to_linear, xyz_to_lab, xyz_to_rgb)
 from .upsample import CHROMA_UPSAMPLE, guided_upsample, shrink_guide, upsample_chroma
-from .hdr import (LOG_EPS, CLIP_LEVEL, CLIP_RAMP, camera_curve, inverse_camera_curve, log_encode,
-                  log_decode, percentile_threshold, hdr_blend, fill_saturated)
-from .transfer import (REFERENCE_WHITE_NITS, pq_inverse_eotf, pq_eotf, pq_encode, pq_decode,
-                       hlg_oetf, hlg_inverse_oetf, hlg_ootf, hlg_inverse_ootf, hlg_eotf,
-                       hlg_inverse_eotf)
-from .primaries import (rgb_primaries_matrix, BT709_TO_BT2020, BT2020_TO_BT709, bt709_to_bt2020,
-                        bt2020_to_bt709)
+from .hdr import CLIP_LEVEL, CLIP_RAMP, LOG_EPS, camera_curve, inverse_camera_curve, log_decode, log_encode
+from .transfer import REFERENCE_WHITE_NITS, hlg_oetf, pq_inverse_eotf
+from .primaries import BT709_TO_BT2020, rgb_primaries_matrix
 
 __all__ = [
     "AB_SCALE",
@@ -61,22 +57,8 @@ __all__ = [
     "inverse_camera_curve",
     "log_encode",
     "log_decode",
-    "percentile_threshold",
-    "hdr_blend",
-    "fill_saturated",
     "pq_inverse_eotf",
-    "pq_eotf",
-    "pq_encode",
-    "pq_decode",
     "hlg_oetf",
-    "hlg_inverse_oetf",
-    "hlg_ootf",
-    "hlg_inverse_ootf",
-    "hlg_eotf",
-    "hlg_inverse_eotf",
     "rgb_primaries_matrix",
     "BT709_TO_BT2020",
-    "BT2020_TO_BT709",
-    "bt709_to_bt2020",
-    "bt2020_to_bt709",
 ]

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from ._util import _apply_matrix
-
 
 _PRIMARIES = {
     "bt709": ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060)),
@@ -28,15 +26,3 @@ def rgb_primaries_matrix(primaries: str, white_xy: tuple[float, float] = _D65_XY
 
 #: Linear BT.709 → linear BT.2020 (BT.2087), computed from the primaries (float64).
 BT709_TO_BT2020 = torch.linalg.solve(rgb_primaries_matrix("bt2020"), rgb_primaries_matrix("bt709"))
-#: Linear BT.2020 → linear BT.709 (may give negative values for wide-gamut colours).
-BT2020_TO_BT709 = torch.linalg.inv(BT709_TO_BT2020)
-
-
-def bt709_to_bt2020(rgb_linear: torch.Tensor) -> torch.Tensor:
-    """Linear BT.709/sRGB RGB → linear BT.2020 RGB; apply before PQ or HLG."""
-    return _apply_matrix(BT709_TO_BT2020, rgb_linear)
-
-
-def bt2020_to_bt709(rgb_linear: torch.Tensor) -> torch.Tensor:
-    """Linear BT.2020 RGB → linear BT.709 RGB (not clipped)."""
-    return _apply_matrix(BT2020_TO_BT709, rgb_linear)
