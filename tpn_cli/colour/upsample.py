@@ -57,8 +57,9 @@ def guided_upsample(src: torch.Tensor, guide: torch.Tensor, guide_small: torch.T
         out = bilinear(A) · guide + bilinear(B).
 
     Where the guide is flat or src does not follow it (A ≈ 0) this is plain bilinear;
-    the textbook output (B box-averaged too) smooths src there and lost 1–6 dB to
-    bilinear on real frames. Across a guide edge the step comes from the full-resolution
+    the textbook output (B box-averaged too) smooths src there and measured worse than
+    bilinear on real frames (docs/what-we-tried.md, "Colour at full resolution"). Across a
+    guide edge the step comes from the full-resolution
     guide. radius 1 and eps 1e-2 (guide in [0, 1]) were the best balance of the grid in
     scripts/eval_upsample.py: a smaller eps gains a little more where the true chroma is
     sharp (4:4:4) but over-sharpens where it is soft (4:2:0 video), and radius 2 is worse
