@@ -325,7 +325,7 @@ def test_colour_working_size_defaults_and_key_guide_consistency():
     assert as_float.dtype == np.uint8 and np.abs(as_float.astype(int) - ad.finish(rgb, u, None)).max() <= 1
 
 
-def test_hdr_finish_fast_path_equals_hdr_blend():
+def test_hdr_finish_fast_path_equals_the_plain_rule():
     """The HDR adapter's table-lookup output equals the plain rule (the oracle
     _colour_oracles.fill_saturated) on a real frame."""
     from _colour_oracles import fill_saturated

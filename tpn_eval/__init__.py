@@ -38,7 +38,7 @@ HDR (held-out pseudo-video)
     the command line runs it (:class:`tpn_cli.adapters.HdrAdapter` with the fitted
     response: the TPN's radiance into the clipped pixels with a soft edge),
     ``tpn_generic`` the same with the generic curve (the command before calibration),
-    ``tpn_paper`` the paper's rule (:func:`tpn_cli.colour.hdr_blend` at the key-frame's
+    ``tpn_paper`` the paper's rule (:func:`tpn_eval.hdr.hdr_blend` at the key-frame's
     95th-percentile radiance). log-RMSE (whole frame, saturated and unsaturated pixels)
     and PU21-PSNR (1.0 = 203 cd/m²).
 """
