@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tpn_cli.media import VideoReader, VideoWriter, write_image  # noqa: E402
-from tpn_cli.runs import Options, prepare  # noqa: E402
+from tpn_cli.runs import Options, check_and_plan  # noqa: E402
 
 DOG = ROOT / "tests" / "data" / "dog_2997_audio.mp4"
 
@@ -59,7 +59,7 @@ def make_clip(folder: Path, frames: int, every: int) -> tuple[Path, Path]:
 
 def run_once(clip: Path, keys: Path, out: Path, engine: str, workers: int, segment_frames: int) -> dict:
     opts = Options(task="colour", input=clip, keys=keys, output=out, quiet=True)
-    run = prepare(opts)
+    run = check_and_plan(opts)
     t0 = time.perf_counter()
     if engine == "local":
         summary = run.execute()

@@ -61,7 +61,7 @@ def test_unforeseen_error_is_internal_with_a_hint(tmp_path, keys, models, monkey
 
     def broken(opts):
         raise ZeroDivisionError("a bug")
-    monkeypatch.setattr(runs, "prepare", broken)
+    monkeypatch.setattr(runs, "check_and_plan", broken)
     code, stdout, err = run_cli("colorize", DOG, "--keyframes", keys, "-o", tmp_path / "o.mp4", "--json")
     obj = _one_json(stdout)["error"]
     assert code == 1 and obj["code"] == "INTERNAL_ERROR" and "ZeroDivisionError" in obj["message"]

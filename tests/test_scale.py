@@ -13,12 +13,12 @@ from _cli_util import (DOG, VFR, extract_keys, models, one_thread, packets, run_
                        two_shot_frames)
 from tpn_cli import weights
 from tpn_cli.media import VideoReader, VideoWriter, read_image
-from tpn_cli.runs import Options, prepare
+from tpn_cli.runs import Options, check_and_plan
 from tpn_cli.scale import segments as sg
 
 
 def _prepare(models, keys, out, *, video=DOG, **kw):
-    return prepare(Options(task="colour", input=video, keys=keys, output=out,
+    return check_and_plan(Options(task="colour", input=video, keys=keys, output=out,
                            weights=str(models["colour"]), quiet=True, **kw))
 
 
@@ -161,7 +161,7 @@ def test_hdr_segments_equal_the_local_run(tmp_path, models):
     code, _, err = run_cli("hdr", DOG, "--hdr-keys", keys, "--weights", models["hdr"], "-o",
                            tmp_path / "local", "-q", "--mode", "online", "--batch-size", "2")
     assert code == 0, err
-    run = prepare(Options(task="hdr", input=DOG, keys=keys, output=tmp_path / "seg", mode="online",
+    run = check_and_plan(Options(task="hdr", input=DOG, keys=keys, output=tmp_path / "seg", mode="online",
                           weights=str(models["hdr"]), batch_size=2, quiet=True))
     model, _ = weights.load(run.opts.weights, "hdr", device="cpu")
     model.for_inference(channels_last=True, precision="fp32")

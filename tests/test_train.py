@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tpn_cli.models import TPN, load_model, save_model, task_config
-from tpn_cli.train import pairs, run, sources
+from tpn_cli.train import fit, pairs, sources
 from tpn_cli.train import hdr_video
 
 torch.set_num_threads(1)
@@ -90,10 +90,10 @@ def test_run_checkpoints_and_resumes(tmp_path):
     cfg = {"run_dir": str(tmp_path / "run"), "max_iters": 3, "batch": 2, "crop": 48, "val_pairs": 2,
            "val_crop": 48, "val_every": 2, "log_every": 1, "minutes": 5,
            "model": {"unet_depth": 2}}
-    run("segment", {**cfg, "max_iters": 5, "stop_iter": 3})  # cut early, 5-iteration schedule
+    fit("segment", {**cfg, "max_iters": 5, "stop_iter": 3})  # cut early, 5-iteration schedule
     state = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
     assert state["iter"] == 3
-    run("segment", {**cfg, "max_iters": 5})
+    fit("segment", {**cfg, "max_iters": 5})
     state = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
     assert state["iter"] == 5
     log = (tmp_path / "run" / "log.txt").read_text()
@@ -111,7 +111,7 @@ def test_init_starts_a_new_run_from_given_weights(tmp_path):
         for p in start.parameters():
             p.add_(0.25)  # nothing a seeded fresh model could be
     save_model(start, tmp_path / "start.tpn", meta={})
-    run("colour", {"run_dir": str(tmp_path / "run"), "init": str(tmp_path / "start.tpn"),
+    fit("colour", {"run_dir": str(tmp_path / "run"), "init": str(tmp_path / "start.tpn"),
                    "short_side": 240, "max_iters": 1, "batch": 2, "crop": 48, "val_pairs": 2,
                    "val_crop": 48, "val_every": 100, "log_every": 1, "minutes": 5, "lr": 1e-12,
                    "warmup": 1, "model": {"unet_depth": 2}})

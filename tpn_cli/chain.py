@@ -135,7 +135,7 @@ def stream_masks(*, frames: Iterable[Frame], keys: Sequence[int], load_key: Call
     Args:
         frames: decoded frames in order (a reader's ``frames(first_frame(...), end)``).
         keys: frame indices that have a mask.
-        load_key: mask index → id map at the video's size (checked in prepare).
+        load_key: mask index → id map at the video's size (checked in runs.check_and_plan).
         mask_chain: a fresh :class:`MaskChain`.
         sinks: objects with ``write(frame, ids)``; written in frame order.
         start: frames before it are computed (the chain needs them) but not written.

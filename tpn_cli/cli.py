@@ -253,14 +253,14 @@ def _shot_options(f):
 
 def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
     """Build the options, check and plan, then dry-run or execute."""
-    from .runs import Options, prepare
+    from .runs import Options, check_and_plan
 
     as_json, dry = kw.pop("as_json"), kw.pop("dry_run")
     engine = {k: kw.pop(k) for k in ENGINE_OPTIONS if k in kw} or {"engine": "local"}
     check_engine(engine["engine"])
     kw["index_base"] = int(kw["index_base"])
     opts = Options(task=task, input=input_path, keys=keys, **kw)
-    run = prepare(opts)
+    run = check_and_plan(opts)
     if not opts.quiet and not as_json:
         for note in run.notes:
             click.echo(f"note: {note}", err=True)
@@ -661,12 +661,12 @@ def train(task: str, run_dir: Path, minutes: float, settings: tuple[str, ...]) -
       tpn colorize film.mp4 --keyframes keys/ --weights runs/colour/best.tpn
     """
     from .errors import UsageError
-    from .train import parse_settings, preset, run
+    from .train import fit, parse_settings, preset
 
     try:
         overrides = parse_settings(settings)
         cfg = preset(task, run_dir=str(run_dir), minutes=minutes, **overrides)
-        run(task, cfg)
+        fit(task, cfg)
     except ValueError as exc:  # unknown or malformed settings
         raise UsageError(str(exc), hint="see tpn_cli/train/loop.py TrainConfig for the settings") from exc
 

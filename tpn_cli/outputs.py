@@ -55,7 +55,7 @@ def export_frames(reader: Any, folder: Path, wanted: Any, fmt: str = "png",
 
 
 # ----------------------------------------------------------------------------------------
-# checks made before any work (runs.prepare): each output's path, encoder and room
+# checks made before any work (runs.check_and_plan): each output's path, encoder and room
 # ----------------------------------------------------------------------------------------
 def _real(p: Path) -> Path:
     return Path(os.path.realpath(os.path.abspath(p)))

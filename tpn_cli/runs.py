@@ -1,6 +1,6 @@
 """One `tpn colorize | hdr | segment` run: check everything, plan, then stream.
 
-:func:`prepare` does every check that can fail *before* the model runs (input readable,
+:func:`check_and_plan` does every check that can fail *before* the model runs (input readable,
 key-frames found, indices in range, sizes and content, outputs writable, weights
 present) and returns a :class:`Run`; :meth:`Run.describe` is the ``--dry-run`` report;
 :meth:`Run.execute` streams with the output sinks. What differs between tasks is the
@@ -47,7 +47,7 @@ class Options:
     batch_size: int = 4
     work_size: int | None = None    # network's short side (None: the task's adapter default)
     weights: str | None = None
-    start: int | str = 0            # a frame index, or a time ("5s", "1:02.5") until prepare()
+    start: int | str = 0            # a frame index, or a time ("5s", "1:02.5") until check_and_plan()
     end: int | str | None = None
     index_base: int = 0
     overwrite: bool = False
@@ -197,7 +197,7 @@ class Run:
 
     # -- run ------------------------------------------------------------------------------
     def load_key(self, index: int) -> np.ndarray:
-        """The property image of key ``index`` at the video's size (checked in prepare)."""
+        """The property image of key ``index`` at the video's size (checked in check_and_plan)."""
         return self.task.load_key(self, index)
 
     @property
@@ -345,7 +345,7 @@ def _find_keys(task: Task, opts: Options, frame_count: int, reader: Any = None) 
     return keys
 
 
-def prepare(opts: Options) -> Run:
+def check_and_plan(opts: Options) -> Run:
     """Check inputs, outputs and weights; build the plan (no model is run).
 
     Raises:

@@ -159,7 +159,7 @@ def run_batch(jobs_file: Path, *, engine: str = "local", overwrite: bool = False
               quiet: bool = False) -> tuple[dict, int]:
     """Run every job of ``jobs_file``; returns the summary and the exit status
     (0: every job done or skipped; :data:`EXIT_SOME_FAILED`: some failed)."""
-    from ..runs import default_output, prepare
+    from ..runs import check_and_plan, default_output
 
     if engine == "ray":
         import_ray()  # before any work: say what to install
@@ -174,7 +174,7 @@ def run_batch(jobs_file: Path, *, engine: str = "local", overwrite: bool = False
             if output.exists() and not overwrite:
                 prepared.append((spec, None, "skipped", "output exists", 0, output))
                 continue
-            prepared.append((spec, Job(i, prepare(opts)), "pending", None, 0, output))
+            prepared.append((spec, Job(i, check_and_plan(opts)), "pending", None, 0, output))
         except TpnError as exc:
             prepared.append((spec, None, "failed", str(exc), exc.exit_code, output))
     jobs = [j for _, j, *_ in prepared if j is not None]

@@ -8,7 +8,7 @@ which is safe because a segment only ever rewrites its own files in the run's st
 folder (:func:`tpn_cli.scale.segments.run_segment`). Errors a worker raises (bad input,
 out of memory) are not retried: they would fail again; they end their job only.
 
-The driver (this process) checks and plans every job with :func:`tpn_cli.runs.prepare`
+The driver (this process) checks and plans every job with :func:`tpn_cli.runs.check_and_plan`
 as the local run does, cuts colour/HDR runs into segments, and once a job's last unit is
 back, renames its frame folder into place or joins its video chunks
 (:func:`tpn_cli.scale.segments.join_chunks`). Inputs and outputs must be visible to every

@@ -240,7 +240,7 @@ class _KillOnce:
 def run_segment(run: Any, segment: Segment, staging: Path, adapter: Any, model: Any,
                 pts_index: list[int] | None = None,
                 extra_sinks: list | None = None) -> tuple[engine.RunStats, list]:
-    """Compute ``segment`` of a prepared colour/HDR ``run`` (:func:`tpn_cli.runs.prepare`)
+    """Compute ``segment`` of a prepared colour/HDR ``run`` (:func:`tpn_cli.runs.check_and_plan`)
     into ``staging``: frames under their final names, or the segment's video chunk
     (:func:`chunk_name`). Safe to repeat: a retried segment rewrites the same files.
     Returns the frame loop's stats and each written frame's (pts, duration), which

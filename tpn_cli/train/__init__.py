@@ -1,14 +1,14 @@
 """Training: pair synthesis (clips, stills, HDR virtual camera, DAVIS masks) and the
 resumable loop.
 
-    from tpn_cli.train import run, TrainConfig
-    run("colour", {"run_dir": "/work/runs/colour", "minutes": 60, "align": True})
+    from tpn_cli.train import fit, TrainConfig
+    fit("colour", {"run_dir": "/work/runs/colour", "minutes": 60, "align": True})
 
-Presets for the shipped models are in :data:`PRESETS` (``run(task, preset(task, ...))``).
+Presets for the shipped models are in :data:`PRESETS` (``fit(task, preset(task, ...))``).
 """
 import json
 
-from .loop import TrainConfig, run
+from .loop import TrainConfig, fit
 
 #: Settings of the shipped models per task (override any key); why these
 #: (docs/what-we-tried.md, "Numbers behind the defaults", and docs/TRAINING.md).
@@ -51,4 +51,4 @@ def preset(task: str, **overrides) -> dict:
     return cfg
 
 
-__all__ = ["PRESETS", "TrainConfig", "parse_settings", "preset", "run"]
+__all__ = ["PRESETS", "TrainConfig", "parse_settings", "preset", "fit"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import parse_settings, preset, run
+from . import fit, parse_settings, preset
 
 
 def main(argv=None) -> None:
@@ -15,7 +15,7 @@ def main(argv=None) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="override a setting, e.g. --set align=false --set model.scale=2")
     a = p.parse_args(argv)
-    run(a.task, preset(a.task, run_dir=a.run_dir, minutes=a.minutes, **parse_settings(a.set)))
+    fit(a.task, preset(a.task, run_dir=a.run_dir, minutes=a.minutes, **parse_settings(a.set)))
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def run(task: str, config: dict | TrainConfig | None = None) -> Path:
+def fit(task: str, config: dict | TrainConfig | None = None) -> Path:
     """Train (or resume training) a TPN for ``task`` ('colour'/'color', 'hdr', 'segment').
 
     Resumes from ``run_dir/last.ckpt`` when it exists (the stored settings win over
