@@ -341,9 +341,8 @@ def _format_plan(p: dict) -> str:
 @click.option("--chroma-upsample", type=click.Choice(["guided", "bilinear"]), default="guided",
               show_default=True,
               help="How the working-size colour reaches full size: guided by the frame's own "
-                   "lightness (colour edges follow its edges; measured +0.5 to +1.2 dB RGB PSNR "
-                   "over bilinear on full-chroma frames, +0.03 to +0.5 dB end to end on 720p, "
-                   "~0.1 s per 1080p frame on one core) or plain bilinear.")
+                   "lightness (colour edges follow its edges, ~0.1 s per 1080p frame on one "
+                   "core; measured in docs/what-we-tried.md) or plain bilinear.")
 @_shot_options
 @_video_options
 @engine_options
@@ -456,11 +455,8 @@ def segment(input_path: Path, keys: Path, **kw) -> None:
     tool.
 
     The segment TPN (segment-v1, or --weights) refines every chained step by default.
-    Measured on the 4 held-out DAVIS-2016 sequences (J&F, scripts/eval_segment.py):
-    copying the first mask 0.173, plain flow chaining 0.288, this chain without the TPN
-    or the motion cue 0.612, with the TPN 0.638 (and 0.342 → 0.385 on the caps clip of
-    scripts/eval_multiobject.py), at ~1.5× the time; with the motion cue near the object
-    (the default) 0.652 (caps 0.409).
+    Its scores against copying the first mask and plain flow chaining are in
+    docs/RESULTS.md.
 
     \b
     Example:
@@ -557,9 +553,9 @@ def suggest_keyframes(input_path: Path, budget: int, extract_dir: Path | None, s
     changes (motion, new content) between each frame and the key-frame that will feed it
     (the nearest one in its shot, as colorize's --mode nearest does), time
     counting too. So key-frames gather where the picture changes and thin out where it
-    holds still. Measured so far (docs/what-we-tried.md, "Key-frame suggestions"): on
-    par with evenly spaced key-frames on single DAVIS shots, 0.4 dB below them on joined
-    clips; its value is that no shot is left without a key-frame.
+    holds still. So far it does no better than evenly spaced key-frames within a shot
+    (docs/what-we-tried.md, "Key-frame suggestions"); its value is that no shot is left
+    without a key-frame.
 
     Prints the frame indices (and the shot each belongs to); --json for scripts.
     --extract DIR writes those frames as DIR/00000.png ... (for a frame-folder input,
