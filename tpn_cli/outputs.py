@@ -159,14 +159,16 @@ def check_free_space(needs: list[tuple[Path, int]]) -> None:
                 hint="free some space, write to another disk, or process a part (--start/--end)")
 
 
-def check_before_run(task: str, output: Path, kind: str, extras: dict[str, Path | None],
+def check_before_run(task: Any, output: Path, kind: str, extras: dict[str, Path | None],
                      inputs: dict[str, Path | None], *, overwrite: bool, codec: str | None,
                      size: tuple[int, int], frames: int) -> None:
     """Everything about a run's outputs that can fail, checked before any work: the extra
     outputs (``{"--sdr-preview": path}``, None when not asked) are videos, no two outputs
     and no output and input share a path (:func:`check_distinct`), each can be created
     (:func:`~tpn_cli.media.check_output_path`), each encoder exists, and the estimated
-    sizes fit the free space (:func:`check_free_space`).
+    sizes fit the free space (:func:`check_free_space`). ``task``: the run's task object
+    (:class:`tpn_cli.tasks.base.Task`), which says which size estimate its output takes
+    (and checks a video output's encoder).
 
     Raises:
         UsageError, OutputNotWritableError.
@@ -181,12 +183,7 @@ def check_before_run(task: str, output: Path, kind: str, extras: dict[str, Path 
     for p in [output, *extras.values()]:
         check_output_path(p, overwrite=overwrite)
     w, h = size
-    if kind == "video":
-        name = "libx265" if task == "hdr" else check_video_encoder(output, codec)
-        per = "hdr-video" if task == "hdr" else name if name in ("ffv1", "prores_ks") else "video"
-    else:
-        per = {"colour": "png", "hdr": "exr", "segment": "masks"}[task]
-    needs = [(output, estimate_bytes(per, w, h, frames))]
+    needs = [(output, estimate_bytes(task.output_size_kind(kind, output, codec), w, h, frames))]
     for p in extras.values():
         check_video_encoder(p, None)
         needs.append((p, estimate_bytes("video", w, h, frames)))

@@ -274,7 +274,7 @@ def _check_outputs(task: Task, opts: Options, output: Path, kind: str, reader: A
     task.check_output_kind(opts, output, kind)
     weights_file = Path(opts.weights) if opts.weights and Path(opts.weights).exists() else None
     outputs.check_before_run(
-        opts.task, output, kind, {"--sdr-preview": opts.sdr_preview, "--overlay": opts.overlay},
+        task, output, kind, {"--sdr-preview": opts.sdr_preview, "--overlay": opts.overlay},
         {"input": opts.input, "key-frames": opts.keys, "--masks": opts.masks, "--weights": weights_file},
         overwrite=opts.overwrite, codec=opts.codec, size=reader.size, frames=frames)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import engine, keyframes
+from .. import engine, keyframes, outputs
 from ..engine import RunStats
 from ..models.tasks import task_config
 from ..propagator import KeyPropagator
@@ -54,6 +54,17 @@ class Task:
 
     def check_output_kind(self, opts: "Options", output: Path, kind: str) -> None:
         """Refuse an output kind ('video', 'frames', 'image') the task cannot write."""
+
+    #: The output-size estimate of a frame-folder output (:func:`tpn_cli.outputs.estimate_bytes`).
+    frames_size_kind: str = "png"
+
+    def output_size_kind(self, kind: str, output: Path, codec: str | None) -> str:
+        """Which size estimate of :func:`tpn_cli.outputs.estimate_bytes` this run's output
+        takes (``kind``: 'video', 'frames'); a video's encoder is checked on the way."""
+        if kind != "video":
+            return self.frames_size_kind
+        name = outputs.check_video_encoder(output, codec)
+        return name if name in ("ffv1", "prores_ks") else "video"
 
     def check_keys(self, run: "Run") -> None:
         """Read and check every key-frame (content, size); may add notes to the run."""

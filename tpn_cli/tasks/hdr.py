@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 class HdrTask(Task):
     name, command, output_suffix, noun = "hdr", "hdr", "_hdr", "radiance"
     default_work_size = HdrAdapter.default_work_size
+    frames_size_kind = "exr"
+
+    def output_size_kind(self, kind: str, output: Path, codec: str | None) -> str:
+        """An EXR folder, or HDR10/HLG HEVC (libx265, checked when the writer opens)."""
+        return "hdr-video" if kind == "video" else self.frames_size_kind
 
     def check_input(self, reader: Any, opts: "Options") -> None:
         if getattr(reader, "is_hdr", False):

@@ -22,6 +22,7 @@ class SegmentTask(Task):
     name, command, output_suffix, noun = "segment", "segment", "_masks", "mask"
     default_work_size = SegmentAdapter.default_work_size
     uses_shots = False  # the chain goes frame to frame
+    frames_size_kind = "masks"
 
     def __init__(self) -> None:
         #: the masks read by check_keys, by frame index
