@@ -178,10 +178,11 @@ def test_hdr_calibrates_the_camera_response_from_the_key_frames(tmp_path):
     assert np.mean(ours) < 0.25 * np.mean(generic), (ours, generic)
 
 
-def test_hdr_default_weights_recover_clipped_highlights(tmp_path):
-    """The bundled hdr model on real radiance (Poly Haven esplanade, CC0) under a moving
-    virtual camera: clipped highlights come back far closer than the inverse camera curve
-    alone can bring them (held-out pseudo-video of the kind the results script uses)."""
+def test_hdr_default_recovers_clipped_highlights(tmp_path):
+    """The default `tpn hdr` (both keys aligned and fused with the frame's f⁻¹, no
+    network) on real radiance (Poly Haven esplanade, CC0) under a moving virtual camera:
+    clipped highlights come back far closer than the inverse camera curve alone can bring
+    them (held-out pseudo-video of the kind the results script uses)."""
     import torch
 
     from tests._cli_util import DATA

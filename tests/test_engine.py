@@ -325,25 +325,32 @@ def test_colour_working_size_defaults_and_key_guide_consistency():
     assert as_float.dtype == np.uint8 and np.abs(as_float.astype(int) - ad.finish(rgb, u, None)).max() <= 1
 
 
-def test_hdr_finish_fast_path_equals_the_plain_rule():
-    """The HDR adapter's table-lookup output equals the plain rule (the oracle
-    _colour_oracles.fill_saturated) on a real frame."""
-    from _colour_oracles import fill_saturated
-    from tpn_cli.adapters import HdrAdapter, to_float
+def test_hdr_finish_is_the_fusion_of_the_frame_and_each_key():
+    """The HDR adapter's output is tpn_cli.hdr_fusion.fuse_keys of the frame's f⁻¹ (its
+    variance per code) and each key's map up-sampled in the log domain, with the floor at
+    the code below the clip; one map alone when no key maps are given."""
+    from tpn_cli import camera_response, hdr_fusion
+    from tpn_cli.adapters import HdrAdapter, resize
 
     rgb = next(VideoReader(DOG).frames()).image.copy()
-    rgb[:10, :10] = 250  # clipped: the propagation
-    rgb[10:20, :10] = 236  # on the ramp: a mix
+    rgb[:10, :10] = 255  # clipped
+    rgb[10:20, :10] = 236  # below the clip
     ad = HdrAdapter((45, 80), "cpu")
     torch.manual_seed(0)
-    u = torch.randn(3, 45, 80) * 2
-    fast = ad.finish(rgb, u, None)
-    ldr = to_float(rgb)
-    from tpn_cli.adapters import resize
-    from tpn_cli.models import tasks as mt
-    ref = fill_saturated(mt.hdr_unprop(resize(u, rgb.shape[:2])), ldr).permute(1, 2, 0).numpy()
-    assert fast.dtype == np.float32 and fast.shape == ref.shape
-    assert np.allclose(fast, ref, rtol=1e-5, atol=1e-6)
+    maps = [torch.randn(3, 45, 80) * 2, torch.randn(3, 45, 80)]
+    r = ad.response
+    full = [resize(m, rgb.shape[:2]).numpy() for m in maps]
+
+    def planes(x):
+        return np.ascontiguousarray(np.asarray(x).transpose(2, 0, 1))
+
+    want = hdr_fusion.fuse_keys(planes(camera_response.levels(rgb)), planes(r.log_radiance(rgb)),
+                                planes(r.variance(rgb)), full, r.log_table[:, camera_response.LEVELS - 2])
+    got = ad.finish(rgb, None, None, key_maps=maps)
+    assert got.dtype == np.float32 and got.shape == rgb.shape
+    assert np.allclose(got, np.exp(want).transpose(1, 2, 0) - 0.01, rtol=1e-5, atol=1e-6)
+    one = ad.finish(rgb, maps[0], None)
+    assert np.allclose(one, ad.finish(rgb, None, None, key_maps=maps[:1]))
 
 
 def test_timing_sections_are_exclusive_and_reported(tmp_path):

@@ -154,7 +154,7 @@ def test_hdr_baselines_on_a_static_clip():
     res = ev.evaluate_hdr_sequence(hdr, ldr, [(1, 0), (2, 0)], model=None)
     assert set(res) == {(1, 0), (2, 0)}
     r = res[(1, 0)]
-    assert set(r) == {"icc", "copy_sat", "flow_sat", "flow_sat_cal"}
+    assert set(r) == {"icc", "copy_sat", "flow_sat", "flow_sat_cal", "flow_two_cal", "tpn"}
     # nothing moves: the key's radiance is exact in the saturated pixels, where the inverse
     # camera curve cannot go above the clip level
     assert r["copy_sat"]["log_rmse_sat"] < 1e-6
@@ -168,11 +168,17 @@ def test_hdr_baselines_on_a_static_clip():
     # good there (8-bit rounding of the codes only), and the same in the saturated pixels
     assert r["flow_sat_cal"]["log_rmse_unsat"] <= r["flow_sat"]["log_rmse_unsat"] + 1e-3
     assert r["flow_sat_cal"]["log_rmse_sat"] == r["flow_sat"]["log_rmse_sat"]
+    # one key: the two-key baseline is the one-key one; the default `tpn hdr` (fusion, no
+    # network) is exact where the key is, and follows the response elsewhere
+    assert abs(r["flow_two_cal"]["log_rmse"] - r["flow_sat_cal"]["log_rmse"]) < 1e-9
+    assert r["tpn"]["log_rmse_sat"] < 1e-2
+    assert r["tpn"]["log_rmse"] <= r["flow_sat_cal"]["log_rmse"] + 1e-3
 
 
 def test_hdr_clip_fits_the_response_per_run_and_runs_the_tpn_as_the_cli():
-    """Each K is its own run (the response fitted to its key-frames); the TPN's output is
-    HdrAdapter's: the calibrated one beats the generic curve on a camera that is not it."""
+    """Each K is its own run (the response fitted to its key-frames); ``tpn`` is the
+    default command (fusion of both keys, no network), ``tpn_net`` with the TPN, both
+    through KeyPropagator: on a camera that is not the generic curve they beat it."""
     import torch
 
     from tpn_cli import colour
@@ -187,15 +193,16 @@ def test_hdr_clip_fits_the_response_per_run_and_runs_the_tpn_as_the_cli():
     ldr = [np.round(np.clip(colour.linear_to_srgb(torch.from_numpy(np.clip(h, 0, 1))).numpy()
                             + rng.normal(0, 0.005, h.shape), 0, 1) * 255).astype(np.float32) / 255 for h in hdr]
     times: dict = {}
-    res = ev.evaluate_hdr_clip(hdr, ldr, [2, 4], model, times)
+    res = ev.evaluate_hdr_clip(hdr, ldr, [2, 4], model, times, curve={"n": 0.9, "sigma": 0.6})
     assert set(res) == {2, 4}
     assert res[4]["assign"] == {1: 0, 2: 0, 3: 4}
     assert set(res[4]["pairs"]) == {(1, 0), (2, 0), (3, 4)}
     summ = ev.hdr_summary([res], 2)
-    assert {"tpn", "tpn_generic", "tpn_paper", "flow_sat_cal"} <= set(summ)
-    assert summ["tpn"]["log_rmse_unsat"] < 0.5 * summ["tpn_generic"]["log_rmse_unsat"]
+    assert {"tpn", "tpn_net", "flow_sat_cal", "flow_two_cal", "flow_two_true", "icc_true"} <= set(summ)
+    assert summ["tpn"]["log_rmse_unsat"] < 0.5 * summ["icc"]["log_rmse_unsat"]
+    assert summ["tpn_net"]["log_rmse_unsat"] < 0.5 * summ["icc"]["log_rmse_unsat"]
     assert summ["flow_sat_cal"]["log_rmse"] < summ["flow_sat"]["log_rmse"]
-    assert times["tpn"] > 0 and times["tpn+flow"] >= times["tpn"]
+    assert times["tpn"] > 0 and times["tpn_net"] > 0 and times["two_key"] > 0
 
 
 class _SmallClip:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import camera_response, colour, fill, flow, timing
+from . import camera_response, colour, fill, flow, hdr_fusion, timing
 from .models import infer
 from .models import tasks as mt
 
@@ -346,18 +346,24 @@ def _flow_pool():
 
 
 class HdrAdapter:
-    """HDR: U = log(H + 0.01), V = LDR RGB; output exp(U) − 0.01 where the LDR frame clips,
-    the inverse camera response f⁻¹(LDR) elsewhere, blended over a ramp below the clipping
-    level (``colour.CLIP_LEVEL``, ``colour.CLIP_RAMP``).
+    """HDR: U = log(H + 0.01), V = LDR RGB; the output of a frame fuses, per channel, the
+    frame's own LDR inverted with the camera response f⁻¹ and the radiance of each of its
+    key-frames (:func:`tpn_cli.hdr_fusion.fuse_keys`): f⁻¹ where the channel is
+    well exposed, the keys where it clips, each weighted by its measured error.
 
-    ``response`` is f⁻¹ (:mod:`tpn_cli.camera_response`): the generic curve by default;
-    ``tpn hdr`` sets the one fitted to the clip's key-frames before any frame is finished.
+    ``response`` is f⁻¹ (:mod:`tpn_cli.camera_response`) with its per-level variance:
+    the generic curve by default; ``tpn hdr`` sets the one fitted to the clip's key-frames
+    before any frame is finished.
     """
 
     task = "hdr"
     default_work_size = 480  # smaller sizes not measured for this task
     needs_key_video_frame = True  # guidance of a key = the LDR video frame at its index
     uses_sources = False
+    #: ``finish`` takes each key's map separately (``key_maps``), not their blend, and the
+    #: keys are flow-aligned to the frame even without a network (the fusion weighs each
+    #: key by its own error, so the keys must stay apart).
+    fuses_keys = True
 
     def __init__(self, work: tuple[int, int], device: torch.device | str,
                  response: camera_response.CameraResponse | None = None) -> None:
@@ -375,17 +381,28 @@ class HdrAdapter:
 
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
                ctx: dict | None = None, sources: Sequence[tuple[PreparedKey, float]] = (),
-               coverage: torch.Tensor | None = None) -> np.ndarray:
+               coverage: torch.Tensor | None = None,
+               key_maps: Sequence[torch.Tensor] = ()) -> np.ndarray:
+        """Radiance (H, W, 3) float32 of frame ``rgb``: the key's own for a key-frame, else
+        the fusion of f⁻¹(rgb) with each working-size log map of ``key_maps`` (one per
+        key; ``u`` alone when none is given)."""
         if key is not None:
             return np.ascontiguousarray(key.exact.permute(1, 2, 0).cpu().numpy().astype(np.float32))
-        # up-sample in the log domain (radiance spans decades), then decode
-        pred = mt.hdr_unprop(resize(u, tuple(rgb.shape[:2]))).permute(1, 2, 0).cpu().numpy()
-        inv = self.response.radiance(rgb)
-        peak = np.float32(np.iinfo(rgb.dtype).max if rgb.dtype in (np.uint8, np.uint16) else 1.0)
-        m = rgb.max(axis=2, keepdims=True).astype(np.float32) / peak
-        level, ramp = np.float32(colour.CLIP_LEVEL), np.float32(colour.CLIP_RAMP)
-        alpha = np.clip((m - (level - ramp)) / ramp, 0.0, 1.0)
-        return ((1.0 - alpha) * inv + alpha * pred).astype(np.float32, copy=False)
+        size = tuple(rgb.shape[:2])
+        # up-sampled in the log domain (radiance spans decades)
+        u_keys = [resize(m, size).cpu().numpy() for m in (key_maps or [u])]
+        r = self.response
+
+        def planes(x: np.ndarray) -> np.ndarray:  # (H, W, 3) → (3, H, W), as the fusion wants
+            return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+        with timing.section("fusion"):
+            fused = hdr_fusion.fuse_keys(planes(camera_response.levels(rgb)), planes(r.log_radiance(rgb)),
+                                         planes(r.variance(rgb)), u_keys,
+                                         r.log_table[:, camera_response.LEVELS - 2])
+            np.exp(fused, out=fused)
+            fused -= np.float32(colour.LOG_EPS)
+            return np.ascontiguousarray(fused.transpose(1, 2, 0))
 
 
 class SegmentAdapter:

@@ -42,7 +42,8 @@ import torch
 
 from . import colour
 
-__all__ = ["LEVELS", "PRIOR_PIXELS", "CameraResponse", "fit", "generic"]
+__all__ = ["LEVELS", "PRIOR_PIXELS", "VARIANCE_PRIOR_PIXELS", "VARIANCE_FLOOR", "GENERIC_VARIANCE",
+           "CameraResponse", "fit", "generic", "levels"]
 
 #: Bins of the LDR value [0, 1]: level i holds the values that round to i / (LEVELS − 1)
 #: (8-bit codes exactly; finer inputs share the bins and are interpolated between them).
@@ -54,6 +55,18 @@ PRIOR_PIXELS = 16.0
 #: The parametric fit uses levels below the clipping level only (above it the mean is of
 #: clipped, censored radiance), with at least this many pixels.
 FIT_MIN_PIXELS = 8
+#: The per-level variance of the keys' log radiance around the table (how far f⁻¹ of one
+#: code can be trusted: noise, quantisation, clipping) is pulled towards its channel's
+#: pooled variance with this many pixels' weight, so a code seen in one or two key pixels
+#: does not claim a near-zero variance (docs/what-we-tried.md, "HDR: two key-frames").
+VARIANCE_PRIOR_PIXELS = 4.0
+#: Smallest variance (log units²) of any estimate the HDR fusion weighs: no estimate is
+#: ever exact, and 1/0 must not happen.
+VARIANCE_FLOOR = 1e-5
+#: Variance given to every level of the generic curve (no key-frame measured it): a
+#: generic curve is off by ~0.2 in log radiance on the clips measured (log-RMSE of icc,
+#: docs/RESULTS.md).
+GENERIC_VARIANCE = 0.04
 
 
 @dataclass(frozen=True)
@@ -61,13 +74,17 @@ class CameraResponse:
     """f⁻¹ as a table: ``log_table[c, i]`` = log(H + 0.01) of channel c at LDR level
     i / (LEVELS − 1); between levels linear in the log domain.
 
-    ``params`` is the parametric fit per channel, (n, σ, exposure scale) with
-    H = scale·f⁻¹(D; n, σ), that stands in for sparse levels, and
-    ``key_rmse`` / ``generic_key_rmse`` the log-RMSE of this table and of the generic curve
-    on the key-frames' values below the clipping level (NaN when not fitted): how much the
-    calibration changed, and a sign of mismatched keys when even the fit is far off."""
+    ``log_variance[c, i]`` is the variance of the key pixels' log(H + 0.01) around
+    ``log_table[c, i]`` (what :mod:`tpn_cli.hdr_fusion` weighs f⁻¹ by; the top level is
+    the clipped code, whose table value is only a lower bound). ``params`` is the
+    parametric fit per channel, (n, σ, exposure scale) with H = scale·f⁻¹(D; n, σ), that
+    stands in for sparse levels, and ``key_rmse`` / ``generic_key_rmse`` the log-RMSE of
+    this table and of the generic curve on the key-frames' values below the clipping level
+    (NaN when not fitted): how much the calibration changed, and a sign of mismatched keys
+    when even the fit is far off."""
 
     log_table: np.ndarray
+    log_variance: np.ndarray = field(default_factory=lambda: np.full((3, LEVELS), GENERIC_VARIANCE, np.float32))
     params: tuple[tuple[float, float, float], ...] = ((0.9, 0.6, 1.0),) * 3
     key_rmse: float = float("nan")
     generic_key_rmse: float = float("nan")
@@ -80,6 +97,13 @@ class CameraResponse:
             return _lookup(ldr, self._lut(ldr.dtype, "log"))
         x = np.clip(np.asarray(ldr, np.float32), 0.0, 1.0) * (LEVELS - 1)
         return np.stack([self._interp(x[..., c], c) for c in range(3)], axis=-1)
+
+    def variance(self, ldr: np.ndarray) -> np.ndarray:
+        """(H, W, 3) float32 variance of :meth:`log_radiance` at each value of an (H, W, 3)
+        LDR image (its level's, no interpolation)."""
+        if ldr.dtype == np.uint8:  # one level per code: a table lookup
+            return _lookup(ldr, np.ascontiguousarray(self.log_variance.T, np.float32))
+        return self.log_variance[np.arange(3), levels(ldr)].astype(np.float32, copy=False)
 
     def radiance(self, ldr: np.ndarray) -> np.ndarray:
         """Radiance H = exp(log table) − 0.01 (H, W, 3) float32 of an LDR image (integer
@@ -113,9 +137,11 @@ def _lookup(ldr: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[ldr, np.arange(3)]
 
 
-def _levels(ldr: np.ndarray) -> np.ndarray:
-    """The LDR level (0 … LEVELS − 1) of every value of a uint8/uint16/float image."""
-    if ldr.dtype in (np.uint8, np.uint16):
+def levels(ldr: np.ndarray) -> np.ndarray:
+    """The LDR level (the row of the tables) (0 … LEVELS − 1) of every value of a uint8/uint16/float image."""
+    if ldr.dtype == np.uint8 and LEVELS == 256:  # one level per code: the codes themselves
+        return ldr
+    if ldr.dtype == np.uint16:
         x = ldr.astype(np.float32) / np.float32(np.iinfo(ldr.dtype).max)
     else:
         x = np.clip(np.asarray(ldr, np.float32), 0.0, 1.0)
@@ -210,11 +236,25 @@ def _rmse_below_clip(total: float, count: float) -> float:
     return math.sqrt(max(total, 0.0) / count) if count > 0 else float("nan")
 
 
+def _level_variance(sums: np.ndarray, squares: np.ndarray, counts: np.ndarray,
+                    table: np.ndarray) -> np.ndarray:
+    """(3, LEVELS) variance of the key pixels' log radiance around ``table`` per channel
+    and level, from the per-level sums (Σ (u − t)² = Σu² − 2tΣu + n t²), each shrunk
+    towards its channel's pooled value with :data:`VARIANCE_PRIOR_PIXELS`' weight, plus
+    :data:`VARIANCE_FLOOR`."""
+    sq = np.maximum(squares - 2 * table * sums + counts * table ** 2, 0.0)
+    pooled = sq.sum(1, keepdims=True) / np.maximum(counts.sum(1, keepdims=True), 1)
+    var = (sq + VARIANCE_PRIOR_PIXELS * pooled) / (counts + VARIANCE_PRIOR_PIXELS) + VARIANCE_FLOOR
+    return var.astype(np.float32)
+
+
 def fit(pairs: Iterable[tuple[np.ndarray, np.ndarray]], per_channel: bool = True) -> CameraResponse:
     """The response of one video from its key-frames (see the module doc).
 
     ``pairs``: (LDR frame (H, W, 3) uint8/uint16/float in [0, 1], radiance (H, W, 3) of the
     same pixels) per key-frame; consumed one at a time (only per-level sums are kept).
+    Besides the table, the variance of the keys' log radiance around it per level
+    (``log_variance``).
     ``per_channel``: one table per channel (cameras' channels differ by white balance), or
     one shared by the three. Without any pair the result is :func:`generic`.
     """
@@ -226,7 +266,7 @@ def fit(pairs: Iterable[tuple[np.ndarray, np.ndarray]], per_channel: bool = True
             raise ValueError(f"LDR {ldr.shape} and radiance {rad.shape} must be the same (H, W, 3)")
         for c in range(3):  # one channel at a time, contiguous: bincount wants flat arrays
             u = colour.log_encode(torch.from_numpy(np.ascontiguousarray(rad[..., c], np.float64))).numpy().ravel()
-            lv = _levels(np.ascontiguousarray(ldr[..., c])).ravel()
+            lv = levels(np.ascontiguousarray(ldr[..., c])).ravel()
             counts[c] += np.bincount(lv, minlength=LEVELS)
             sums[c] += np.bincount(lv, weights=u, minlength=LEVELS)
             squares[c] += np.bincount(lv, weights=u * u, minlength=LEVELS)
@@ -249,6 +289,6 @@ def fit(pairs: Iterable[tuple[np.ndarray, np.ndarray]], per_channel: bool = True
         return float((squares - 2 * t * sums + counts * t ** 2)[:, below].sum())
 
     curves = tuple((float(n), float(sigma), math.exp(log_s)) for n, sigma, log_s in params)
-    return CameraResponse(table.astype(np.float32), curves,
+    return CameraResponse(table.astype(np.float32), _level_variance(sums, squares, counts, table), curves,
                           _rmse_below_clip(sq_error(table), n_below),
                           _rmse_below_clip(sq_error(generic_row[None]), n_below))

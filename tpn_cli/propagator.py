@@ -31,9 +31,14 @@ evaluation reuses one frame's aligned keys for several schedules):
    ``view.out``. :meth:`network` is the same on tensors that are already aligned.
 5. :meth:`output`: the blended working-size property (``FramePrediction.u``) → the
    full-resolution output image (the adapter's ``finish``: for colour the chroma
-   up-sampling guided by L, the flow mix and the partial-colour coverage; for HDR the
-   blend with the inverse camera response). A frame that is itself a key-frame is output
-   from the key.
+   up-sampling guided by L, the flow mix and the partial-colour coverage). An adapter
+   that ``fuses_keys`` (HDR) gets each key's map instead of the blend and fuses them
+   with the frame's own inverse camera response (:mod:`tpn_cli.hdr_fusion`). A frame that
+   is itself a key-frame is output from the key.
+
+Without a model (``model=None``: ``tpn hdr`` by default) the aligned keys are the
+prediction: an adapter that ``fuses_keys`` still has them flow-aligned, and step 4 copies
+``view.u`` to ``view.out``.
 
 :meth:`propagate` is the tensor-level path (N, C, H, W) without an adapter: alignment,
 network, hold-back.
@@ -106,13 +111,16 @@ class FramePrediction:
 class KeyPropagator:
     """Key-frames → frames for one task's ``adapter`` (:mod:`tpn_cli.adapters`; None for
     the tensor-level :meth:`network` and :meth:`propagate` only) and ``model`` (a TPN in
-    eval mode on the adapter's device; see the module doc for the steps). ``aligns``: the
-    model takes keys flow-aligned to the frame; ``keys``: the prepared key-frames by
-    index."""
+    eval mode on the adapter's device, or None: the aligned keys are the prediction; see
+    the module doc for the steps). ``aligns``: keys are flow-aligned to the frame (the
+    model was trained so, or the adapter fuses the keys itself); ``keys``: the prepared
+    key-frames by index."""
 
     def __init__(self, adapter: Any, model: Any) -> None:
         self.adapter, self.model = adapter, model
-        self.aligns = infer.wants_alignment(model)
+        # HDR's fusion weighs each aligned key apart from the others
+        self.fuses = bool(getattr(adapter, "fuses_keys", False))
+        self.aligns = infer.wants_alignment(model) if model is not None else self.fuses
         # a key's encoded property serves every frame it feeds (not when it is warped to
         # each frame first)
         self.key_codes = not self.aligns and hasattr(model, "encode_key")
@@ -182,7 +190,7 @@ class KeyPropagator:
         """The prediction of ``target`` from ``views``, with their blend weights."""
         views = list(views)
         weights = [view.weight for view in views]
-        if self.aligns and len(views) > 1:  # per-pixel weights from each key's aligned fit
+        if self.aligns and len(views) > 1 and not self.fuses:  # per-pixel weights from each key's aligned fit
             with timing.section("flow"):
                 weights = infer.blend_weights(weights, [view.v for view in views], target.v)
         alphas = [view.alpha for view in views]
@@ -212,7 +220,12 @@ class KeyPropagator:
         return list(flows) if flows is not None else [None] * len(key_indices)
 
     def correct(self, views: Sequence[KeyView]) -> None:
-        """The network on ``views`` as one batch; sets each ``view.out``."""
+        """The network on ``views`` as one batch; sets each ``view.out`` (without a
+        model: the aligned key's property itself)."""
+        if self.model is None:
+            for view in views:
+                view.out = view.u
+            return
         u = torch.stack([view.u for view in views])
         vk = torch.stack([view.v for view in views])
         vt = torch.stack([view.v_target for view in views])
@@ -235,6 +248,8 @@ class KeyPropagator:
             return self.adapter.finish(pred.image, None, pred.own_key, ctx={}, **kw)
         if self.adapter.uses_sources:
             kw["sources"] = [(view.key, view.weight) for view in pred.views]
+        if self.fuses:
+            kw["key_maps"] = [view.out for view in pred.views]
         return self.adapter.finish(pred.image, pred.u, None, ctx=pred.target.ctx, **kw)
 
     def predict(self, index: int, image: np.ndarray, sources: Sequence[tuple[int, float]]) -> Any:

@@ -65,7 +65,8 @@ class Options:
     void: int | None = None         # segment: a "don't care" id (DAVIS: 255)
     overlay: Path | None = None
     tpn: bool | None = None         # segment: refine the chain with the TPN (None: --weights
-                                    # given, else chain.USE_TPN: the measured better)
+                                    # given, else chain.USE_TPN: the measured better);
+                                    # hdr: each aligned key through the TPN (None: --weights given)
     fps: Fraction | None = None     # frame rate of a frame-folder input (default 25)
     threads: int = 0                # torch threads per operation (0 = auto, see execute)
     precision: str = "fp32"         # guidance network: fp32, bf16 (measured in BENCHMARKS.md)
@@ -149,7 +150,7 @@ class Run:
     weights_error: str | None
     notes: list[str] = field(default_factory=list)
     end: int = 0
-    uses_model: bool = True         # False: a segment chain without the TPN
+    uses_model: bool = True         # False: no TPN (a segment chain without it; `tpn hdr` by default)
     cuts: list[int] = field(default_factory=list)      # frames that start a new shot
     warnings: list[str] = field(default_factory=list)  # shown before the run and in --json
     short_input: dict[str, int] | None = None  # {"declared", "decoded"} (--allow-short-input)

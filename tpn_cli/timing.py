@@ -13,7 +13,8 @@ Sections used by the run (tpn_cli.engine, tpn_cli.chain and the models): ``decod
 radiance, resizing to and from the working size), ``flow`` (alignment flow and warp; the
 segment chain's frame-to-frame flow and warp), ``network`` (guidance U-Net and property
 encoder/decoder; in the segment chain also its first-frame colour model), ``scan`` (the
-propagation op), ``encode`` (writing outputs).
+propagation op), ``fusion`` (HDR: the frame's f⁻¹ and its keys fused,
+:mod:`tpn_cli.hdr_fusion`), ``encode`` (writing outputs).
 """
 from __future__ import annotations
 

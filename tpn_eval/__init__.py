@@ -27,25 +27,27 @@ Segmentation (DAVIS protocol, first-frame mask only)
 
 HDR (held-out pseudo-video)
     A virtual camera pans, zooms and rolls smoothly over a held-out HDR still
-    (:func:`hdr_sequence`); the LDR stream has one exposure (5–15 % of the first frame's
-    values clip), one random camera curve, per-frame noise and 8-bit quantisation, as the
-    training pairs (tpn_cli.train.hdr_video). Key-frames carry the true radiance; each K
-    is a separate run. Methods: ``icc`` (the inverse camera curve with the default
-    parameters, a camera we do not know), the key-frame's radiance copied (``copy_sat``)
-    or warped by flow (``flow_sat``) into the frame's saturated pixels (LDR channel max ≥
-    0.95; generic f⁻¹(LDR) elsewhere); ``flow_sat_cal`` the same with f⁻¹ the response
-    fitted to the run's key-frames (:mod:`tpn_cli.camera_response`), and TPN: ``tpn`` as
-    the command line runs it (:class:`tpn_cli.adapters.HdrAdapter` with the fitted
-    response: the TPN's radiance into the clipped pixels with a soft edge),
-    ``tpn_generic`` the same with the generic curve (the command before calibration),
-    ``tpn_paper`` the paper's rule (:func:`tpn_eval.hdr.hdr_blend` at the key-frame's
-    95th-percentile radiance). log-RMSE (whole frame, saturated and unsaturated pixels)
-    and PU21-PSNR (1.0 = 203 cd/m²).
+    (:func:`hdr_sequence`, settings :data:`HDR_SETTINGS`); the LDR stream has one
+    exposure (a share of the first frame's values clip), one random camera curve,
+    per-frame noise and 8-bit quantisation, as the training pairs
+    (tpn_cli.train.hdr_video). Key-frames carry the true radiance; each K is a separate
+    run. Methods: ``icc`` (the inverse camera curve with the default parameters, a camera
+    we do not know), the nearest key-frame's radiance copied (``copy_sat``) or warped by
+    flow (``flow_sat``) into the frame's saturated pixels (LDR channel max ≥ 0.95; generic
+    f⁻¹(LDR) elsewhere); ``flow_sat_cal`` the same with f⁻¹ the response fitted to the
+    run's key-frames (:mod:`tpn_cli.camera_response`); ``flow_two_cal`` issue 19's two-key
+    baseline (:func:`two_key_flow`) with that response; with the clip's true curve,
+    ``icc_true``, ``flow_sat_true``, ``flow_two_true`` (the issue's baselines, given the
+    true curve). ``tpn``: the default `tpn hdr` (both neighbouring keys flow-aligned and
+    fused per channel with the frame's f⁻¹, :mod:`tpn_cli.hdr_fusion`, no network),
+    ``tpn_net``: the same with the HDR TPN on each aligned key (`tpn hdr --tpn`).
+    log-RMSE (whole frame, saturated and unsaturated pixels) and PU21-PSNR
+    (1.0 = 203 cd/m²).
 """
 from .colour import (ColourPairResult, colour_frame_values, colour_summary, evaluate_colour_pairs,
                      evaluate_colour_sequence)
-from .hdr import (HDR_SAT_LEVEL, evaluate_hdr_clip, evaluate_hdr_sequence, hdr_clip_rng, hdr_sequence,
-                  hdr_summary)
+from .hdr import (HDR_SAT_LEVEL, HDR_SETTINGS, HDR_SPLIT, evaluate_hdr_clip, evaluate_hdr_sequence, hdr_clip_rng,
+                  hdr_sequence, hdr_summary, two_key_flow)
 from .plans import SCHEDULES, assign_keys, blends_of, colour_pairs, key_frames, keys_of
 from .segment import evaluate_segment_sequence, segment_method
 from .tables import DISTANCE_BINS, bin_by_distance, distance_bin, fmt, markdown_table, mean
@@ -55,5 +57,5 @@ __all__ = [
     "bin_by_distance", "fmt", "markdown_table", "mean", "ColourPairResult", "evaluate_colour_pairs",
     "evaluate_colour_sequence", "colour_summary", "colour_frame_values", "blends_of", "segment_method",
     "evaluate_segment_sequence", "hdr_sequence", "evaluate_hdr_sequence", "evaluate_hdr_clip", "hdr_clip_rng",
-    "hdr_summary", "HDR_SAT_LEVEL",
+    "hdr_summary", "HDR_SAT_LEVEL", "HDR_SETTINGS", "HDR_SPLIT", "two_key_flow",
 ]

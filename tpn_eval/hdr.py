@@ -6,27 +6,28 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from typing import Iterable, Literal, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from tpn_cli import adapters, camera_response, colour, metrics
+from tpn_cli import camera_response, colour, metrics
 from tpn_cli.adapters import HdrAdapter
 from tpn_cli.colour._util import Number, _check_channels
 from tpn_cli.colour.hdr import inverse_camera_curve
 from tpn_cli.engine import work_shape
 from tpn_cli.flow import dis_flow, warp
-from tpn_cli.models import tasks
 from tpn_cli.models.infer import guide_to_gray
 from tpn_cli.propagator import KeyPropagator
 from tpn_cli.train.hdr_video import camera_view
+
+from tpn_cli.keyframes import plan
 
 from .plans import assign_keys, key_frames
 from .tables import mean
 
 __all__ = ["HDR_SAT_LEVEL", "percentile_threshold", "hdr_blend", "hdr_sequence", "evaluate_hdr_sequence", "hdr_clip_rng", "evaluate_hdr_clip",
-           "hdr_summary"]
+           "hdr_summary", "HDR_SETTINGS", "HDR_SPLIT", "two_key_flow"]
 
 #: HDR: an LDR pixel is saturated when its largest channel reaches this level.
 HDR_SAT_LEVEL = colour.CLIP_LEVEL
@@ -107,14 +108,17 @@ def hdr_blend(pred_hdr: torch.Tensor, ldr: torch.Tensor, threshold: Number,
 
 
 def hdr_sequence(rng: np.random.Generator, img: np.ndarray, n_frames: int = 41, size: int = 256,
-                 max_speed: float = 3.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                 max_speed: float = 3.0, clip_fraction: tuple[float, float] = (0.05, 0.15),
+                 info: dict | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """A virtual camera moving smoothly over the HDR still ``img`` for ``n_frames``.
 
     The camera pans in a straight line at up to ``max_speed`` output pixels per frame,
-    zooms by up to ±15 % and rolls by up to ±6° over the clip. One exposure (5–15 % of the
-    first frame's values clip, radiance scaled so 1.0 is the clip level), one random
-    HDRCNN camera curve, noise and 8-bit quantisation for the whole clip. Returns
-    (radiance frames, LDR frames), each (size, size, 3) float32.
+    zooms by up to ±15 % and rolls by up to ±6° over the clip. One exposure (a fraction
+    drawn from ``clip_fraction`` of the first frame's values clip, radiance scaled so 1.0
+    is the clip level), one random HDRCNN camera curve, noise and 8-bit quantisation for
+    the whole clip. Returns (radiance frames, LDR frames), each (size, size, 3) float32;
+    ``info``, when given, receives the clip's camera curve ``n``, ``sigma`` (what the
+    issue-19 baselines are given) and its ``noise``.
     """
     h, w = img.shape[:2]
     zoom = math.exp(rng.uniform(math.log(0.7), math.log(1.3)))
@@ -135,11 +139,13 @@ def hdr_sequence(rng: np.random.Generator, img: np.ndarray, n_frames: int = 41, 
     for i in range(n_frames):
         s = i / max(1, n_frames - 1)
         views.append(camera_view(img, c0 + s * (c1 - c0), zoom * math.exp(dz * s), a0 + da * s, size))
-    clip_frac = rng.uniform(0.05, 0.15)
+    clip_frac = rng.uniform(*clip_fraction)
     exposure = 1.0 / max(float(np.quantile(views[0], 1.0 - clip_frac)), 1e-6)
     n = float(np.clip(rng.normal(0.9, 0.1), 0.2, 2.5))
     sigma = float(np.clip(rng.normal(0.6, 0.1), 0.05, 5.0))
     noise = rng.uniform(0.0, 0.01)
+    if info is not None:
+        info.update(n=n, sigma=sigma, noise=noise)
     hdr, ldr = [], []
     for v in views:
         hs = (v * exposure).astype(np.float32)
@@ -148,6 +154,54 @@ def hdr_sequence(rng: np.random.Generator, img: np.ndarray, n_frames: int = 41, 
         hdr.append(hs)
         ldr.append((np.round(np.clip(d, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32))
     return hdr, ldr
+
+
+#: HDR stills (paths under tpn_cli.train.hdr_video.HDR_ROOT), split before any issue-19
+#: measurement: ``tune`` = the training-validation stills (HDR_VAL) plus one more never
+#: trained on; ``heldout`` = the remaining readable real-photo stills, never read by
+#: tpn_cli.train.hdr_video and never tuned on (memorial.hdr: research use with credit,
+#: evaluation only).
+HDR_SPLIT: dict[str, dict[str, str]] = {
+    "tune": {"StillLife": "openexr-images/ScanLines/StillLife.exr",
+             "venice_sunset_1k": "polyhaven/venice_sunset_1k.hdr",
+             "Adjuster": "openexr-images/MultiView/Adjuster.exr"},
+    "heldout": {"memorial": "memorial.hdr",
+                "GoldenGate": "openexr-images/Tiles/GoldenGate.exr",
+                "Bonita": "openexr-images/MultiResolution/Bonita.exr",
+                "KernerEnvLatLong": "openexr-images/MultiResolution/KernerEnvLatLong.exr",
+                "StageEnvLatLong": "openexr-images/MultiResolution/StageEnvLatLong.exr"},
+}
+#: Pseudo-video settings (:func:`hdr_sequence` keywords). ``standard``: the RESULTS
+#: clips. ``hard``: frames 2× larger, the camera 2× faster over the scene (12 px/frame at
+#: 512 px, 3 at 256) and 15–30 % of the values clipped instead of 5–15 %: the independent
+#: check of issue 19 found errors ~6× those of ``standard`` (larger frames, faster motion,
+#: more clipping).
+HDR_SETTINGS: dict[str, dict[str, Any]] = {
+    "standard": {"size": 256, "max_speed": 3.0, "clip_fraction": (0.05, 0.15)},
+    "hard": {"size": 512, "max_speed": 12.0, "clip_fraction": (0.15, 0.30)},
+}
+#: The issue-19 two-key baseline: each key's weight exp(−e / scale) / (|t − k| + 1), e the
+#: box mean (box × box) of |warped key gray − frame gray| (8-bit).
+TWO_KEY_BOX, TWO_KEY_SCALE = 9, 8.0
+
+
+def two_key_flow(hdr: Sequence[np.ndarray], grays: Sequence[np.ndarray], t: int,
+                 keys: Sequence[int]) -> np.ndarray:
+    """The issue-19 two-key baseline's radiance (H, W, 3) for frame ``t``: each of ``keys``
+    (the neighbouring key-frames) DIS-warped (preset MEDIUM, full resolution, on the 8-bit
+    ``grays``) and blended per pixel with the weights of :data:`TWO_KEY_BOX` /
+    :data:`TWO_KEY_SCALE` (the caller puts it where the frame clips)."""
+    import cv2
+
+    num, den = 0.0, 1e-12
+    for k in keys:
+        fl = dis_flow(grays[t], grays[k])
+        h_k, g_k = warp(hdr[k], fl), warp(grays[k], fl)
+        e = cv2.blur(np.abs(g_k.astype(np.float32) - grays[t].astype(np.float32)),
+                     (TWO_KEY_BOX, TWO_KEY_BOX), borderType=cv2.BORDER_REPLICATE)
+        w = (np.exp(-e / TWO_KEY_SCALE) / (abs(t - k) + 1))[..., None]
+        num, den = num + w * h_k, den + w
+    return (num / den).astype(np.float32)
 
 
 def _chw(a: np.ndarray) -> torch.Tensor:
@@ -167,59 +221,62 @@ def _hdr_scores(pred: torch.Tensor, truth: torch.Tensor, sat: torch.Tensor) -> d
 def evaluate_hdr_sequence(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray],
                           pairs: Sequence[tuple[int, int]], model=None,
                           times: dict[str, float] | None = None,
-                          keys: Sequence[int] | None = None) -> dict[tuple[int, int], dict]:
-    """HDR methods (module docstring) on the (frame, key) ``pairs`` of one pseudo-video.
+                          keys: Sequence[int] | None = None,
+                          curve: Mapping[str, float] | None = None) -> dict[tuple[int, int], dict]:
+    """HDR methods (module docstring) on the (frame, nearest key) ``pairs`` of one
+    pseudo-video whose key-frames are ``keys`` (default: the keys of ``pairs``).
 
-    ``keys``: the key-frames whose radiance the calibrated response is fitted to (default:
-    the keys of ``pairs``), as ``tpn hdr`` fits it to all of its key-frames. The TPN runs
-    as ``tpn hdr`` runs it: :class:`tpn_cli.propagator.KeyPropagator` with
-    :class:`tpn_cli.adapters.HdrAdapter` at its default working size.
+    The calibrated response is fitted to all of ``keys``, as ``tpn hdr`` does. Two-key
+    methods take the frame's neighbouring keys (``blend`` schedule). ``tpn`` is the
+    default ``tpn hdr`` (:class:`tpn_cli.propagator.KeyPropagator` with
+    :class:`tpn_cli.adapters.HdrAdapter`, no network, both neighbouring keys), ``tpn_net``
+    the same with ``model`` (``tpn hdr --tpn``). With the clip's true camera ``curve``
+    ({'n', 'sigma'}) the issue's baselines with it are added (``*_true``).
     Returns {(t, k): {method: {'log_rmse', 'log_rmse_sat', 'log_rmse_unsat', 'pu21'}}}
-    and adds seconds to ``times`` ('flow', 'tpn', 'tpn+flow').
+    and adds seconds to ``times`` ('flow', 'two_key', 'tpn', 'tpn_net').
     """
     times = times if times is not None else defaultdict(float)
     keys = sorted({k for _, k in pairs}) if keys is None else sorted(keys)
     codes = [np.rint(x * 255.0).astype(np.uint8) for x in ldr]  # the 8-bit stream, exactly
+    grays = [guide_to_gray(_chw(x)) for x in ldr]
     response = camera_response.fit((codes[k], hdr[k]) for k in keys)
     h, w = codes[0].shape[:2]
     work = work_shape(w, h, HdrAdapter.default_work_size)
-    adapter = HdrAdapter(work, "cpu", response)
-    before = HdrAdapter(work, "cpu")  # the generic curve: the command before calibration
-    prop = KeyPropagator(adapter, model) if model is not None else None
+    props = {"tpn": KeyPropagator(HdrAdapter(work, "cpu", response), None)}
+    if model is not None:
+        props["tpn_net"] = KeyPropagator(HdrAdapter(work, "cpu", response), model)
+    sources = {a.frame: a.sources for a in plan(len(hdr), keys, "blend")}
     out = {}
+
+    def timed(name: str, fn):
+        t0 = time.perf_counter()
+        result = fn()
+        times[name] = times.get(name, 0.0) + time.perf_counter() - t0
+        return result
+
     for t, k in pairs:
         H_t, D_t = _chw(hdr[t])[None].double(), _chw(ldr[t])[None]
-        H_k, D_k = _chw(hdr[k])[None], _chw(ldr[k])[None]
-        inv = colour.inverse_camera_curve(D_t.double())
+        H_k = _chw(hdr[k])[None]
+        inv = inverse_camera_curve(D_t.double())
         cal = _chw(response.radiance(codes[t]))[None].double()
         sat = (D_t.amax(1, keepdim=True) >= HDR_SAT_LEVEL)
-        t0 = time.perf_counter()
-        flow = dis_flow(guide_to_gray(D_t[0]), guide_to_gray(D_k[0]))
-        H_w = _chw(warp(hdr[k], flow))[None].double()
-        dt_flow = time.perf_counter() - t0
-        times["flow"] = times.get("flow", 0.0) + dt_flow
+        H_w = timed("flow", lambda: _chw(warp(hdr[k], dis_flow(grays[t], grays[k])))[None].double())
+        ks = [key for key, _ in sources[t]]
+        H_2 = timed("two_key", lambda: _chw(two_key_flow(hdr, grays, t, ks))[None].double())
         preds = {"icc": inv,
                  "copy_sat": torch.where(sat, H_k.double(), inv),
                  "flow_sat": torch.where(sat, H_w, inv),
-                 "flow_sat_cal": torch.where(sat, H_w, cal)}
-        if prop is not None:
-            t0 = time.perf_counter()
-            if k not in prop.keys:
-                prop.set_key(k, hdr[k], codes[k])
-            target = prop.target(t, codes[t])
-            view = prop.view(target, k)
-            t1 = time.perf_counter()
-            prop.correct([view])
-            dt = time.perf_counter() - t1
-            pred = prop.frame(target, [view])
-            preds["tpn"] = _chw(prop.output(pred))[None].double()
-            times["tpn"] = times.get("tpn", 0.0) + dt
-            times["tpn+flow"] = times.get("tpn+flow", 0.0) + time.perf_counter() - t0
-            u = pred.u
-            preds["tpn_generic"] = _chw(before.finish(codes[t], u, None))[None].double()
-            radiance = tasks.hdr_unprop(adapters.resize(u, (h, w)))[None].double()
-            thr = float(percentile_threshold(H_k[0], 0.95))
-            preds["tpn_paper"] = hdr_blend(radiance, D_t.double(), thr)
+                 "flow_sat_cal": torch.where(sat, H_w, cal),
+                 "flow_two_cal": torch.where(sat, H_2, cal)}
+        if curve is not None:
+            true_inv = inverse_camera_curve(D_t.double(), n=curve["n"], sigma=curve["sigma"])
+            preds.update(icc_true=true_inv, flow_sat_true=torch.where(sat, H_w, true_inv),
+                         flow_two_true=torch.where(sat, H_2, true_inv))
+        for name, prop in props.items():
+            for key in ks:
+                if key not in prop.keys:
+                    prop.set_key(key, hdr[key], codes[key])
+            preds[name] = _chw(timed(name, lambda: prop.predict(t, codes[t], sources[t])))[None].double()
         out[(t, k)] = {m: _hdr_scores(p, H_t, sat) for m, p in preds.items()}
     return out
 
@@ -231,17 +288,19 @@ def hdr_clip_rng(image: str, seed: int) -> np.random.Generator:
 
 
 def evaluate_hdr_clip(hdr: Sequence[np.ndarray], ldr: Sequence[np.ndarray], Ks: Sequence[int],
-                      model=None, times: dict[str, float] | None = None) -> dict[int, dict]:
+                      model=None, times: dict[str, float] | None = None,
+                      curve: Mapping[str, float] | None = None) -> dict[int, dict]:
     """One pseudo-video with key-frames every K frames, for each K: {K: {'assign': {t: k}
-    (nearest key), 'pairs': {(t, k): {method: scores}}}}. Each K is a separate run, as the
-    calibrated response is fitted to that run's key-frames."""
+    (nearest key), 'pairs': {(t, k): {method: scores}}}} (:func:`evaluate_hdr_sequence`;
+    ``curve``: the clip's true camera curve, for the ``*_true`` baselines). Each K is a
+    separate run, as the calibrated response is fitted to that run's key-frames."""
     n = len(hdr)
     out = {}
     for K in Ks:
         assign = assign_keys(n, K, "nearest")
         pairs = sorted(assign.items())
         out[K] = {"assign": assign,
-                  "pairs": evaluate_hdr_sequence(hdr, ldr, pairs, model, times, key_frames(n, K))}
+                  "pairs": evaluate_hdr_sequence(hdr, ldr, pairs, model, times, key_frames(n, K), curve)}
     return out
 
 

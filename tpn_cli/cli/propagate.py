@@ -49,7 +49,8 @@ def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
 
 def _weights_line(p: dict) -> str:
     if not p["uses_model"]:
-        return "none used (--no-tpn: the chain without the segment TPN)"
+        return "none used (--no-tpn)" if p["command"] != "segment" else \
+            "none used (--no-tpn: the chain without the segment TPN)"
     return p["weights"] or "NOT AVAILABLE: " + (p["weights_error"] or "").splitlines()[0]
 
 
@@ -147,8 +148,15 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
 @click.option("--hdr-keys", "keys", type=PATH, required=True,
               help="Folder of radiance key-frames (.exr/.hdr, linear, 1.0 = the LDR clip level) "
                    "named by frame index.")
-@click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="nearest",
-              show_default=True, help="Key-frame schedule (see tpn colorize --help).")
+@click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="blend",
+              show_default=True,
+              help="Key-frame schedule (see tpn colorize --help): blend fuses both "
+                   "neighbouring key-frames of the shot (one at the ends), each weighted by "
+                   "its own measured error; nearest and online use one.")
+@click.option("--tpn/--no-tpn", "tpn", default=None,
+              help="Put each aligned key-frame through the HDR TPN before the fusion "
+                   "(default: off, no weights needed; measured in docs/what-we-tried.md). "
+                   "--weights implies --tpn.")
 @click.option("--transfer", type=click.Choice(["pq", "hlg"]), default="pq", show_default=True,
               help="Video output: HDR10 (PQ, with mastering metadata and measured "
                    "MaxCLL/MaxFALL) or HLG.")
@@ -163,12 +171,14 @@ def colorize(input_path: Path, keys: Path, **kw) -> None:
 def hdr(input_path: Path, keys: Path, **kw) -> None:
     """Turn an LDR video into HDR from a few radiance key-frames.
 
-    The propagated radiance replaces the video only where the video clips (channel max
-    above 0.95, blended in from 0.90); elsewhere the LDR frame is inverted with the
-    camera's response, measured on the key-frames (their radiance against the video
-    frames at their indices; one fixed response and exposure over the clip assumed), so
-    detail comes from the video and highlights from the key-frames. As in colorize, a
-    frame only takes radiance from key-frames of its own shot (--no-shot-detect to turn
+    Each frame's radiance fuses, channel by channel, the frame itself inverted with the
+    camera's response (measured on the key-frames: their radiance against the video
+    frames at their indices; one fixed response and exposure over the clip assumed) and
+    both neighbouring key-frames moved into the frame by optical flow, each weighted by
+    its measured error: a well-exposed channel mostly follows the video (its detail), a
+    clipped channel (code 255) takes the key-frames' radiance, at least that of the code
+    below the clip. No network runs by default (--tpn adds the HDR TPN). As in colorize,
+    a frame only takes radiance from key-frames of its own shot (--no-shot-detect to turn
     off).
 
     Output: a folder (default INPUT_hdr/) of half-float EXR frames named by frame index,

@@ -1,4 +1,10 @@
-"""`tpn hdr`: radiance key-frames (EXR/.hdr) + an LDR video → HDR frames."""
+"""`tpn hdr`: radiance key-frames (EXR/.hdr) + an LDR video → HDR frames.
+
+By default no network runs: each frame fuses its own LDR, inverted with the camera
+response fitted to the key-frames, with both neighbouring key-frames flow-aligned to it
+(:mod:`tpn_cli.hdr_fusion`); ``--tpn`` puts each aligned key through the HDR TPN first.
+On pseudo-video the TPN added nothing in this fusion (docs/what-we-tried.md, "HDR: two
+key-frames"), so the default skips it and needs no weights."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,6 +32,16 @@ class HdrTask(Task):
     def output_size_kind(self, kind: str, output: Path, codec: str | None) -> str:
         """An EXR folder, or HDR10/HLG HEVC (libx265, checked when the writer opens)."""
         return "hdr-video" if kind == "video" else self.frames_size_kind
+
+    def uses_model(self, opts: "Options") -> bool:
+        """The HDR TPN runs only with --tpn (or --weights, which names one)."""
+        return opts.tpn if opts.tpn is not None else opts.weights is not None
+
+    def propagation(self, run: "Run") -> str:
+        keys = "the key-frame(s)" if run.mode != "blend" else "both neighbouring key-frames"
+        how = "through the HDR TPN" if run.uses_model else "no TPN (--tpn to add it)"
+        return (f"{keys} flow-aligned ({how}), fused per channel with the frame's own LDR "
+                "inverted by the camera response fitted to the keys")
 
     def check_input(self, reader: Any, opts: "Options") -> None:
         if getattr(reader, "is_hdr", False):
