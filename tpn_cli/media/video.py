@@ -893,6 +893,10 @@ class VideoWriter(Transactional):
         self._pump(float(pts * self.time_base))
 
     # -- finishing ------------------------------------------------------------------------
+    def _flush_encoder(self) -> None:
+        """Mux the frames the encoder still holds."""
+        self._mux(self._vs.encode())
+
     def close(self) -> Path:
         """Flush the encoder, copy the remaining audio/subtitle packets, rename into place.
 
@@ -900,7 +904,7 @@ class VideoWriter(Transactional):
         if self._out is None:
             return self.target
         try:
-            self._mux(self._vs.encode())
+            self._flush_encoder()
             self._pump(None)
             try:
                 self._out.close()  # writes the trailer (MP4: the whole sample index)

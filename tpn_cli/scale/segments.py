@@ -308,20 +308,8 @@ class _RemuxWriter(VideoWriter):
         self._mux(packet)
         self._pump(float(packet.dts * packet.time_base))
 
-    def close(self) -> Path:
-        """As :meth:`VideoWriter.close`, without an encoder to flush."""
-        if self._out is None:
-            return self.target
-        try:
-            self._pump(None)
-            self._out.close()
-            self._out = None
-            if self.hdr_static is not None:
-                self._add_hdr_boxes()
-            return self._atomic.commit()
-        except BaseException:
-            self.abort()
-            raise
+    def _flush_encoder(self) -> None:
+        """Nothing to flush: the packets arrive encoded (VideoWriter.close does the rest)."""
 
 
 def _chunk_pts(chunk: Path) -> list[int]:
