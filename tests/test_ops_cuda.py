@@ -11,6 +11,8 @@ import tpn_cli.ops as ops
 from tpn_cli.ops import reference
 from tpn_cli.ops.dispatch import compiled_available
 
+from test_ops import make  # the same inputs as the CPU op's tests
+
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"),
     pytest.mark.skipif(not compiled_available(), reason="compiled kernels not built"),
@@ -26,14 +28,6 @@ def compiled():
             f"tpn::{op} has no CUDA kernel: the extension was built without CUDA (TPN_BUILD_CUDA=1)"
         )
     return module
-
-
-def make(n, c, h, w, shared, per_direction_input=False, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x_shape = (n, 4, c, h, w) if per_direction_input else (n, c, h, w)
-    x = torch.randn(x_shape, generator=g, dtype=dtype)
-    raw = torch.randn((n, 4, 3, 1 if shared else c, h, w), generator=g, dtype=dtype)
-    return x, ops.normalize_gates(raw)
 
 
 def run(impl, x, w, gout):
