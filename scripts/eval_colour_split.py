@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import baselines_colour as bc  # noqa: E402
-from tpn_cli import engine, weights  # noqa: E402
+from tpn_cli import colour_fusion, engine, weights  # noqa: E402
 from tpn_cli.adapters import ColourAdapter  # noqa: E402
 from tpn_cli.flow import dis_flow, warp  # noqa: E402
 from tpn_cli.keyframes import plan  # noqa: E402
@@ -126,15 +126,19 @@ def product_model(spec=None):
     return _MODEL[spec]
 
 
-def run_product(frames, n, keys, wanted, mode, spec=None, adapter_hook=None):
+def run_product(frames, n, keys, wanted, mode, spec=None, adapter_hook=None, mix=None, fusion=None):
     """Exactly the CLI's prediction path (tpn_cli.runs: ColourAdapter at work size 240 with
-    the flow mix, engine.stream_from_keys with batch 4), on the wanted frames only (frames are
-    independent given their key-frames, so leaving others out changes nothing)."""
-    model = product_model(spec)
+    the flow mix and the shipped key fusion, engine.stream_from_keys with batch 4), on the
+    wanted frames only (frames are independent given their key-frames, so leaving others
+    out changes nothing). ``mix``: the flow part's share instead of the CLI's (1: no
+    network runs); ``fusion``: a key-fusion file instead of the shipped one."""
     h, w = frames[0].shape[:2]
-    adapter = ColourAdapter(engine.work_shape(w, h, ColourAdapter.default_work_size), "cpu", "guided")
-    if infer.wants_alignment(model):
-        adapter.flow_mix = ColourAdapter.FLOW_MIX
+    model = None if mix == 1.0 else product_model(spec)
+    net = colour_fusion.load_fusion(fusion) if fusion else colour_fusion.load_shipped()
+    adapter = ColourAdapter(engine.work_shape(w, h, ColourAdapter.default_work_size), "cpu", "guided",
+                            fusion=net)
+    if model is None or infer.wants_alignment(model):
+        adapter.flow_mix = ColourAdapter.FLOW_MIX if mix is None else mix
     if adapter_hook:
         adapter_hook(adapter)
     assigns = [a for a in plan(n, keys, mode) if a.frame in wanted]
@@ -148,9 +152,12 @@ def run_product(frames, n, keys, wanted, mode, spec=None, adapter_hook=None):
 def method_fn(name):
     if name == "baseline":
         return run_baseline, "blend"
-    if name.startswith("product:"):
-        mode = name.split(":")[1]
-        return (lambda fr, n, keys, wanted: run_product(fr, n, keys, wanted, mode)), mode
+    if name.startswith("product:"):  # product:MODE[:mix=M][:fusion=PATH]
+        mode, *opts = name.split(":")[1:]
+        kw = dict(o.split("=", 1) for o in opts)
+        mix = float(kw["mix"]) if "mix" in kw else None
+        return (lambda fr, n, keys, wanted: run_product(fr, n, keys, wanted, mode, mix=mix,
+                                                        fusion=kw.get("fusion"))), mode
     if name.startswith("cand:"):
         import candidates_colour as cc
         return cc.CANDIDATES[name[5:]]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import camera_response, colour, fill, flow, hdr_fusion, timing
+from . import camera_response, colour, colour_fusion, flow, hdr_fusion, timing
 from .models import infer
 from .models import tasks as mt
 
@@ -110,23 +110,19 @@ class ColourAdapter:
     needs_key_video_frame = False  # the key image carries its own L
     #: Share of the flow part in a flow-aligned model's colour: ab = (1 − m)·TPN + m·flow,
     #: flow = :meth:`flow_prediction` (both neighbouring keys warped at full size by DIS,
-    #: blended by their fit, the unfit pixels filled edge-aware). The two err in different
-    #: places (the TPN's chroma comes from 240 px, the flow's from full size; flow fails
-    #: where the TPN repairs); m measured in docs/what-we-tried.md, "Issue 19 (colour)". Set on
-    #: the adapter by ``tpn colorize`` for flow-aligned models (0 = the TPN alone, no
-    #: full-size flow).
+    #: fused by the learned key fusion, the unsure pixels filled edge-aware); m measured
+    #: in docs/what-we-tried.md, "Issue 19 (colour)". Set on the adapter by ``tpn colorize``:
+    #: 1 without a model (the flow part alone, the default), this with ``--tpn``, 0 for a
+    #: model that does not align (the TPN alone, no full-size flow).
     FLOW_MIX = 0.5
-    #: The flow part's per-key fit, the issue-19 baseline's: exp(−e / FIT_SCALE), e the
-    #: FIT_BOX × FIT_BOX mean of |warped key L − frame L| in 8-bit L; two keys weighted by
-    #: fit / (|t − k| + 1).
-    FIT_BOX, FIT_SCALE = 9, 8.0
 
     def __init__(self, work: tuple[int, int], device: torch.device | str,
                  chroma_upsample: str = "guided", flow_mix: float = 0.0,
-                 partial_keys: bool = False) -> None:
+                 partial_keys: bool = False, fusion: colour_fusion.FusionNet | None = None) -> None:
         self.work, self.device = work, device  # work = (h, w)
         self.chroma_upsample = chroma_upsample  # a colour.CHROMA_UPSAMPLE method
         self.flow_mix = flow_mix
+        self.fusion = fusion  # the flow part's key fusion (needed when flow_mix > 0)
         # a partly painted key is laid over its video frame (see the class doc)
         self.needs_key_video_frame = partial_keys
 
@@ -219,11 +215,13 @@ class ColourAdapter:
         if key is not None:  # the frame is a key-frame: its own colour, at full resolution
             ab = key.exact
         else:
-            ab = colour.upsample_chroma(mt.colour_unprop(u), torch.from_numpy(L).to(self.device)[None],
-                                        (ctx or {}).get("L_small"), method=self.chroma_upsample)
+            flow_only = self.uses_sources and sources and self.flow_mix >= 1.0
+            ab = None if flow_only else colour.upsample_chroma(
+                mt.colour_unprop(u), torch.from_numpy(L).to(self.device)[None], (ctx or {}).get("L_small"),
+                method=self.chroma_upsample)
             if self.uses_sources and sources:
-                flow_ab = self.flow_prediction(L, sources, ctx).to(ab.device)
-                ab = self.mix_flow(ab, flow_ab, self.flow_mix)
+                flow_ab = self.flow_prediction(L, sources, ctx).to(self.device)
+                ab = flow_ab if ab is None else self.mix_flow(ab, flow_ab, self.flow_mix)
             if coverage is not None:
                 ab = self.keep_own_colour(ab, rgb, coverage)
         # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
@@ -266,9 +264,9 @@ class ColourAdapter:
             gray = self._full_gray(ctx)
             with timing.section("flow"):
                 if len(todo) == 1:
-                    flows = [flow.baseline_flow(gray, todo[0].flow_gray)]
+                    flows = [flow.key_flow(gray, todo[0].flow_gray)]
                 else:
-                    flows = list(_flow_pool().map(lambda k: flow.baseline_flow(gray, k.flow_gray), todo))
+                    flows = list(_flow_pool().map(lambda k: flow.key_flow(gray, k.flow_gray), todo))
             cache.update(zip([k.index for k in todo], flows))
         return [cache[k.index] for k in keys]
 
@@ -287,50 +285,31 @@ class ColourAdapter:
             return None
         return [flow.resize_flow(f, self.work) for f in self.frame_flows(ctx, keys)]
 
-    @classmethod
-    def key_fit(cls, warped_L: np.ndarray, gray: np.ndarray) -> torch.Tensor:
-        """(1, H, W) fit in (0, 1] of a key warped into a frame: exp(−e / :data:`FIT_SCALE`),
-        e the :data:`FIT_BOX` box mean of |warped key L (H, W, 0..100) × 2.55 − the
-        frame's 8-bit L ``gray`` (H, W)|."""
-        cv = flow.require_cv2()
-        d = np.abs(np.asarray(warped_L, np.float32) * np.float32(255.0 / 100.0) - gray.astype(np.float32))
-        e = cv.blur(d, (cls.FIT_BOX, cls.FIT_BOX), borderType=cv.BORDER_REPLICATE)
-        return torch.from_numpy(np.exp(-e / np.float32(cls.FIT_SCALE)))[None]
-
     def flow_prediction(self, L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]],
                         ctx: dict | None = None) -> torch.Tensor:
         """The flow part's ab (2, H, W) for a frame of lightness ``L`` (H, W): each key's
-        full-size Lab (+ paint alpha) warped by :meth:`frame_flows`; the keys weighted per
-        pixel by their fit (:data:`FIT_SCALE`) / (|t − k| + 1) (t = ``ctx["index"]``;
-        without it, by fit alone) and by their warped alpha when partly painted
-        (:func:`tpn_cli.models.infer.paint_weights`); the pixels no key fits filled from
-        the fitting ones around (:func:`tpn_cli.fill.fill_unfit`, confidence = the best
-        key's fit). One key: that key alone, filled the same way."""
+        full-size Lab (+ paint alpha) warped by :meth:`frame_flows`, the keys weighed per
+        pixel and the unconfident pixels filled from the confident ones around by the
+        learned fusion (:mod:`tpn_cli.colour_fusion`, ``self.fusion``); the warped paint
+        alpha of partly painted keys weighs them too (t = ``ctx["index"]``; without it
+        the keys count as equally far). One key: that key alone, filled the same way."""
         ctx = {"L": L} if ctx is None else ctx
         ctx.setdefault("L", L)
-        # the distance weights here are the baseline's, not the plan's; a key the plan
-        # gives no weight feeds nothing
+        # a key the plan gives no weight feeds nothing
         keys = [k for k, w in sources if w > 0] or [k for k, _ in sources]
         flows = self.frame_flows(ctx, keys)
         gray = self._full_gray(ctx).astype(np.float32)
         t = ctx.get("index")
         with timing.section("flow"):
             warped = [flow.warp(k.flow_lab, f) for k, f in zip(keys, flows)]  # (H, W, 3[+1]) Lab(+alpha)
-            fits = [self.key_fit(x[..., 0], gray) for x in warped]
-        warped_t = [torch.from_numpy(x).permute(2, 0, 1) for x in warped]
-        with timing.section("colour"):
-            if len(keys) == 1:
-                ab, best = warped_t[0][1:3], fits[0]
-            else:
-                raw = [c / (abs(t - k.index) + 1.0 if t is not None else 1.0) for c, k in zip(fits, keys)]
-                alphas = [x[3:] if x.shape[0] > 3 else None for x in warped_t]
-                if any(a is not None for a in alphas):
-                    raw = infer.paint_weights(raw, alphas)  # normalises
-                total = sum(raw).clamp(min=1e-12)
-                ab = sum(r * x[1:3] for r, x in zip(raw, warped_t)) / total
-                best = torch.maximum(*fits) if len(fits) == 2 else torch.stack(fits).amax(0)
+        views = [colour_fusion.KeyWarp(np.ascontiguousarray(x[..., 1:3].transpose(2, 0, 1)),
+                                       x[..., 0] * np.float32(2.55), f,
+                                       abs(t - k.index) if t is not None else 0.0)
+                 for k, x, f in zip(keys, warped, flows)]
+        alphas = [torch.from_numpy(np.ascontiguousarray(x[..., 3]))[None] if x.shape[-1] > 3 else None
+                  for x in warped]
         with timing.section("scan"):
-            return fill.fill_unfit(ab, best[0], torch.from_numpy(np.ascontiguousarray(L)))
+            return colour_fusion.fuse(self.fusion, L, gray, views, alphas)
 
 
 _FLOW_POOL = None

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -23,6 +24,15 @@ from .tables import mean
 
 __all__ = ["ColourPairResult", "evaluate_colour_pairs", "evaluate_colour_sequence", "colour_frame_values",
            "colour_summary"]
+
+
+def baseline_fit(warped_L: np.ndarray, gray: np.ndarray) -> torch.Tensor:
+    """Issue 19's two-key baseline's per-key fit (1, H, W) of a key warped into a frame:
+    exp(−e / 8), e the 9×9 box mean of |warped key L (0..100) × 2.55 − the frame's 8-bit
+    L ``gray``|."""
+    d = np.abs(np.asarray(warped_L, np.float32) * np.float32(2.55) - gray.astype(np.float32))
+    e = cv2.blur(d, (9, 9), borderType=cv2.BORDER_REPLICATE)
+    return torch.from_numpy(np.exp(-e / np.float32(8.0)))[None]
 
 
 def _lab(rgb: np.ndarray) -> torch.Tensor:
@@ -122,7 +132,7 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
                 res["flow"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
                 # issue 19's two-key baseline: the same warps, weighted by fit / (|t − k| + 1)
                 gray = np.clip(np.rint(lab_t[0, 0].numpy() * 2.55), 0, 255).astype(np.uint8)
-                raw = [ColourAdapter.key_fit(flows[k][1][0].numpy() * 100.0, gray) / (abs(t - k) + 1.0)
+                raw = [baseline_fit(flows[k][1][0].numpy() * 100.0, gray) / (abs(t - k) + 1.0)
                        for k, _ in sources]
                 ab2 = sum(r * flows[k][0] for r, (k, _) in zip(raw, sources)) / sum(raw).clamp(min=1e-12)
                 res["flow2"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab2[None])), truth)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import keyframes, outputs
+from .. import colour_fusion, keyframes, outputs
 from ..adapters import ColourAdapter
 from ..errors import BadInputError, UsageError
 from ..keyframes import check_colour_keyframe, check_size
@@ -34,9 +34,20 @@ class ColourTask(Task):
             return input_path.with_name(input_path.stem + self.output_suffix + input_path.suffix)
         return super().default_output(input_path)
 
+    #: Whether the colour TPN runs without --tpn/--no-tpn (docs/what-we-tried.md, "Issue 19
+    #: (colour)": the learned key fusion alone against it mixed with the TPN).
+    USE_TPN = False
+
+    def uses_model(self, opts: "Options") -> bool:
+        """The colour TPN runs with --tpn (or --weights, which names one), else by
+        :data:`USE_TPN`."""
+        return opts.tpn if opts.tpn is not None else (opts.weights is not None or self.USE_TPN)
+
     def propagation(self, run: "Run") -> str:
-        return ("TPN from the key-frames; flow-aligned weights mix in the keys' full-size flow "
-                "warp, unfit pixels filled edge-aware")
+        keys = "the key-frame" if run.mode != "blend" else "both neighbouring key-frames"
+        tpn = "; mixed with the colour TPN's" if run.uses_model else ""
+        return (f"{keys} warped by optical flow at full size, weighed per pixel by the learned key "
+                f"fusion, unsure pixels filled edge-aware{tpn}")
 
     def check_output_kind(self, opts: "Options", output: Path, kind: str) -> None:
         if kind == "image":
@@ -67,10 +78,15 @@ class ColourTask(Task):
         return resize_image(read_image(k.path, depth=8, keep_alpha=True), run.reader.width, run.reader.height)
 
     def adapter(self, run: "Run", model: Any) -> ColourAdapter:
-        # a flow-aligned model's colour is mixed with the flow baseline's (FLOW_MIX)
-        mix = ColourAdapter.FLOW_MIX if model is not None and infer.wants_alignment(model) else 0.0
+        # the fused flow-warped keys alone without a model; a flow-aligned model's colour
+        # mixed with them (FLOW_MIX); an older model's alone
+        if model is None:
+            mix = 1.0
+        else:
+            mix = ColourAdapter.FLOW_MIX if infer.wants_alignment(model) else 0.0
+        fusion = colour_fusion.load_shipped() if mix > 0 else None
         return ColourAdapter(run.work, run.device, run.opts.chroma_upsample, flow_mix=mix,
-                             partial_keys=bool(self.partial_keys))
+                             partial_keys=bool(self.partial_keys), fusion=fusion)
 
     def sinks(self, run: "Run", copy_streams: bool) -> list:
         o = run.opts
