@@ -3,7 +3,7 @@
     python scripts/train_colour_fusion.py --work runs/fusion [--samples 120] [--epochs 40]
         [--out weights/colour-fusion-v1.tpn]
 
-1. Samples (cached in WORK/samples_{train,val}.npz; delete to rebuild): for each clip (train
+1. Samples (cached per clip in WORK/samples_{train,val}_CLIP.npz; delete to rebuild): for each clip (train
    clips read at a random frame stride of TRAIN_STRIDES), random key-frame pairs k0 < k1 at a distance K drawn from DISTANCES and a frame t between them
    (a share ONE_KEY_SHARE of samples has one key only, t beyond it); both keys warped into
    t exactly as `tpn colorize` does (flow.key_flow on the 8-bit L, the key's Lab warped),
@@ -133,19 +133,38 @@ def sample(frames: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
 TRAIN_STRIDES = (1, 2, 3, 4)
 
 
-def build(clips: list[str], per_clip: int, seed: int, log, strides=(1,)) -> np.ndarray:
-    rng = np.random.default_rng(seed)
+def clip_samples(job: tuple) -> np.ndarray:
+    """``per_clip`` samples of one clip, cached in ``path`` (a restart reuses it)."""
+    clip, per_clip, seed, strides, path = job
+    if path.exists():
+        return np.load(path)["data"]
+    rng = np.random.default_rng([seed, sum(map(ord, clip))])
+    frames = clip_frames(clip)
     out = []
-    for clip in clips:
-        t0 = time.time()
-        frames = clip_frames(clip)
-        for _ in range(per_clip):
-            s = int(rng.choice(strides))
-            start = int(rng.integers(0, s))
-            out.append(sample(frames[start::s], rng))
-        log(f"samples {clip}: {per_clip} from {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]} "
-            f"({time.time() - t0:.0f} s)")
-    return np.concatenate(out, axis=1)
+    for _ in range(per_clip):
+        s = int(rng.choice(strides))
+        start = int(rng.integers(0, s))
+        out.append(sample(frames[start::s], rng))
+    data = np.concatenate(out, axis=1)
+    tmp = path.with_name(path.stem + ".part.npz")
+    np.savez(tmp, data=data)
+    tmp.replace(path)
+    return data
+
+
+def build(clips: list[str], per_clip: int, seed: int, log, strides, work: Path, name: str,
+          processes: int) -> np.ndarray:
+    """The samples of ``clips``, a clip per process (each clip's cached in ``work``)."""
+    from multiprocessing import get_context
+
+    jobs = [(c, per_clip, seed, strides, work / f"samples_{name}_{c}.npz") for c in clips]
+    t0 = time.time()
+    with get_context("spawn").Pool(processes) as pool:
+        parts = []
+        for clip, data in zip(clips, pool.imap(clip_samples, jobs)):
+            parts.append(data)
+            log(f"samples {name} {clip}: {data.shape[1]} pixels ({time.time() - t0:.0f} s)")
+    return np.concatenate(parts, axis=1)
 
 
 KF, SF = cf.KEY_FEATURES, cf.SHARED_FEATURES
@@ -179,6 +198,7 @@ def main(argv=None) -> None:
                    help="pixels drawn (without replacement) for each epoch")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--processes", type=int, default=2, help="clips sampled in parallel")
     p.add_argument("--out", type=Path, default=Path("weights/colour-fusion-v1.tpn"))
     a = p.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
@@ -193,10 +213,8 @@ def main(argv=None) -> None:
     sets = {}
     for name, clips, per, seed, strides in (("train", TRAIN, a.samples, 1, TRAIN_STRIDES),
                                             ("val", VAL, max(8, a.samples // 4), 2, (1,))):
-        path = a.work / f"samples_{name}.npz"
-        if not path.exists():
-            np.savez(path, data=build(clips, per, seed, log, strides))
-        sets[name] = torch.from_numpy(np.ascontiguousarray(np.load(path)["data"].T))  # (pixels, C)
+        data = build(clips, per, seed, log, strides, a.work, name, a.processes)
+        sets[name] = torch.from_numpy(np.ascontiguousarray(data.T))  # (pixels, C)
         log(f"{name}: {sets[name].shape[0]} pixels")
     train, val = sets["train"], sets["val"]
     torch.manual_seed(0)

@@ -56,16 +56,16 @@ def test_feature_shapes_follow_the_feature_size():
 def test_swapping_the_keys_swaps_the_weights(net):
     gray, _ = _frame(0)
     a, b = _key(gray, 1, 4), _key(gray, 2, 11)
-    w_ab, c_ab = cf.weights_and_confidence(net, gray, [a, b])
-    w_ba, c_ba = cf.weights_and_confidence(net, gray, [b, a])
+    w_ab, c0_ab, c1_ab = cf.weights_and_confidences(net, gray, [a, b])
+    w_ba, c0_ba, c1_ba = cf.weights_and_confidences(net, gray, [b, a])
     assert torch.allclose(w_ab, 1 - w_ba, atol=1e-5)
-    assert torch.allclose(c_ab, c_ba, atol=1e-5)
+    assert torch.allclose(c0_ab, c1_ba, atol=1e-5) and torch.allclose(c1_ab, c0_ba, atol=1e-5)
     assert float(w_ab.std()) > 1e-3  # the weights do vary per pixel
 
 
 def test_one_key_takes_all_the_weight(net):
     gray, _ = _frame(0)
-    w0, c = cf.weights_and_confidence(net, gray, [_key(gray, 1, 5)])
+    w0, c, _ = cf.weights_and_confidences(net, gray, [_key(gray, 1, 5)])
     assert torch.allclose(w0, torch.ones_like(w0))
     assert float(c.min()) >= 0 and float(c.max()) <= 1
 

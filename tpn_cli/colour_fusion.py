@@ -30,10 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import fill, flow
+from . import fill, flow, weights
+from .errors import WeightsUnavailableError
+from .models import infer
 
 __all__ = ["FEATURE_SHORT_SIDE", "KEY_FEATURES", "SHARED_FEATURES", "FusionNet", "KeyWarp",
-           "feature_size", "key_features", "shared_features", "weights_and_confidence",
+           "feature_size", "key_features", "shared_features", "weights_and_confidences", "fuse",
            "save_fusion", "load_fusion"]
 
 #: Features are computed at this short side (the frame shrunk, area-averaged): the
@@ -121,23 +123,28 @@ class FusionNet(nn.Module):
                                  nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, 2))
 
-    def forward(self, f0: torch.Tensor, f1: torch.Tensor,
-                shared: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def parts(self, f0: torch.Tensor, f1: torch.Tensor,
+              shared: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``f0``, ``f1`` (..., KEY_FEATURES), ``shared`` (..., SHARED_FEATURES) → w0 and
-        the blend's confidence c, both (..., 1) in [0, 1]. A missing key 1 has ``f1`` all
+        each key's confidence, all (..., 1) in [0, 1]. A missing key 1 has ``f1`` all
         zeros (its present flag 0): then w0 = 1."""
         s0, c0 = self.mlp(torch.cat([f0, f1, shared], -1)).split(1, -1)
         s1, c1 = self.mlp(torch.cat([f1, f0, shared], -1)).split(1, -1)
         present1 = f1[..., KEY_FEATURES - 1:KEY_FEATURES]
         w0 = torch.sigmoid(s0 - s1) * present1 + (1.0 - present1)
-        c = w0 * torch.sigmoid(c0) + (1.0 - w0) * torch.sigmoid(c1)
-        return w0, c
+        return w0, torch.sigmoid(c0), torch.sigmoid(c1)
+
+    def forward(self, f0: torch.Tensor, f1: torch.Tensor,
+                shared: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """w0 and the blend's confidence c = w0·c0 + (1 − w0)·c1 (see :meth:`parts`)."""
+        w0, c0, c1 = self.parts(f0, f1, shared)
+        return w0, w0 * c0 + (1.0 - w0) * c1
 
 
-def weights_and_confidence(net: FusionNet, gray: np.ndarray,
-                           keys: Sequence[KeyWarp]) -> tuple[torch.Tensor, torch.Tensor]:
-    """w0 and c (1, H, W) at the frame's size for one or two warped ``keys`` of a frame
-    of 8-bit-scaled lightness ``gray`` (H, W)."""
+def weights_and_confidences(net: FusionNet, gray: np.ndarray,
+                            keys: Sequence[KeyWarp]) -> torch.Tensor:
+    """(3, H, W) at the frame's size: w0 and each key's confidence (:meth:`FusionNet.parts`)
+    for one or two warped ``keys`` of a frame of 8-bit-scaled lightness ``gray`` (H, W)."""
     H, W = gray.shape
     size = feature_size(H, W)
 
@@ -148,27 +155,25 @@ def weights_and_confidence(net: FusionNet, gray: np.ndarray,
     f1 = pixels(key_features(gray, keys[1], size)) if len(keys) == 2 else torch.zeros_like(f0)
     sh = pixels(shared_features(gray, keys, size))
     with torch.inference_mode():
-        w0, c = net(f0, f1, sh)
-        both = torch.cat([w0, c], 1).T.reshape(1, 2, *size)
-        both = torch.nn.functional.interpolate(both, size=(H, W), mode="bilinear", align_corners=False)[0]
-    return both[:1], both[1:]
+        maps = torch.cat(net.parts(f0, f1, sh), 1).T.reshape(1, 3, *size)
+        return torch.nn.functional.interpolate(maps, size=(H, W), mode="bilinear", align_corners=False)[0]
 
 
 def fuse(net: FusionNet, L: np.ndarray, gray: np.ndarray, keys: Sequence[KeyWarp],
          alphas: Sequence[torch.Tensor | None] = ()) -> torch.Tensor:
     """The fused ab (2, H, W) of a frame of lightness ``L`` (H, W, 0..100) from one or
     two warped keys. ``alphas``: each key's warped paint alpha (1, H, W) for partly
-    painted keys (None: fully painted); the key weights follow the paint."""
-    w0, c = weights_and_confidence(net, gray, keys)
+    painted keys (None: fully painted); the key weights follow the paint, and so does
+    the confidence."""
+    w0, c0, c1 = weights_and_confidences(net, gray, keys).split(1)
     abs_ = [torch.from_numpy(np.ascontiguousarray(k.ab)) for k in keys]
     if len(keys) == 1:
-        ab = abs_[0]
-    else:
-        ws = [w0, 1.0 - w0]
-        if any(a is not None for a in alphas):
-            from .models import infer  # noqa: PLC0415 (models import this package's parents)
-            ws = infer.paint_weights(ws, alphas)
-        ab = ws[0] * abs_[0] + ws[1] * abs_[1]
+        return fill.fill_unfit(abs_[0], c0[0], torch.from_numpy(np.ascontiguousarray(L)))
+    ws = [w0, 1.0 - w0]
+    if any(a is not None for a in alphas):
+        ws = infer.paint_weights(ws, alphas)
+    ab = ws[0] * abs_[0] + ws[1] * abs_[1]
+    c = ws[0] * c0 + ws[1] * c1
     return fill.fill_unfit(ab, c[0], torch.from_numpy(np.ascontiguousarray(L)))
 
 
@@ -198,8 +203,6 @@ def load_fusion(path: str | os.PathLike) -> FusionNet:
 def load_shipped(spec: str | None = None) -> FusionNet:
     """The shipped key fusion (the manifest's default ``colour-fusion`` entry), or the
     file or name ``spec``. Raises WeightsUnavailableError naming the file and the fix."""
-    from . import weights  # noqa: PLC0415 (weights imports little, but keep this module light)
-    from .errors import WeightsUnavailableError
 
     path = weights.resolve(spec, "colour-fusion")
     try:

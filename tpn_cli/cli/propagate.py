@@ -48,6 +48,8 @@ def _start(task: str, input_path: Path, keys: Path, kw: dict) -> None:
 
 
 def _weights_line(p: dict) -> str:
+    if p["weights_error"]:
+        return "NOT AVAILABLE: " + p["weights_error"].splitlines()[0]
     if not p["uses_model"]:
         return "none used (--no-tpn)" if p["command"] != "segment" else \
             "none used (--no-tpn: the chain without the segment TPN)"

@@ -43,6 +43,10 @@ class ColourTask(Task):
         :data:`USE_TPN`."""
         return opts.tpn if opts.tpn is not None else (opts.weights is not None or self.USE_TPN)
 
+    def other_weights(self, opts: "Options") -> list[str]:
+        """The learned key fusion (:mod:`tpn_cli.colour_fusion`)."""
+        return ["colour-fusion"]
+
     def propagation(self, run: "Run") -> str:
         keys = "the key-frame" if run.mode != "blend" else "both neighbouring key-frames"
         tpn = "; mixed with the colour TPN's" if run.uses_model else ""
