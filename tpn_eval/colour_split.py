@@ -39,7 +39,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from tpn_cli import colour, colour_fusion, engine, weights
 from tpn_cli.flow import dis_flow, warp
