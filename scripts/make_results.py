@@ -177,11 +177,13 @@ def run_colour(a, infos: dict, log) -> dict:
     method whose weights are missing is left out (and said so)."""
     methods = [m for _, m in colour_methods()]
     missing = {}
+    def why(task):
+        return str(infos[task]["error"]).splitlines()[0] + f"; --weights {task}=PATH names a file"
     if not _available(infos["colour-fusion"]):  # every product method needs the key fusion
-        missing.update({m: f"key fusion: {infos['colour-fusion']['error']}" for m in methods if m != "baseline"})
+        missing.update({m: f"key fusion: {why('colour-fusion')}" for m in methods if m != "baseline"})
     for m in methods:
         if ":tpn" in m and not _available(infos["colour"]):
-            missing.setdefault(m, f"colour TPN: {infos['colour']['error']}")
+            missing.setdefault(m, f"colour TPN: {why('colour')}")
     run = [m for m in methods if m not in missing]
     fusion, spec = a.overrides.get("colour-fusion"), a.overrides.get("colour")
     frames = QUICK_FRAMES if a.quick else cs.MAX_FRAMES
