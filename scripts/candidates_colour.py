@@ -268,7 +268,7 @@ def product_hook(flow_predict=None, share=None, per_pixel=None):
 def _p(hook):
     def run(fr, n, keys, wanted):
         import eval_colour_split as ev
-        return ev.run_product(fr, n, keys, wanted, "blend", adapter_hook=hook)
+        return ev.run_product(fr, n, keys, wanted, "blend", tpn=True, adapter_hook=hook)
     return run, "blend"
 
 

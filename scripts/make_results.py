@@ -3,14 +3,15 @@ baselines computed in the same run, from the weights in weights/manifest.json.
 
     python scripts/make_results.py                       # full run, writes docs/RESULTS.md
     python scripts/make_results.py --quick               # smoke run, writes /tmp/RESULTS.quick.md
-    python scripts/make_results.py --weights colour=/work/runs/x/best.tpn \
-        --compare basic=A.tpn switch=B.tpn transpose=C.tpn
+    python scripts/make_results.py --quick --only colour \
+        --weights colour-fusion=/work/runs/fusion/colour-fusion-v1.tpn
 
-Each task uses the manifest's default model (``--weights task=PATH`` overrides it, for
-development; the models section then says the file is not the shipped one). A task
-without a model gets its baselines and "not available" for the TPN. The evaluation
-itself lives in tpn_eval/ (see its docstring for every method and metric).
-One thread by default; about 15–25 minutes on a busy 2-core machine.
+Each task uses the manifest's default model (``--weights TASK=PATH`` overrides it, for
+development; the models section then says the file is not the shipped one; TASK is
+colour, colour-fusion, segment or hdr). A task without a model gets its baselines and
+"not available" for what needs it. The evaluation itself lives in tpn_eval/ (see its
+docstring for every method and metric; colour: tpn_eval/colour_split.py, issue 19's
+protocol on its tuning and held-out splits). One thread by default.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -33,12 +35,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import tpn_eval as ev  # noqa: E402
-from tpn_cli import metrics, weights  # noqa: E402
-from tpn_cli.adapters import ColourAdapter  # noqa: E402
+from tpn_eval import colour_split as cs  # noqa: E402
+from tpn_cli import colour_fusion, metrics, weights  # noqa: E402
 from tpn_cli.errors import WeightsUnavailableError  # noqa: E402
 from tpn_cli.models import load_model  # noqa: E402
 
-TASKS = ("colour", "segment", "hdr")
+TASKS = ("colour", "colour-fusion", "segment", "hdr")
 NA = "n/a"
 
 
@@ -89,6 +91,15 @@ def find_model(task: str, override: str | None) -> dict:
 def load(info: dict):
     if info["path"] is None:
         return None
+    if info["task"] == "colour-fusion":  # not a TPN: tpn_cli/colour_fusion.py's own format
+        try:
+            net = colour_fusion.load_fusion(info["path"])
+        except Exception as exc:
+            info["error"] = f"cannot load: {type(exc).__name__}: {exc}"
+            info["path"] = None
+            return None
+        info["desc"] = f"per-pixel key fusion, hidden {net.hidden}"
+        return net
     try:
         model = load_model(info["path"]).eval()
     except Exception as exc:  # a foreign or corrupt file: report it, keep the baselines
@@ -120,7 +131,7 @@ def model_row(label: str, info: dict) -> list:
         if e.extra.get("iteration") is not None:
             data += f"; iteration {e.extra['iteration']}"
     cfg = info.get("config")
-    desc = NA
+    desc = info.get("desc", NA)
     if cfg is not None:
         desc = (f"{cfg.encoder} 1/{cfg.scale}×{cfg.hidden_channels}, mode {cfg.mode}, "
                 f"residual {cfg.residual}, align {bool(cfg.extra.get('align', False))}")
@@ -134,165 +145,146 @@ def _unit(v: float, unit: str, digits: int = 2) -> str:
 
 
 # ----------------------------------------------------------------------------------------
-# colour
+# colour: issue 19's protocol (tpn_eval.colour_split)
 # ----------------------------------------------------------------------------------------
-COLOUR_METHODS = [  # (column, method, schedule)
-    ("copy, preceding key", "copy", "online"),
-    ("copy, nearest key", "copy", "nearest"),
-    ("flow, preceding key", "flow", "online"),
-    ("flow, nearest key", "flow", "nearest"),
-    ("flow, both keys blended", "flow", "blend"),
-    ("two-key flow baseline (issue 19)", "flow2", "blend"),
-    ("TPN online", "tpn", "online"),
-    ("TPN nearest", "tpn", "nearest"),
-    ("TPN, both keys blended", "tpn", "blend"),
-]
+#: --quick: one short clip per split, its first QUICK_FRAMES frames
+COLOUR_QUICK = {"tune": "davis:libby", "heldout": "davis:dog"}
+QUICK_FRAMES = 41
+SPLIT_TITLES = {"tune": "Tuning split", "heldout": "Held-out split"}
 
 
-def run_colour(a, model, compare: dict, log) -> dict:
-    models = {"tpn": model} if model is not None else {}
-    extra = {k: m for k, m in compare.items() if m is not None and m is not model}
-    res = []
-    for name in a.seqs:
-        t0 = time.time()
-        r = ev.evaluate_colour_sequence(name, models, a.Ks, ev.SCHEDULES, a.stride,
-                                        extra_models=extra, extra_pairs=[(K, "online") for K in a.Ks])
-        res.append(r)
-        log(f"colour {name}: {r['n']} frames, {len(r['pairs'])} pairs, {time.time() - t0:.0f} s")
-    return {"seqs": res}
+def colour_methods() -> list[tuple[str, str]]:
+    """(row label, tpn_eval.colour_split method) of the colour tables: issue 19's baseline,
+    the default `tpn colorize` (the command's --mode and ColourTask.USE_TPN), the same with
+    the TPN switched the other way, and the other mode with the command's defaults. The
+    second row is the default."""
+    from tpn_cli.tasks.colour import ColourTask
+    mode = cs.cli_default("mode")
+    other = "nearest" if mode != "nearest" else "blend"
+    tpn = ColourTask.USE_TPN
+    return [("two-key flow baseline (issue 19)", "baseline"),
+            (f"**`tpn colorize`** (default: --mode {mode}, {'with' if tpn else 'no'} TPN)", f"product:{mode}"),
+            (f"`tpn colorize --{'no-tpn' if tpn else 'tpn'}`", f"product:{mode}:{'notpn' if tpn else 'tpn'}"),
+            (f"`tpn colorize --mode {other}`", f"product:{other}")]
 
 
-def colour_section(a, col: dict, model, compare: dict, compare_missing: dict) -> tuple[str, list]:
-    model_ok = model is not None
-    res = col["seqs"]
+def _available(info: dict) -> bool:
+    return info["path"] is not None and not info["error"]
+
+
+def run_colour(a, infos: dict, log) -> dict:
+    """Every method of :func:`colour_methods` on every clip of the splits at every K; a
+    method whose weights are missing is left out (and said so)."""
+    methods = [m for _, m in colour_methods()]
+    missing = {}
+    def why(task):
+        return str(infos[task]["error"]).splitlines()[0] + f"; --weights {task}=PATH names a file"
+    if not _available(infos["colour-fusion"]):  # every product method needs the key fusion
+        missing.update({m: f"key fusion: {why('colour-fusion')}" for m in methods if m != "baseline"})
+    for m in methods:
+        if ":tpn" in m and not _available(infos["colour"]):
+            missing.setdefault(m, f"colour TPN: {why('colour')}")
+    run = [m for m in methods if m not in missing]
+    fusion, spec = a.overrides.get("colour-fusion"), a.overrides.get("colour")
+    frames = QUICK_FRAMES if a.quick else cs.MAX_FRAMES
+    results, clips = {}, {}
+    for split in a.colour_splits:
+        clips[split] = [COLOUR_QUICK[split]] if a.quick else cs.SPLITS[split]
+        results[split] = {}
+        for clip in clips[split]:
+            t0 = time.time()
+            cs.evaluate_clip(clip, a.Ks, run, results[split], max_frames=frames,
+                             method_fn=lambda m: cs.method(m, spec=spec, fusion=fusion),
+                             log=lambda msg: log(f"colour {split} {msg}"))
+            log(f"colour {split} {clip}: {time.time() - t0:.0f} s")
+    return {"results": results, "clips": clips, "missing": missing, "frames": frames}
+
+
+def colour_section(a, col: dict) -> tuple[str, list]:
+    methods = colour_methods()
+    default = methods[1][1]
+    label = dict((m, lab) for lab, m in methods)
     out, targets = [], []
-    s = lambda K, sch, m: ev.colour_summary(res, K, sch, m)  # noqa: E731
-    heads = (["K"] + [c for c, _, _ in COLOUR_METHODS]
-             + ["best TPN − flow baseline", "best TPN − flow blended", "TPN blend (default) − two-key baseline",
-                "TPN online − copy preceding"])
-    rows = []
-    for K in a.Ks:
-        v = {(m, sch): s(K, sch, m)["all"] for _, m, sch in COLOUR_METHODS}
-        flow_one = max(v[("flow", "online")], v[("flow", "nearest")])  # issue 5's baseline (b)
-        nan = float("nan")
-        best_tpn = max(v[("tpn", sch)] for sch in ev.SCHEDULES) if model_ok else nan
-        gain_flow, gain_blend = best_tpn - flow_one, best_tpn - v[("flow", "blend")]
-        gain_copy = v[("tpn", "online")] - v[("copy", "online")] if model_ok else nan
-        gain_two = v[("tpn", "blend")] - v[("flow2", "blend")] if model_ok else nan
-        rows.append([K, *v.values(), ev.fmt(gain_flow, signed=True), ev.fmt(gain_blend, signed=True),
-                     ev.fmt(gain_two, signed=True), ev.fmt(gain_copy, signed=True)])
-        targets.append(("colour", f"K={K}: best TPN schedule ≥ flow baseline (from the frame's key-frame) + 1.0 dB",
-                        _unit(gain_flow, " dB"), (gain_flow >= 1.0) if model_ok else None))
-        targets.append(("colour", f"K={K}: TPN online ≥ copy preceding key + 3 dB",
-                        _unit(gain_copy, " dB"), (gain_copy >= 3.0) if model_ok else None))
-        targets.append(("colour", f"(not in issue 5) K={K}: best TPN schedule ≥ flow blended from both keys + 1.0 dB",
-                        _unit(gain_blend, " dB"), (gain_blend >= 1.0) if model_ok else None))
-        targets.append(("colour", f"(issue 19, on these sequences) K={K}: default `tpn colorize` (TPN blend) ≥ "
-                        "two-key flow baseline + 1.0 dB", _unit(gain_two, " dB"),
-                        (gain_two >= 1.0) if model_ok else None))
-    n_frames = {K: sum(len(r["assign"][(K, "online")]) for r in res) for K in a.Ks}
-    out.append("### PSNR (dB) by key-frame interval K, all sequences\n")
-    out.append(f"Mean over the evaluated non-key frames of {', '.join(a.seqs)} (every {a.stride}. frame; "
-               + ", ".join(f"K={K}: {n} frames" for K, n in n_frames.items()) + "). "
-               "The flow baseline (issue 5's (b)) warps the frame's key-frame: the better of the "
-               "preceding and the nearest key. \"Both keys blended\" is `--mode blend`: the "
-               "predictions from the two neighbouring key-frames weighted per pixel by distance × "
-               "how well each flow-aligned key fits the frame (tpn_cli.models.infer.blend_weights); "
-               "flow blended the same way is a stronger baseline than the issue asks for, shown "
-               "for honesty. The two-key flow baseline is issue 19's: both keys DIS-warped at full "
-               "size, weighted by exp(−e/8) / (|t − k| + 1), e the 9×9 box mean of |warped L − L| "
-               "(8-bit); the bar for the default `tpn colorize` (--mode blend). TPN columns run as `tpn colorize` runs (working size "
-               f"{ColourAdapter.default_work_size}, chroma up-sampled guided by the frame's L); "
-               "copy and flow at full size.\n")
-    out.append(ev.markdown_table(heads, rows))
-    # per sequence
-    out.append("\n### PSNR (dB) per sequence\n")
-    rows = []
-    for K in a.Ks:
-        for r in res:
-            rows.append([r["name"], K] + [s(K, sch, m)[r["name"]] for _, m, sch in COLOUR_METHODS])
-    out.append(ev.markdown_table(["sequence", "K"] + [c for c, _, _ in COLOUR_METHODS], rows))
-    # by distance
-    pairs = [p for r in res for p in r["pairs"].values()]
-    methods = ["copy", "flow"] + (["tpn"] if model_ok else [])
-    out.append("\n### PSNR and style energy by distance to the key-frame\n")
-    out.append(f"Every distinct (frame, key-frame) pair used by any K and schedule above, counted once "
-               f"({len(pairs)} pairs). Style energy = Σ variance of the predicted ab / Σ variance of the "
-               "true ab per frame (tpn_cli.metrics.style_energy_ratio), averaged over frames: 1 keeps "
-               "the colour contrast, below 1 is washed out.\n")
-    rows = []
-    bins = {m: ev.bin_by_distance([(p.distance, p.psnr[m]) for p in pairs if m in p.psnr]) for m in methods}
-    ebins = {m: ev.bin_by_distance([(p.distance, p.energy[m]) for p in pairs if m in p.energy]) for m in methods}
-    for b, (_, n) in bins["copy"].items():
-        rows.append([b, n] + [bins[m].get(b, (float("nan"),))[0] for m in methods]
-                    + [ebins[m].get(b, (float("nan"),))[0] for m in methods])
-    heads = (["distance", "pairs"] + [f"PSNR {m}" for m in methods] + [f"energy {m}" for m in methods])
-    out.append(ev.markdown_table(heads, rows))
-    # speed
-    out.append("\n### Speed (measured in this run, 854×480, one thread)\n")
-    secs = defaultdict(float)
-    cnt = defaultdict(int)
-    for r in res:
-        for m, v in r["seconds"].items():
-            secs[m] += v
-        for m, c in r["count"].items():
-            cnt[m] += c
-            if m + "+flow" in r["seconds"]:
-                cnt[m + "+flow"] += c
-    rows = [["DIS flow (preset MEDIUM) + warp", cnt["flow"] / max(secs["flow"], 1e-9),
-             1000 * secs["flow"] / max(cnt["flow"], 1)]]
-    if model_ok:
-        rows.append(["TPN network only", cnt["tpn"] / max(secs["tpn"], 1e-9), 1000 * secs["tpn"] / max(cnt["tpn"], 1)])
-        rows.append([f"TPN end to end (at {ColourAdapter.default_work_size}: resizing, flow alignment, "
-                     "network, guided up-sampling)", cnt["tpn+flow"] / max(secs["tpn+flow"], 1e-9),
-                     1000 * secs["tpn+flow"] / max(cnt["tpn+flow"], 1)])
-    else:
-        rows.append(["TPN", NA, NA])
-    out.append(ev.markdown_table(["step", "frames/s", "ms/frame"], rows, digits=1))
-    out.append("\nPer (frame, key-frame) prediction; the blended schedules make two per frame "
-               "(half these frames/s). "
-               "Copy costs nothing. Times include only the step itself (no decoding, no metrics); "
-               "other jobs shared the machine, so absolute numbers are pessimistic, the ratio is fair.")
-    # comparison
-    if compare or compare_missing:
-        names = list(compare) + list(compare_missing)
-        out.append("\n### Training modes compared (online schedule: the preceding key-frame)\n")
-        out.append(f"Each model on the same frames (every {a.stride}. frame), PSNR (dB) by key-frame "
-                   "interval K, with the baselines on the same frames:\n")
+    out.append(
+        "Issue 19's protocol (tpn_eval/colour_split.py; scripts/eval_colour_split.py runs the same "
+        "code): the split was declared before measuring (`tune`: the DAVIS clips the colour work was "
+        "tuned on; `heldout`: never trained or tuned on), the first "
+        f"{col['frames']} frames of each clip, key-frames every K frames from frame 0. Frames: the pairs "
+        f"(t, t+1) with t ≡ 0 (mod {cs.STRIDE}) and, at K ≥ {cs.SWITCH_FROM}, every pair where the feeding "
+        "key-frames change (nearest or blend schedule); PSNR (8-bit RGB with the frame's own L) is the "
+        "mean over their non-key frames; the gain over the baseline is over the same frames, \"worst "
+        "clip\" the lowest per-clip gain. Warping error (WE): the output's flow-compensated "
+        "frame-to-frame chroma change over the ground truth's (DIS flow of the ground truth, "
+        "forward-backward-consistent pixels), as a ratio over all pairs, over the pairs where the "
+        "method's own feeding keys change (\"at key changes\") and over the others. The two-key flow "
+        "baseline is the issue's: both neighbouring keys warped by DIS (MEDIUM) at full resolution, "
+        "weighted per pixel by exp(−e/8) / (|t − k| + 1), e the 9×9 box mean of |warped key L − frame L| "
+        "(8-bit). The `tpn colorize` rows are what the command runs with its defaults "
+        "(tpn_cli.tasks.colour.ColourTask.adapter, the shipped weights, batch size "
+        f"{cs.cli_default('batch_size')}; no shot detection: the clips are single shots).")
+    if col["missing"]:
+        out.append("")
+    for m, why in col["missing"].items():
+        out.append(f"- {label[m]}: not available ({why})")
+    heads = ["K", "method", "clips", "frames", "PSNR (dB)", "− baseline", "worst clip − baseline",
+             "WE ratio", "WE at key changes", "WE elsewhere"]
+    summaries = {}
+    for split, res in col["results"].items():
+        summ = summaries[split] = cs.summarise(res)
+        names = ", ".join(c.split(":")[1] for c in col["clips"][split])
+        out.append(f"\n### {SPLIT_TITLES.get(split, split)} ({names})\n")
         rows = []
-        for name in names:
-            if name in compare_missing:
-                rows.append([f"{name} (not available: {compare_missing[name]})"] + [NA] * len(a.Ks))
-            else:
-                key = "tpn" if compare[name] is model else name
-                rows.append([name] + [s(K, "online", key)["all"] for K in a.Ks])
-        for m in ("flow", "copy"):
-            rows.append([f"({m})"] + [s(K, "online", m)["all"] for K in a.Ks])
-        out.append(ev.markdown_table(["model"] + [f"K={K}" for K in a.Ks], rows))
-        K = max(a.Ks)
-        out.append(f"\nBy distance to the key-frame (K={K}, online schedule: one pair "
-                   "per frame, distances 1…K−1).")
-        sub = [(r, t, k) for r in res for t, k in r["assign"][(K, "online")].items()]
-        cbins = [b for b in ev.DISTANCE_BINS if b[0] < K]
-        labels = [ev.distance_bin(b[0]) for b in cbins]
-        items = [(r["pairs"][(t, k)], abs(t - k)) for r, t, k in sub]
-        for what, title in (("psnr", "PSNR (dB)"), ("energy", "style energy")):
-            heads = ["model", "all"] + labels
-            rows = []
-            for name in names:
-                if name in compare_missing:
-                    rows.append([f"{name} (not available: {compare_missing[name]})"] + [NA] * (len(heads) - 1))
+        for K in a.Ks:
+            for lab, m in methods:
+                s = summ.get((K, m))
+                if s is None:
                     continue
-                key = "tpn" if compare[name] is model else name
-                vals = [(d, getattr(p, what)[key]) for p, d in items if key in getattr(p, what)]
-                b = ev.bin_by_distance(vals, cbins)
-                rows.append([name, ev.mean(v for _, v in vals)] + [b.get(x, (float("nan"),))[0] for x in labels])
-            for m in ("flow", "copy"):
-                vals = [(d, getattr(p, what)[m]) for p, d in items]
-                b = ev.bin_by_distance(vals, cbins)
-                rows.append([f"({m})", ev.mean(v for _, v in vals)] + [b.get(x, (float("nan"),))[0] for x in labels])
-            out.append(f"\n{title} by distance to the key-frame:\n")
-            out.append(ev.markdown_table(heads, rows))
+                base = m == "baseline"
+                rows.append([K, lab, s["clips"], s["frames"], s["psnr"], "" if base else ev.fmt(s["gain"], signed=True),
+                             "" if base else f"{ev.fmt(s['worst'], signed=True)} ({s['worst_clip']})",
+                             ev.fmt(s["we"], 3), ev.fmt(s["we_switch"], 3), ev.fmt(s["we_else"], 3)])
+        out.append(ev.markdown_table(heads, rows, align="rlrrrrrrrr"))
+    held = col["results"].get("heldout")
+    if held is not None:
+        gains = cs.clip_gains(held, default)
+        clips = col["clips"]["heldout"]
+        out.append(f"\n### Held-out, per clip: {label[default]} − two-key baseline (dB)\n")
+        rows = [[K] + [ev.fmt(gains.get(K, {}).get(c, float("nan")), signed=True) for c in clips] for K in a.Ks]
+        out.append(ev.markdown_table(["K"] + [c.split(":")[1] for c in clips], rows))
+        # issue 19's acceptance (colour, temporal stability), on the held-out split
+        summ = summaries["heldout"]
+        nan = {"gain": float("nan"), "worst": float("nan"), "worst_clip": "", "we": float("nan"),
+               "we_switch": float("nan"), "we_else": float("nan")}
+        for K in a.Ks:
+            s, b = summ.get((K, default)), summ.get((K, "baseline"), nan)
+            ok = s is not None
+            s = s or nan
+            targets.append(("colour", f"(issue 19) held-out, K={K}: default `tpn colorize` ≥ two-key flow "
+                            "baseline + 1.0 dB", _unit(s["gain"], " dB"), (s["gain"] >= 1.0) if ok else None))
+            if K <= 20:
+                targets.append(("colour", f"(issue 19) held-out, K={K}: never below the baseline on any clip",
+                                f"worst {_unit(s['worst'], ' dB')} ({s['worst_clip']})" if ok else NA,
+                                (s["worst"] >= 0.0) if ok else None))
+            targets.append(("colour", f"(issue 19) held-out, K={K}: warping error / ground truth's ≤ 1.1 and ≤ "
+                            "the baseline's", f"{ev.fmt(s['we'], 3)} (baseline {ev.fmt(b['we'], 3)})",
+                            (s["we"] <= 1.1 and s["we"] <= b["we"]) if ok else None))
+            jump = s["we_switch"] <= s["we_else"] if s["we_switch"] == s["we_switch"] else None
+            targets.append(("colour", f"(issue 19) held-out, K={K}: no jump where the feeding key changes "
+                            "(WE at key changes ≤ WE elsewhere)",
+                            f"{ev.fmt(s['we_switch'], 3)} vs {ev.fmt(s['we_else'], 3)}", jump if ok else None))
+    # speed: every method's time over every evaluated frame of this run
+    secs, cnt = defaultdict(float), defaultdict(int)
+    for res in col["results"].values():
+        for key, r in res.items():
+            m = key.rsplit("|", 1)[1]
+            secs[m] += r["seconds"]
+            cnt[m] += r["frames"]
+    rows = [[lab, 1000.0 * secs[m] / cnt[m]] for lab, m in methods if cnt[m]]
+    out.append("\n### Speed (measured in this run, one thread)\n")
+    out.append(ev.markdown_table(["method", "ms per evaluated frame"], rows, digits=0))
+    out.append("\nWhole prediction of the evaluated frames (key-frames included, no decoding or metrics) "
+               "over the evaluated non-key frames, all clips and K together; other jobs shared the "
+               "machine, so compare within this table. benchmarks/ has the end-to-end measurement.")
     return "\n".join(out), targets
 
 
@@ -491,15 +483,15 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", action="append", default=[], metavar="TASK=PATH",
                    help="use this model file for TASK (colour, segment, hdr) instead of the manifest's")
-    p.add_argument("--compare", nargs="*", default=[], metavar="NAME=PATH",
-                   help="colour models to compare (e.g. basic=A.tpn switch=B.tpn transpose=C.tpn)")
-    p.add_argument("--quick", action="store_true", help="smoke run: one short sequence per task, coarse stride")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: one short sequence per task (colour: one clip per split, its first "
+                        f"{QUICK_FRAMES} frames, K = 10, 20), coarse stride")
     p.add_argument("--out", help="markdown output (default docs/RESULTS.md; /tmp/RESULTS.quick.md with --quick)")
     p.add_argument("--json", help="also write the raw numbers here")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--stride", type=int, default=3, help="colour: evaluate every n-th frame")
-    p.add_argument("--Ks", default="10,20,30,40")
-    p.add_argument("--seqs", default=",".join(("bmx-trees", "drift-chicane", "goat", "libby")))
+    p.add_argument("--Ks", default="10,20,30,40", help="colour: key-frame intervals")
+    p.add_argument("--colour-splits", default="tune,heldout", help="colour: tpn_eval.colour_split.SPLITS to run")
+    p.add_argument("--seg-seqs", default=",".join(("bmx-trees", "drift-chicane", "goat", "libby")))
     p.add_argument("--seg-stride", type=int, default=1, help="segmentation: use every n-th frame")
     p.add_argument("--seg-modes", default="first,chain,nonet",
                    help="segmentation methods: first (TPN from the first frame), chain (MaskPropagator "
@@ -516,27 +508,22 @@ def parse_args(argv=None):
     a.Ks = [int(k) for k in a.Ks.split(",")]
     a.hdr_Ks = [int(k) for k in a.hdr_Ks.split(",")]
     a.hdr_settings, a.hdr_splits = a.hdr_settings.split(","), a.hdr_splits.split(",")
-    a.seqs = a.seqs.split(",")
-    a.seg_seqs = list(a.seqs)
+    a.colour_splits = a.colour_splits.split(",")
+    a.seg_seqs = a.seg_seqs.split(",")
     a.seg_modes = a.seg_modes.split(",")
     a.only = a.only.split(",")
     if a.quick:
-        a.seqs, a.seg_seqs, a.stride, a.seg_stride = ["libby"], ["libby"], 6, 3
+        a.Ks, a.seg_seqs, a.seg_stride = [K for K in a.Ks if K <= 20][:2] or a.Ks[:2], ["libby"], 3
         a.hdr_seeds, a.hdr_frames, a.hdr_size, a.hdr_settings = 1, 21, 128, ["standard"]
     a.out = a.out or ("/tmp/RESULTS.quick.md" if a.quick else str(REPO / "docs" / "RESULTS.md"))
     a.overrides = {}
     for item in a.weights:
         task, sep, path = item.partition("=")
-        task = {"color": "colour", "segmentation": "segment"}.get(task, task)
+        task = {"color": "colour", "segmentation": "segment", "fusion": "colour-fusion",
+                "color-fusion": "colour-fusion"}.get(task, task)
         if not sep or task not in TASKS:
             p.error(f"--weights wants TASK=PATH with TASK in {TASKS}, got {item!r}")
         a.overrides[task] = path
-    a.compare_specs = {}
-    for item in a.compare:
-        name, sep, path = item.partition("=")
-        if not sep:
-            p.error(f"--compare wants NAME=PATH, got {item!r}")
-        a.compare_specs[name] = path
     return a
 
 
@@ -561,33 +548,13 @@ def main(argv=None) -> int:
     models = {t: load(infos[t]) for t in TASKS}
     for t in TASKS:
         log(f"{t}: {infos[t]['path'] or 'no model'}" + (f" ({infos[t]['error']})" if infos[t]["error"] else ""))
-    specs = dict(a.compare_specs)
-    if not specs:  # several colour models in the manifest: compare them all
-        entries = [e for e in weights.load_manifest() if e.task == "colour"]
-        if len(entries) > 1:
-            for e in entries:
-                found = weights.find(e.name)
-                specs[e.name] = str(found) if found else f"(missing file {e.file})"
-    compare, compare_missing, compare_infos = {}, {}, {}
-    for name, path in specs.items():
-        info = find_model("colour", path)
-        m = load(info) if info["path"] else None
-        if m is None:
-            compare_missing[name] = info["error"] or "cannot load"
-            continue
-        if infos["colour"]["sha256"] == info["sha256"] and models["colour"] is not None:
-            m = models["colour"]  # the same file: reuse the main results
-        compare[name], compare_infos[name] = m, info
-
     sections, targets, raw = [], [], {}
     if "colour" in a.only:
-        col = run_colour(a, models["colour"], compare, log)
-        text, tg = colour_section(a, col, models["colour"], compare, compare_missing)
-        sections.append("## Colour\n\n" + text)
+        col = run_colour(a, infos, log)
+        text, tg = colour_section(a, col)
+        sections.append("## Colour against the two-key flow baseline (issue 19)\n\n" + text)
         targets += tg
-        raw["colour"] = {r["name"]: {"pairs": [{"t": p.t, "k": p.k, "psnr": p.psnr, "energy": p.energy}
-                                               for p in r["pairs"].values()],
-                                     "seconds": r["seconds"]} for r in col["seqs"]}
+        raw["colour"] = col["results"]
     if "segment" in a.only:
         seg = run_segment(a, models["segment"], log)
         text, tg = segment_section(a, seg, models["segment"] is not None)
@@ -615,24 +582,31 @@ def main(argv=None) -> int:
             f"load average {load0:.1f} when the run started (other jobs may have shared the CPUs: "
             "compare frames/s within this file, where all methods were timed in the same run; "
             "docs/BENCHMARKS.md times whole runs on a quiet machine)",
-            f"- Frames: colour every {a.stride}. frame of {', '.join(a.seqs)} (K = {', '.join(map(str, a.Ks))}); "
+            f"- Frames: colour the {' and '.join(a.colour_splits)} split(s) of tpn_eval.colour_split.SPLITS, "
+            f"the first {QUICK_FRAMES if a.quick else cs.MAX_FRAMES} frames of each clip "
+            f"(K = {', '.join(map(str, a.Ks))}); "
             f"segmentation {'all frames' if a.seg_stride == 1 else f'every {a.seg_stride}. frame'} of "
             f"{', '.join(a.seg_seqs)}; HDR {a.hdr_seeds} pseudo-video(s) per still of "
             f"{' and '.join(a.hdr_splits)} ({', '.join(a.hdr_settings)}), all held out of training by "
             "tpn_cli.train (sources.DAVIS_VAL, hdr_video.HDR_VAL; the HDR held-out stills are never "
             "read by it).", ""]
-    tg_rows = [[task, what, got, "no model" if ok is None else ("yes" if ok else "**no**")]
+    tg_rows = [[task, what, got, "n/a" if ok is None else ("yes" if ok else "**no**")]
                for task, what, got, ok in targets]
-    head += ["## Targets (issue 5)", "", ev.markdown_table(["task", "target", "measured", "met"], tg_rows,
+    head += ["## Targets (issues 5 and 19)", "", ev.markdown_table(["task", "target", "measured", "met"], tg_rows,
                                                            align="llrl"), ""]
-    held_out = [*a.seqs, *a.seg_seqs, *(n for split in ev.HDR_SPLIT.values() for n in split)]
+    # what each task is evaluated on here (a segment model trained on the colour held-out
+    # clips is no leak)
+    colour_held = [c.split(":")[1] for c in cs.SPLITS["heldout"]]
+    held_out = {"colour": colour_held, "colour-fusion": colour_held, "segment": a.seg_seqs,
+                "hdr": [n for split in ev.HDR_SPLIT.values() for n in split]}
     leaks = []
-    for info in [*infos.values(), *compare_infos.values()]:
+    for info in infos.values():
         e = info.get("entry")
         td = e.extra.get("training_data") if e is not None else None
         text = " ".join(map(str, td)) if isinstance(td, (list, tuple)) else str(td or "")
         text = text.split(", val")[0]  # "train ..., val ..." strings name the held-out data too
-        leaks += [f"{e.name}: {n}" for n in held_out if n in text]
+        # whole names only ('dog' is not '01_dog')
+        leaks += [f"{e.name}: {n}" for n in held_out[info["task"]] if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)]
     if leaks:
         head += ["**Warning:** the manifest lists evaluation data as training data: "
                  + ", ".join(sorted(set(leaks))), ""]
@@ -643,7 +617,6 @@ def main(argv=None) -> int:
         head += [f"**Warning:** the {', '.join(changed)} weights in weights/ changed during this run; "
                  "the tables below are for the files listed here, not the ones now shipped.", ""]
     rows = [model_row(t, infos[t]) for t in TASKS]
-    rows += [model_row(f"compare: {n}", i) for n, i in compare_infos.items()]
     head += ["## Models", "",
              ev.markdown_table(["used for", "task", "file", "sha256", "manifest", "model",
                                 "training data (licence)"], rows, align="lllllll"), ""]

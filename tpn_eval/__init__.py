@@ -1,21 +1,25 @@
 """Evaluation on held-out data, shared by scripts/eval_*.py and scripts/make_results.py
 (which writes docs/RESULTS.md). A package beside tpn_cli, not installed with tpn (the
 scripts put the repository root on sys.path): plans.py (schedules, (frame, key) pairs),
-colour.py, segment.py, hdr.py (the methods below), tables.py (bins, means, markdown).
+colour_split.py, colour.py, segment.py, hdr.py (the methods below), tables.py (bins, means,
+markdown).
 
-Colour (DAVIS held-out sequences)
-    Key-frames every K frames (0, K, 2K, ...). A schedule assigns each other frame one
-    key-frame (:func:`tpn_cli.keyframes.plan`): ``online`` = the nearest key-frame at or
-    before it (the paper's online mode), ``nearest`` = the nearest on either side (ties to
-    the earlier). Each method predicts the frame's ab from that key-frame; PSNR is on 8-bit
-    RGB rebuilt with the frame's own L (key-frames excluded), style energy is
-    :func:`tpn_cli.metrics.style_energy_ratio` (propagated ab variance / true). The
-    prediction for frame t from key k does not depend on K or on the schedule, so every
-    distinct (t, k) pair is computed once (:func:`colour_pairs`).
-    Methods: ``copy`` (the key-frame's ab), ``flow`` (the key-frame's ab warped by OpenCV DIS
-    flow, preset MEDIUM, computed between the frame's and the key-frame's L), and TPN models
-    run exactly as `tpn colorize` runs them (:class:`tpn_cli.propagator.KeyPropagator`),
-    scored on the RGB image the command writes.
+Colour (issue 19's protocol, colour_split.py: docs/RESULTS.md's colour section)
+    A split declared before measuring (:data:`colour_split.SPLITS`): ``tune`` (the DAVIS
+    clips the colour work was tuned on) and ``heldout`` (four other DAVIS clips and four
+    ProPainter clips, never trained or tuned on), the first 81 frames of each clip,
+    key-frames every K frames from 0. Frames: the pairs (t, t+1) with t ≡ 0 (mod 8) and,
+    at K ≥ 20, every pair where the feeding key-frames change. PSNR on 8-bit RGB rebuilt
+    with the frame's own L (key-frames excluded); temporal warping error = the output's
+    flow-compensated frame-to-frame chroma change over the ground truth's, over all pairs,
+    at the method's key changes and elsewhere. Methods: ``baseline`` (issue 19's two-key
+    flow baseline: both neighbouring keys warped by OpenCV DIS, preset MEDIUM, at full
+    resolution, weighted per pixel by exp(−e/8) / (|t − k| + 1), e the 9×9 box mean of
+    |warped key L − frame L| in 8-bit L) and ``product:MODE[:tpn]`` (what
+    `tpn colorize --mode MODE [--tpn]` writes, built by the command's own
+    ColourTask.adapter with its defaults and the shipped weights).
+    colour.py (scripts/eval_colour.py, eval_suggest.py): the older per-(frame, key) pairs
+    of copy, DIS flow and TPN models under the online / nearest schedules.
 
 Segmentation (DAVIS protocol, first-frame mask only)
     ``copy`` (the first mask everywhere), ``flow_first`` (the first mask warped to each

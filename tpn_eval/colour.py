@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from tpn_cli import colour, metrics
+from tpn_cli import colour, colour_fusion, metrics
 from tpn_cli.adapters import ColourAdapter
 from tpn_cli.engine import work_shape
 from tpn_cli.flow import flow_warp
@@ -85,7 +85,7 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
                           only: Mapping[str, set] | None = None,
                           work_short_side: int = ColourAdapter.default_work_size,
                           blends: Mapping[int, set] | None = None,
-                          blend_out: dict | None = None) -> list[ColourPairResult]:
+                          blend_out: dict | None = None, fusion: Any = None) -> list[ColourPairResult]:
     """Copy, flow and each model on the (frame, key) ``pairs`` of ``clip`` (sorted by frame).
 
     ``models`` maps a name to a colour TPN (or None: left out); ``only[name]``, if given,
@@ -103,13 +103,19 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
     propagator, reusing the frame's aligned keys and network outputs), flow's (by
     :func:`tpn_cli.models.infer.blend_weights` at full size) and each model's, and their
     PSNR put in ``blend_out[(frame, sources)][method]``.
+
+    ``fusion``: the flow part's key fusion (:class:`tpn_cli.colour_fusion.FusionNet`) for
+    the flow-aligned models (None: the shipped one, as `tpn colorize --tpn`).
     """
     times = times if times is not None else defaultdict(float)
     blends = blends or {}
     cache = _FrameCache(clip)
     h, w = clip.read(0).shape[:2]
     work = work_shape(w, h, work_short_side)
-    props = {name: KeyPropagator(ColourAdapter(work, "cpu", flow_mix=_flow_mix(m)), m)
+    if fusion is None and any(_flow_mix(m) > 0 for m in models.values() if m is not None):
+        fusion = colour_fusion.load_shipped()
+    props = {name: KeyPropagator(ColourAdapter(work, "cpu", flow_mix=_flow_mix(m),
+                                               fusion=fusion if _flow_mix(m) > 0 else None), m)
              for name, m in models.items() if m is not None}
     out = []
     frame_t = None  # the frame whose keys are in ``views``

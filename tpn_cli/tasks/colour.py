@@ -81,14 +81,17 @@ class ColourTask(Task):
         k = next(k for k in run.keys if k.index == index)
         return resize_image(read_image(k.path, depth=8, keep_alpha=True), run.reader.width, run.reader.height)
 
-    def adapter(self, run: "Run", model: Any) -> ColourAdapter:
+    def adapter(self, run: "Run", model: Any,
+                fusion: colour_fusion.FusionNet | None = None) -> ColourAdapter:
+        """``fusion``: a key fusion instead of the shipped one (evaluation,
+        tpn_eval.colour_split)."""
         # the fused flow-warped keys alone without a model; a flow-aligned model's colour
         # mixed with them (FLOW_MIX); an older model's alone
         if model is None:
             mix = 1.0
         else:
             mix = ColourAdapter.FLOW_MIX if infer.wants_alignment(model) else 0.0
-        fusion = colour_fusion.load_shipped() if mix > 0 else None
+        fusion = (fusion or colour_fusion.load_shipped()) if mix > 0 else None
         return ColourAdapter(run.work, run.device, run.opts.chroma_upsample, flow_mix=mix,
                              partial_keys=bool(self.partial_keys), fusion=fusion)
 
