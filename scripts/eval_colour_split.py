@@ -5,7 +5,7 @@
 
 A command line over tpn_eval/colour_split.py (the split, the frames, the metrics and the
 methods are described there). Methods: ``baseline``, ``product:MODE[:tpn|:notpn]
-[:mix=M][:fusion=PATH]`` (what `tpn colorize --mode MODE` runs with the command's defaults:
+[:mix=M]`` (what `tpn colorize --mode MODE` runs with the command's defaults:
 plain ``product:blend`` is the default `tpn colorize`), and candidates registered in
 scripts/candidates_colour.py as ``cand:NAME``. Results already in --out are kept (resume).
 """

@@ -4,11 +4,10 @@ baselines computed in the same run, from the weights in weights/manifest.json.
     python scripts/make_results.py                       # full run, writes docs/RESULTS.md
     python scripts/make_results.py --quick               # smoke run, writes /tmp/RESULTS.quick.md
     python scripts/make_results.py --quick --only colour \
-        --weights colour-fusion=/work/runs/fusion/colour-fusion-v1.tpn
 
 Each task uses the manifest's default model (``--weights TASK=PATH`` overrides it, for
 development; the models section then says the file is not the shipped one; TASK is
-colour, colour-fusion, segment or hdr). A task without a model gets its baselines and
+colour, segment or hdr). A task without a model gets its baselines and
 "not available" for what needs it. The evaluation itself lives in tpn_eval/ (see its
 docstring for every method and metric; colour: tpn_eval/colour_split.py, issue 19's
 protocol on its tuning and held-out splits). One thread by default.
@@ -36,11 +35,11 @@ sys.path.insert(0, str(REPO))
 
 import tpn_eval as ev  # noqa: E402
 from tpn_eval import colour_split as cs  # noqa: E402
-from tpn_cli import colour_fusion, metrics, weights  # noqa: E402
+from tpn_cli import metrics, weights  # noqa: E402
 from tpn_cli.errors import WeightsUnavailableError  # noqa: E402
 from tpn_cli.models import load_model  # noqa: E402
 
-TASKS = ("colour", "colour-fusion", "segment", "hdr")
+TASKS = ("colour", "segment", "hdr")
 NA = "n/a"
 
 
@@ -91,15 +90,6 @@ def find_model(task: str, override: str | None) -> dict:
 def load(info: dict):
     if info["path"] is None:
         return None
-    if info["task"] == "colour-fusion":  # not a TPN: tpn_cli/colour_fusion.py's own format
-        try:
-            net = colour_fusion.load_fusion(info["path"])
-        except Exception as exc:
-            info["error"] = f"cannot load: {type(exc).__name__}: {exc}"
-            info["path"] = None
-            return None
-        info["desc"] = f"per-pixel key fusion, hidden {net.hidden}"
-        return net
     try:
         model = load_model(info["path"]).eval()
     except Exception as exc:  # a foreign or corrupt file: report it, keep the baselines
@@ -179,13 +169,13 @@ def run_colour(a, infos: dict, log) -> dict:
     missing = {}
     def why(task):
         return str(infos[task]["error"]).splitlines()[0] + f"; --weights {task}=PATH names a file"
-    if not _available(infos["colour-fusion"]):  # every product method needs the key fusion
-        missing.update({m: f"key fusion: {why('colour-fusion')}" for m in methods if m != "baseline"})
-    for m in methods:
-        if ":tpn" in m and not _available(infos["colour"]):
+    from tpn_cli.tasks.colour import ColourTask
+    for m in methods:  # the methods that run the TPN (the name says so, or the default does)
+        runs_tpn = ":tpn" in m or (m != "baseline" and ":notpn" not in m and ColourTask.USE_TPN)
+        if runs_tpn and not _available(infos["colour"]):
             missing.setdefault(m, f"colour TPN: {why('colour')}")
     run = [m for m in methods if m not in missing]
-    fusion, spec = a.overrides.get("colour-fusion"), a.overrides.get("colour")
+    spec = a.overrides.get("colour")
     frames = QUICK_FRAMES if a.quick else cs.MAX_FRAMES
     results, clips = {}, {}
     for split in a.colour_splits:
@@ -194,7 +184,7 @@ def run_colour(a, infos: dict, log) -> dict:
         for clip in clips[split]:
             t0 = time.time()
             cs.evaluate_clip(clip, a.Ks, run, results[split], max_frames=frames,
-                             method_fn=lambda m: cs.method(m, spec=spec, fusion=fusion),
+                             method_fn=lambda m: cs.method(m, spec=spec),
                              log=lambda msg: log(f"colour {split} {msg}"))
             log(f"colour {split} {clip}: {time.time() - t0:.0f} s")
     return {"results": results, "clips": clips, "missing": missing, "frames": frames}
@@ -519,8 +509,7 @@ def parse_args(argv=None):
     a.overrides = {}
     for item in a.weights:
         task, sep, path = item.partition("=")
-        task = {"color": "colour", "segmentation": "segment", "fusion": "colour-fusion",
-                "color-fusion": "colour-fusion"}.get(task, task)
+        task = {"color": "colour", "segmentation": "segment"}.get(task, task)
         if not sep or task not in TASKS:
             p.error(f"--weights wants TASK=PATH with TASK in {TASKS}, got {item!r}")
         a.overrides[task] = path
@@ -597,7 +586,7 @@ def main(argv=None) -> int:
     # what each task is evaluated on here (a segment model trained on the colour held-out
     # clips is no leak)
     colour_held = [c.split(":")[1] for c in cs.SPLITS["heldout"]]
-    held_out = {"colour": colour_held, "colour-fusion": colour_held, "segment": a.seg_seqs,
+    held_out = {"colour": colour_held, "segment": a.seg_seqs,
                 "hdr": [n for split in ev.HDR_SPLIT.values() for n in split]}
     leaks = []
     for info in infos.values():

@@ -52,16 +52,10 @@ def main() -> None:
     args = parser.parse_args()
 
     payload = torch.load(args.model, map_location="cpu", weights_only=True)
-    meta = payload.get("meta", {})
-    if payload.get("format") == "tpn-colour-fusion":  # tpn_cli/colour_fusion.py
-        task, config = "colour-fusion", {"hidden_channels": payload["hidden"]}
-        trained_on = list(meta["train_clips"])
-        data = f"colour train clips {trained_on}, val DAVIS {list(meta['val_clips'])}"
-    else:
-        config = payload["config"]
-        task = config["task"]
-        data = config.get("extra", {}).get("data", "")
-        trained_on = re.findall(r"'([^']+)'", data.split(", val")[0])  # validation sources are not training data
+    config, meta = payload["config"], payload.get("meta", {})
+    task = config["task"]
+    data = config.get("extra", {}).get("data", "")
+    trained_on = re.findall(r"'([^']+)'", data.split(", val")[0])  # validation sources are not training data
     licences = sorted({licence_of(name) for name in trained_on})
 
     weights_dir = ROOT / "weights"
@@ -89,7 +83,7 @@ def main() -> None:
         "licences": licences,
         "use": ("non-commercial only: trained on data licensed " + ", ".join(non_commercial)
                 if non_commercial else "any use allowed by the licences above"),
-        "iteration": meta.get("iter", meta.get("epoch")),
+        "iteration": meta.get("iter"),
         "model": {k: config[k] for k in ("encoder", "scale", "residual", "mode", "hidden_channels") if k in config},
         "scores": {k: float(v) for k, v in (s.split("=", 1) for s in args.score)},
     })

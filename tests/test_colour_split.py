@@ -60,7 +60,6 @@ def test_evaluated_pairs_add_key_changes_from_switch_from():
 def test_product_methods_follow_the_command(monkeypatch):
     """``product:MODE`` runs the TPN only as `tpn colorize` would (ColourTask.USE_TPN),
     ``:tpn`` forces it; unknown flags are refused."""
-    from tpn_cli.colour_fusion import FusionNet
     from tpn_cli.tasks.colour import ColourTask
 
     rng = np.random.default_rng(0)
@@ -71,21 +70,19 @@ def test_product_methods_follow_the_command(monkeypatch):
         calls.append(spec)
         raise RuntimeError("the TPN was asked for")
     monkeypatch.setattr(cs, "product_model", fake_model)
-    torch.manual_seed(0)
-    net = FusionNet(8).eval()
     monkeypatch.setattr(ColourTask, "USE_TPN", False)
-    fn, sched = cs.method("product:blend", fusion=net)
+    fn, sched = cs.method("product:blend")
     assert sched == "blend"
     out = fn(frames, 9, [0, 8], {0, 4, 8})
     assert set(out) == {0, 4, 8} and out[4].shape == frames[4].shape
     assert np.array_equal(out[0], frames[0])
     assert calls == []
     with pytest.raises(RuntimeError):
-        cs.method("product:blend:tpn", fusion=net)[0](frames, 9, [0, 8], {4})
+        cs.method("product:blend:tpn")[0](frames, 9, [0, 8], {4})
     monkeypatch.setattr(ColourTask, "USE_TPN", True)
     with pytest.raises(RuntimeError):
-        cs.method("product:blend", fusion=net)[0](frames, 9, [0, 8], {4})
-    assert cs.method("product:blend:notpn", fusion=net)[0](frames, 9, [0, 8], {4})[4].shape == (48, 64, 3)
+        cs.method("product:blend")[0](frames, 9, [0, 8], {4})
+    assert cs.method("product:blend:notpn")[0](frames, 9, [0, 8], {4})[4].shape == (48, 64, 3)
     with pytest.raises(ValueError):
         cs.method("product:blend:fast")
 

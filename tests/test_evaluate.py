@@ -233,9 +233,8 @@ def test_blend_of_real_predictions_follows_the_weights():
     clip = _SmallClip("goat", 9)
     one, even = ((0, 1.0), (8, 0.0)), ((0, 0.5), (8, 0.5))
     out: dict = {}
-    from tpn_cli.colour_fusion import FusionNet
     res = ev.evaluate_colour_pairs(clip, [(4, 0), (4, 8)], {"tpn": model}, work_short_side=60,
-                                   blends={4: {one, even}}, blend_out=out, fusion=FusionNet().eval())
+                                   blends={4: {one, even}}, blend_out=out)
     by_key = {r.k: r for r in res}
     for m in ("flow", "tpn"):
         assert out[(4, one)][m] == pytest.approx(by_key[0].psnr[m], abs=1e-6)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import camera_response, colour, colour_fusion, flow, hdr_fusion, timing
+from . import camera_response, colour, fill, flow, hdr_fusion, timing
 from .models import infer
 from .models import tasks as mt
 
@@ -110,19 +110,22 @@ class ColourAdapter:
     needs_key_video_frame = False  # the key image carries its own L
     #: Share of the flow part in a flow-aligned model's colour: ab = (1 − m)·TPN + m·flow,
     #: flow = :meth:`flow_prediction` (both neighbouring keys warped at full size by DIS,
-    #: fused by the learned key fusion, the unsure pixels filled edge-aware); m measured
+    #: blended by their fit, the unfit pixels filled edge-aware); m measured
     #: in docs/what-we-tried.md, "Issue 19 (colour)". Set on the adapter by ``tpn colorize``:
-    #: 1 without a model (the flow part alone, the default), this with ``--tpn``, 0 for a
-    #: model that does not align (the TPN alone, no full-size flow).
+    #: this with a flow-aligned model (the default), 1 without a model (``--no-tpn``: the
+    #: flow part alone), 0 for a model that does not align (the TPN alone, no full-size flow).
     FLOW_MIX = 0.5
+    #: The flow part's per-key fit, the issue-19 baseline's: exp(−e / FIT_SCALE), e the
+    #: FIT_BOX × FIT_BOX mean of |warped key L − frame L| in 8-bit L; two keys weighted by
+    #: fit / (|t − k| + 1).
+    FIT_BOX, FIT_SCALE = 9, 8.0
 
     def __init__(self, work: tuple[int, int], device: torch.device | str,
                  chroma_upsample: str = "guided", flow_mix: float = 0.0,
-                 partial_keys: bool = False, fusion: colour_fusion.FusionNet | None = None) -> None:
+                 partial_keys: bool = False) -> None:
         self.work, self.device = work, device  # work = (h, w)
         self.chroma_upsample = chroma_upsample  # a colour.CHROMA_UPSAMPLE method
         self.flow_mix = flow_mix
-        self.fusion = fusion  # the flow part's key fusion (needed when flow_mix > 0)
         # a partly painted key is laid over its video frame (see the class doc)
         self.needs_key_video_frame = partial_keys
 
@@ -285,31 +288,50 @@ class ColourAdapter:
             return None
         return [flow.resize_flow(f, self.work) for f in self.frame_flows(ctx, keys)]
 
+    @classmethod
+    def key_fit(cls, warped_L: np.ndarray, gray: np.ndarray) -> torch.Tensor:
+        """(1, H, W) fit in (0, 1] of a key warped into a frame: exp(−e / :data:`FIT_SCALE`),
+        e the :data:`FIT_BOX` box mean of |warped key L (H, W, 0..100) × 2.55 − the
+        frame's 8-bit L ``gray`` (H, W)|."""
+        cv = flow.require_cv2()
+        d = np.abs(np.asarray(warped_L, np.float32) * np.float32(255.0 / 100.0) - gray.astype(np.float32))
+        e = cv.blur(d, (cls.FIT_BOX, cls.FIT_BOX), borderType=cv.BORDER_REPLICATE)
+        return torch.from_numpy(np.exp(-e / np.float32(cls.FIT_SCALE)))[None]
+
     def flow_prediction(self, L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]],
                         ctx: dict | None = None) -> torch.Tensor:
         """The flow part's ab (2, H, W) for a frame of lightness ``L`` (H, W): each key's
-        full-size Lab (+ paint alpha) warped by :meth:`frame_flows`, the keys weighed per
-        pixel and the unconfident pixels filled from the confident ones around by the
-        learned fusion (:mod:`tpn_cli.colour_fusion`, ``self.fusion``); the warped paint
-        alpha of partly painted keys weighs them too (t = ``ctx["index"]``; without it
-        the keys count as equally far). One key: that key alone, filled the same way."""
+        full-size Lab (+ paint alpha) warped by :meth:`frame_flows`; the keys weighted per
+        pixel by their fit (:data:`FIT_SCALE`) / (|t − k| + 1) (t = ``ctx["index"]``;
+        without it, by fit alone) and by their warped alpha when partly painted
+        (:func:`tpn_cli.models.infer.paint_weights`); the pixels no key fits filled from
+        the fitting ones around (:func:`tpn_cli.fill.fill_unfit`, confidence = the best
+        key's fit). One key: that key alone, filled the same way."""
         ctx = {"L": L} if ctx is None else ctx
         ctx.setdefault("L", L)
-        # a key the plan gives no weight feeds nothing
+        # the distance weights here are the baseline's, not the plan's; a key the plan
+        # gives no weight feeds nothing
         keys = [k for k, w in sources if w > 0] or [k for k, _ in sources]
         flows = self.frame_flows(ctx, keys)
         gray = self._full_gray(ctx).astype(np.float32)
         t = ctx.get("index")
         with timing.section("flow"):
             warped = [flow.warp(k.flow_lab, f) for k, f in zip(keys, flows)]  # (H, W, 3[+1]) Lab(+alpha)
-        views = [colour_fusion.KeyWarp(np.ascontiguousarray(x[..., 1:3].transpose(2, 0, 1)),
-                                       x[..., 0] * np.float32(2.55), f,
-                                       abs(t - k.index) if t is not None else 0.0)
-                 for k, x, f in zip(keys, warped, flows)]
-        alphas = [torch.from_numpy(np.ascontiguousarray(x[..., 3]))[None] if x.shape[-1] > 3 else None
-                  for x in warped]
+            fits = [self.key_fit(x[..., 0], gray) for x in warped]
+        warped_t = [torch.from_numpy(x).permute(2, 0, 1) for x in warped]
+        with timing.section("colour"):
+            if len(keys) == 1:
+                ab, best = warped_t[0][1:3], fits[0]
+            else:
+                raw = [c / (abs(t - k.index) + 1.0 if t is not None else 1.0) for c, k in zip(fits, keys)]
+                alphas = [x[3:] if x.shape[0] > 3 else None for x in warped_t]
+                if any(a is not None for a in alphas):
+                    raw = infer.paint_weights(raw, alphas)  # normalises
+                total = sum(raw).clamp(min=1e-12)
+                ab = sum(r * x[1:3] for r, x in zip(raw, warped_t)) / total
+                best = torch.maximum(*fits) if len(fits) == 2 else torch.stack(fits).amax(0)
         with timing.section("scan"):
-            return colour_fusion.fuse(self.fusion, L, gray, views, alphas)
+            return fill.fill_unfit(ab, best[0], torch.from_numpy(np.ascontiguousarray(L)))
 
 
 _FLOW_POOL = None

@@ -229,8 +229,6 @@ class Run:
         o = self.opts
         timing.enable_from_env()
         model = None
-        for other in self.task.other_weights(o):
-            weights.resolve(None, other)  # raises the helpful exit-4 error
         if self.uses_model:
             if self.weights_path is None:
                 weights.resolve(o.weights, o.task)  # raises the helpful exit-4 error
@@ -386,8 +384,6 @@ def check_and_plan(opts: Options) -> Run:
     try:
         if uses_model:
             wpath = weights.resolve(opts.weights, opts.task)
-        for other in task.other_weights(opts):
-            weights.resolve(None, other)
     except weights.WeightsUnavailableError as exc:
         werr = str(exc)
     run = Run(opts=opts, task=task, reader=reader, frame_count=frame_count, keys=keys, output=output,

@@ -7,11 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-import cv2
 import numpy as np
 import torch
 
-from tpn_cli import colour, colour_fusion, metrics
+from tpn_cli import colour, metrics
 from tpn_cli.adapters import ColourAdapter
 from tpn_cli.engine import work_shape
 from tpn_cli.flow import flow_warp
@@ -24,15 +23,6 @@ from .tables import mean
 
 __all__ = ["ColourPairResult", "evaluate_colour_pairs", "evaluate_colour_sequence", "colour_frame_values",
            "colour_summary"]
-
-
-def baseline_fit(warped_L: np.ndarray, gray: np.ndarray) -> torch.Tensor:
-    """Issue 19's two-key baseline's per-key fit (1, H, W) of a key warped into a frame:
-    exp(−e / 8), e the 9×9 box mean of |warped key L (0..100) × 2.55 − the frame's 8-bit
-    L ``gray``|."""
-    d = np.abs(np.asarray(warped_L, np.float32) * np.float32(2.55) - gray.astype(np.float32))
-    e = cv2.blur(d, (9, 9), borderType=cv2.BORDER_REPLICATE)
-    return torch.from_numpy(np.exp(-e / np.float32(8.0)))[None]
 
 
 def _lab(rgb: np.ndarray) -> torch.Tensor:
@@ -85,7 +75,7 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
                           only: Mapping[str, set] | None = None,
                           work_short_side: int = ColourAdapter.default_work_size,
                           blends: Mapping[int, set] | None = None,
-                          blend_out: dict | None = None, fusion: Any = None) -> list[ColourPairResult]:
+                          blend_out: dict | None = None) -> list[ColourPairResult]:
     """Copy, flow and each model on the (frame, key) ``pairs`` of ``clip`` (sorted by frame).
 
     ``models`` maps a name to a colour TPN (or None: left out); ``only[name]``, if given,
@@ -103,19 +93,13 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
     propagator, reusing the frame's aligned keys and network outputs), flow's (by
     :func:`tpn_cli.models.infer.blend_weights` at full size) and each model's, and their
     PSNR put in ``blend_out[(frame, sources)][method]``.
-
-    ``fusion``: the flow part's key fusion (:class:`tpn_cli.colour_fusion.FusionNet`) for
-    the flow-aligned models (None: the shipped one, as `tpn colorize --tpn`).
     """
     times = times if times is not None else defaultdict(float)
     blends = blends or {}
     cache = _FrameCache(clip)
     h, w = clip.read(0).shape[:2]
     work = work_shape(w, h, work_short_side)
-    if fusion is None and any(_flow_mix(m) > 0 for m in models.values() if m is not None):
-        fusion = colour_fusion.load_shipped()
-    props = {name: KeyPropagator(ColourAdapter(work, "cpu", flow_mix=_flow_mix(m),
-                                               fusion=fusion if _flow_mix(m) > 0 else None), m)
+    props = {name: KeyPropagator(ColourAdapter(work, "cpu", flow_mix=_flow_mix(m)), m)
              for name, m in models.items() if m is not None}
     out = []
     frame_t = None  # the frame whose keys are in ``views``
@@ -138,7 +122,7 @@ def evaluate_colour_pairs(clip, pairs: Sequence[tuple[int, int]], models: Mappin
                 res["flow"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab[None])), truth)
                 # issue 19's two-key baseline: the same warps, weighted by fit / (|t − k| + 1)
                 gray = np.clip(np.rint(lab_t[0, 0].numpy() * 2.55), 0, 255).astype(np.uint8)
-                raw = [baseline_fit(flows[k][1][0].numpy() * 100.0, gray) / (abs(t - k) + 1.0)
+                raw = [ColourAdapter.key_fit(flows[k][1][0].numpy() * 100.0, gray) / (abs(t - k) + 1.0)
                        for k, _ in sources]
                 ab2 = sum(r * flows[k][0] for r, (k, _) in zip(raw, sources)) / sum(raw).clamp(min=1e-12)
                 res["flow2"] = _psnr_u8(_colour_rgb(v_t, tasks.colour_prop(ab2[None])), truth)

@@ -23,11 +23,11 @@ Methods (:func:`method`): ``baseline`` (:func:`two_key`, the issue's baseline: b
 neighbouring key-frames warped by OpenCV DIS flow, preset MEDIUM, at the frame's full
 resolution on the 8-bit L, each weighted per pixel by exp(−e/8) / (|t − k| + 1), e the
 9×9 box mean of |warped key L − frame L| in 8-bit L; one key alone where there is one);
-``product:MODE[:tpn|:notpn][:mix=M][:fusion=PATH]`` (:func:`run_product`: what
+``product:MODE[:tpn|:notpn][:mix=M]`` (:func:`run_product`: what
 `tpn colorize --mode MODE [--tpn|--no-tpn]` runs, through the CLI's own
 :meth:`tpn_cli.tasks.colour.ColourTask.adapter`, its defaults, the shipped weights and
 batch size; no shot detection: the clips are single shots; ``mix`` overrides the flow
-part's share, 1.0 = no network; ``fusion`` a key-fusion file instead of the shipped one).
+part's share, 1.0 = no network).
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping, Sequence
 import cv2
 import numpy as np
 
-from tpn_cli import colour, colour_fusion, engine, weights
+from tpn_cli import colour, engine, weights
 from tpn_cli.flow import dis_flow, warp
 from tpn_cli.keyframes import plan
 from tpn_cli.media.video import Frame as VideoFrame, VideoReader
@@ -201,15 +201,15 @@ def product_model(spec: str | None = None):
 
 
 def run_product(frames, n, keys, wanted, mode: str | None = None, tpn: bool | None = None,
-                spec: str | None = None, fusion: Any = None, mix: float | None = None,
+                spec: str | None = None, mix: float | None = None,
                 adapter_hook: Callable | None = None) -> dict[int, np.ndarray]:
     """What `tpn colorize` writes for the ``wanted`` frames (frames are independent given
     their key-frames, so leaving others out changes nothing): the command's adapter
     (:meth:`tpn_cli.tasks.colour.ColourTask.adapter`, working size, chroma up-sampling, flow
-    mix, the shipped key fusion) and :func:`tpn_cli.engine.stream_from_keys` with its batch
+    mix) and :func:`tpn_cli.engine.stream_from_keys` with its batch
     size. ``mode``: --mode (None: the command's default); ``tpn``: --tpn / --no-tpn (None:
     the command's default, ColourTask.USE_TPN; ``spec`` = --weights, which implies --tpn);
-    ``fusion``: a key-fusion file or FusionNet instead of the shipped one; ``mix``: the
+    ``mix``: the
     flow part's share instead of the command's (1: no network; < 1 implies the TPN)."""
     from tpn_cli.tasks.colour import ColourTask  # noqa: PLC0415
     task = ColourTask()
@@ -218,16 +218,13 @@ def run_product(frames, n, keys, wanted, mode: str | None = None, tpn: bool | No
         tpn = mix < 1.0
     use_tpn = task.uses_model(SimpleNamespace(tpn=tpn, weights=spec))
     model = product_model(spec) if use_tpn else None
-    net = colour_fusion.load_fusion(fusion) if isinstance(fusion, (str, Path)) else fusion
     h, w = frames[0].shape[:2]
     work_size = cli_default("work_size") or task.default_work_size
     run = SimpleNamespace(work=engine.work_shape(w, h, work_size), device="cpu",
                           opts=SimpleNamespace(chroma_upsample=cli_default("chroma_upsample")))
-    adapter = task.adapter(run, model, fusion=net)
+    adapter = task.adapter(run, model)
     if mix is not None:
         adapter.flow_mix = mix
-        if mix > 0 and adapter.fusion is None:
-            adapter.fusion = net or colour_fusion.load_shipped()
     if adapter_hook:
         adapter_hook(adapter)
     assigns = [a for a in plan(n, keys, mode) if a.frame in wanted]
@@ -239,13 +236,13 @@ def run_product(frames, n, keys, wanted, mode: str | None = None, tpn: bool | No
     return sink.out
 
 
-def method(name: str, spec: str | None = None, fusion: Any = None) -> tuple[Callable, str]:
+def method(name: str, spec: str | None = None) -> tuple[Callable, str]:
     """(fn(frames, n, keys, wanted) → {frame: RGB}, the schedule whose key changes count as
-    "switch") of a method name (see the module doc). ``spec``, ``fusion``: the colour TPN
-    and key-fusion files the product uses unless the name says otherwise (None: shipped)."""
+    "switch") of a method name (see the module doc). ``spec``: the colour TPN file the
+    product uses unless the name says otherwise (None: shipped)."""
     if name == "baseline":
         return run_baseline, "blend"
-    if name.startswith("product:"):  # product:MODE[:tpn|:notpn][:mix=M][:fusion=PATH]
+    if name.startswith("product:"):  # product:MODE[:tpn|:notpn][:mix=M]
         mode, *opts = name.split(":")[1:]
         flags = {o for o in opts if "=" not in o}
         kw = dict(o.split("=", 1) for o in opts if "=" in o)
@@ -253,13 +250,12 @@ def method(name: str, spec: str | None = None, fusion: Any = None) -> tuple[Call
             raise ValueError(f"{name}: unknown option(s) {sorted(flags - {'tpn', 'notpn'})}")
         tpn = True if "tpn" in flags else (False if "notpn" in flags else None)
         mix = float(kw["mix"]) if "mix" in kw else None
-        fus = kw.get("fusion", fusion)
         # the TPN file only where the TPN runs (--weights would imply --tpn)
         from tpn_cli.tasks.colour import ColourTask  # noqa: PLC0415
         sp = spec if (tpn if tpn is not None else ColourTask.USE_TPN) else None
 
         def fn(fr, n, keys, wanted):
-            return run_product(fr, n, keys, wanted, mode, tpn=tpn, spec=sp, fusion=fus, mix=mix)
+            return run_product(fr, n, keys, wanted, mode, tpn=tpn, spec=sp, mix=mix)
         return fn, mode
     raise ValueError(f"unknown method {name!r}")
 

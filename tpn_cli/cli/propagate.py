@@ -92,9 +92,9 @@ def _format_plan(p: dict) -> str:
                    "16-bit) gives colour only where alpha > 0 (a partly painted key).")
 @click.option("--mode", type=click.Choice(["online", "nearest", "blend"]), default="blend",
               show_default=True,
-              help="blend: both neighbouring key-frames, warped by optical flow and weighed per "
-                   "pixel by a learned fusion (frames with one key on their side of the shot "
-                   "take it alone); nearest: the closest key-frame on either side, "
+              help="blend: both neighbouring key-frames, weighted per pixel by distance and by "
+                   "how well each fits after alignment (frames with one key on their side of "
+                   "the shot take it alone); nearest: the closest key-frame on either side, "
                    "about half the work, but the colour jumps where the key changes; online: "
                    "the key-frame at or before each frame (the paper's; needs no later keys). "
                    "Held-out clips, keys every 20 frames: blend beats the two-key flow "
@@ -103,11 +103,12 @@ def _format_plan(p: dict) -> str:
               help="Skip the check that each key-frame's lightness matches its video frame "
                    "(it catches off-by-one names).")
 @click.option("--tpn/--no-tpn", "tpn", default=None,
-              help="Mix the colour TPN's prediction into the fused key-frames (default: off; "
-                   "measured in docs/what-we-tried.md). --weights implies --tpn.")
+              help="Mix the colour TPN's prediction into the flow-warped key-frames (default: "
+                   "on; --no-tpn is about twice as fast and a little less accurate, measured in "
+                   "docs/what-we-tried.md). --weights implies --tpn.")
 @click.option("--chroma-upsample", type=click.Choice(["guided", "bilinear"]), default="guided",
               show_default=True,
-              help="With --tpn: how the TPN's working-size colour reaches full size: guided by "
+              help="How the TPN's working-size colour reaches full size: guided by "
                    "the frame's own lightness (colour edges follow its edges, ~0.1 s per 1080p "
                    "frame on one core; measured in docs/what-we-tried.md) or plain bilinear.")
 @shot_options

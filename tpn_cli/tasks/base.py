@@ -72,11 +72,6 @@ class Task:
     def uses_model(self, opts: "Options") -> bool:
         return True
 
-    def other_weights(self, opts: "Options") -> list[str]:
-        """Manifest tasks of the weights this task loads besides its TPN (resolved when
-        the run is planned, so a missing file stops it before any work)."""
-        return []
-
     # -- the plan ---------------------------------------------------------------------------
     def mode(self, opts: "Options") -> str:
         """The schedule's name for the plan and the summary."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import colour_fusion, keyframes, outputs
+from .. import keyframes, outputs
 from ..adapters import ColourAdapter
 from ..errors import BadInputError, UsageError
 from ..keyframes import check_colour_keyframe, check_size
@@ -34,24 +34,19 @@ class ColourTask(Task):
             return input_path.with_name(input_path.stem + self.output_suffix + input_path.suffix)
         return super().default_output(input_path)
 
-    #: Whether the colour TPN runs without --tpn/--no-tpn (docs/what-we-tried.md, "Issue 19
-    #: (colour)": the learned key fusion alone against it mixed with the TPN).
-    USE_TPN = False
+    #: Whether the colour TPN runs without --tpn/--no-tpn: yes, it adds 0.2–0.5 dB over the
+    #: flow part alone on the tuning clips (docs/what-we-tried.md, "Issue 19 (colour)").
+    USE_TPN = True
 
     def uses_model(self, opts: "Options") -> bool:
-        """The colour TPN runs with --tpn (or --weights, which names one), else by
-        :data:`USE_TPN`."""
+        """The colour TPN runs unless --no-tpn (:data:`USE_TPN`)."""
         return opts.tpn if opts.tpn is not None else (opts.weights is not None or self.USE_TPN)
-
-    def other_weights(self, opts: "Options") -> list[str]:
-        """The learned key fusion (:mod:`tpn_cli.colour_fusion`)."""
-        return ["colour-fusion"]
 
     def propagation(self, run: "Run") -> str:
         keys = "the key-frame" if run.mode != "blend" else "both neighbouring key-frames"
-        tpn = "; mixed with the colour TPN's" if run.uses_model else ""
-        return (f"{keys} warped by optical flow at full size, weighed per pixel by the learned key "
-                f"fusion, unsure pixels filled edge-aware{tpn}")
+        tpn = "the colour TPN's prediction mixed with " if run.uses_model else ""
+        return (f"{tpn}{keys} warped by optical flow at full size, blended by their per-pixel "
+                "fit, unfit pixels filled edge-aware")
 
     def check_output_kind(self, opts: "Options", output: Path, kind: str) -> None:
         if kind == "image":
@@ -81,19 +76,15 @@ class ColourTask(Task):
         k = next(k for k in run.keys if k.index == index)
         return resize_image(read_image(k.path, depth=8, keep_alpha=True), run.reader.width, run.reader.height)
 
-    def adapter(self, run: "Run", model: Any,
-                fusion: colour_fusion.FusionNet | None = None) -> ColourAdapter:
-        """``fusion``: a key fusion instead of the shipped one (evaluation,
-        tpn_eval.colour_split)."""
-        # the fused flow-warped keys alone without a model; a flow-aligned model's colour
-        # mixed with them (FLOW_MIX); an older model's alone
+    def adapter(self, run: "Run", model: Any) -> ColourAdapter:
+        # the flow-warped keys alone without a model (--no-tpn); a flow-aligned model's
+        # colour mixed with them (FLOW_MIX); an older model's alone
         if model is None:
             mix = 1.0
         else:
             mix = ColourAdapter.FLOW_MIX if infer.wants_alignment(model) else 0.0
-        fusion = (fusion or colour_fusion.load_shipped()) if mix > 0 else None
         return ColourAdapter(run.work, run.device, run.opts.chroma_upsample, flow_mix=mix,
-                             partial_keys=bool(self.partial_keys), fusion=fusion)
+                             partial_keys=bool(self.partial_keys))
 
     def sinks(self, run: "Run", copy_streams: bool) -> list:
         o = run.opts
