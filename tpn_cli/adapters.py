@@ -267,9 +267,9 @@ class ColourAdapter:
             gray = self._full_gray(ctx)
             with timing.section("flow"):
                 if len(todo) == 1:
-                    flows = [flow.key_flow(gray, todo[0].flow_gray)]
+                    flows = [flow.baseline_flow(gray, todo[0].flow_gray)]
                 else:
-                    flows = list(_flow_pool().map(lambda k: flow.key_flow(gray, k.flow_gray), todo))
+                    flows = list(_flow_pool().map(lambda k: flow.baseline_flow(gray, k.flow_gray), todo))
             cache.update(zip([k.index for k in todo], flows))
         return [cache[k.index] for k in keys]
 

@@ -88,26 +88,13 @@ BASELINE_SHORT_SIDE = 480
 
 
 def baseline_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "medium",
-                  max_short_side: int = BASELINE_SHORT_SIDE, tuning: DisTuning | None = None) -> np.ndarray:
+                  max_short_side: int = BASELINE_SHORT_SIDE) -> np.ndarray:
     """The flow baseline's flow (H, W, 2) from the target to the key-frame: DIS between
     the gray images (H, W), computed at up to ``max_short_side`` (0: full size)."""
     h, w = target_gray.shape[:2]
     s = max_short_side / min(h, w) if max_short_side else 1.0
     size = (max(8, round(h * s)), max(8, round(w * s))) if s < 1.0 else (h, w)
-    return dis_flow_at(target_gray, key_gray, size, preset, tuning)
-
-
-#: The key-frames' flows of `tpn colorize`: DIS MEDIUM without its variational refinement
-#: (and a patch stride of 4): 18 instead of 50 ms a flow at 480p on one core, 0.05 dB
-#: below MEDIUM in the two-key baseline on the tuning clips (docs/what-we-tried.md).
-KEY_FLOW_TUNING = DisTuning(finest_scale=1, patch_stride=4, gradient_descent_iterations=25,
-                            variational_refinement_iterations=0)
-
-
-def key_flow(target_gray: np.ndarray, key_gray: np.ndarray) -> np.ndarray:
-    """The flow (H, W, 2) that moves a key-frame into a frame for `tpn colorize`'s
-    flow part (:data:`KEY_FLOW_TUNING`, at most :data:`BASELINE_SHORT_SIDE`)."""
-    return baseline_flow(target_gray, key_gray, "medium", tuning=KEY_FLOW_TUNING)
+    return dis_flow_at(target_gray, key_gray, size, preset)
 
 
 def flow_warp(target_gray: np.ndarray, key_gray: np.ndarray, key: np.ndarray,
