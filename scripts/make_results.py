@@ -3,6 +3,7 @@ baselines computed in the same run, from the weights in weights/manifest.json.
 
     python scripts/make_results.py                       # full run, writes docs/RESULTS.md
     python scripts/make_results.py --quick               # smoke run, writes /tmp/RESULTS.quick.md
+    python scripts/make_results.py --only hdr --reuse docs/RESULTS.md   # re-run one part
     python scripts/make_results.py --quick --only colour \
 
 Each task uses the manifest's default model (``--weights TASK=PATH`` overrides it, for
@@ -493,6 +494,9 @@ def parse_args(argv=None):
     p.add_argument("--hdr-splits", default="tune,heldout", help="tpn_eval.HDR_SPLIT parts to run")
     p.add_argument("--hdr-Ks", default="10,20")
     p.add_argument("--only", default="colour,segment,hdr", help="sections to run")
+    p.add_argument("--reuse", metavar="RESULTS.md",
+                   help="take the sections not run (--only) and their targets from this file, "
+                        "an earlier output of this script (e.g. re-run hdr alone)")
     p.add_argument("--what-we-tried", default=str(REPO / "docs" / "what-we-tried.md"))
     a = p.parse_args(argv)
     a.Ks = [int(k) for k in a.Ks.split(",")]
@@ -514,6 +518,35 @@ def parse_args(argv=None):
             p.error(f"--weights wants TASK=PATH with TASK in {TASKS}, got {item!r}")
         a.overrides[task] = path
     return a
+
+
+HEADINGS = {"colour": "## Colour against the two-key flow baseline (issue 19)",
+            "segment": "## Segmentation from the first-frame mask",
+            "hdr": "## HDR on pseudo-video (tuning and held-out stills)"}
+
+
+def reuse_sections(path: str, tasks: list[str]) -> dict:
+    """The sections of ``tasks`` and their targets rows from a RESULTS.md this script
+    wrote (``--reuse``), so that one part can be re-run alone: {'sections', 'targets',
+    'run' (that file's commit and date lines)}."""
+    text = Path(path).read_text()
+    ends = sorted(i for h in [*HEADINGS.values(), "## What we tried", "## How the numbers are made"]
+                  for i in [text.find("\n" + h + "\n")] if i >= 0)
+    sections = []
+    for t in tasks:
+        i = text.find("\n" + HEADINGS[t] + "\n")
+        if i < 0:
+            raise SystemExit(f"--reuse {path}: no {HEADINGS[t]!r} section in it")
+        j = next((e for e in ends if e > i), len(text))
+        sections.append(text[i + 1:j].strip())
+    targets = []
+    for line in text.split("## Targets", 1)[1].split("\n## ", 1)[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] in tasks:
+            met = {"yes": True, "**no**": False}.get(cells[3])
+            targets.append((cells[0], cells[1], cells[2], met))
+    run = "; ".join(ln[2:] for ln in text.splitlines() if ln.startswith(("- Commit:", "- Date:")))
+    return {"sections": sections, "targets": targets, "run": run}
 
 
 def main(argv=None) -> int:
@@ -541,23 +574,28 @@ def main(argv=None) -> int:
     if "colour" in a.only:
         col = run_colour(a, infos, log)
         text, tg = colour_section(a, col)
-        sections.append("## Colour against the two-key flow baseline (issue 19)\n\n" + text)
+        sections.append(HEADINGS["colour"] + "\n\n" + text)
         targets += tg
         raw["colour"] = col["results"]
     if "segment" in a.only:
         seg = run_segment(a, models["segment"], log)
         text, tg = segment_section(a, seg, models["segment"] is not None)
-        sections.append("## Segmentation from the first-frame mask\n\n" + text)
+        sections.append(HEADINGS["segment"] + "\n\n" + text)
         targets += tg
         raw["segment"] = {n: {m: {"J": s.J, "F": s.F} for m, s in r["scores"].items()} for n, r in seg.items()}
     if "hdr" in a.only:
         hd = run_hdr(a, models["hdr"], log)
         text, tg = hdr_section(a, hd, models["hdr"] is not None)
-        sections.append("## HDR on pseudo-video (tuning and held-out stills)\n\n" + text)
+        sections.append(HEADINGS["hdr"] + "\n\n" + text)
         targets += tg
         raw["hdr"] = [{"setting": s["setting"], "split": s["split"], "image": s["image"], "seed": s["seed"], "K": K,
                        "pairs": [{"t": t, "k": k, **v} for (t, k), v in r["pairs"].items()]}
                       for s in hd["seqs"] for K, r in s["runs"].items()]
+    kept = [t for t in TASKS if t not in a.only]
+    earlier = reuse_sections(a.reuse, kept) if a.reuse else None
+    if earlier:
+        sections += earlier["sections"]
+        targets += earlier["targets"]
     elapsed = time.time() - start
 
     # header, summary, models
@@ -578,7 +616,8 @@ def main(argv=None) -> int:
             f"{', '.join(a.seg_seqs)}; HDR {a.hdr_seeds} pseudo-video(s) per still of "
             f"{' and '.join(a.hdr_splits)} ({', '.join(a.hdr_settings)}), all held out of training by "
             "tpn_cli.train (sources.DAVIS_VAL, hdr_video.HDR_VAL; the HDR held-out stills are never "
-            "read by it).", ""]
+            "read by it).", *([f"- Sections {', '.join(kept)} (and their targets) are kept from "
+                               f"an earlier run of this script: {earlier['run']}"] if earlier else []), ""]
     tg_rows = [[task, what, got, "n/a" if ok is None else ("yes" if ok else "**no**")]
                for task, what, got, ok in targets]
     head += ["## Targets (issues 5 and 19)", "", ev.markdown_table(["task", "target", "measured", "met"], tg_rows,
