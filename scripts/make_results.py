@@ -494,9 +494,9 @@ def parse_args(argv=None):
     p.add_argument("--hdr-splits", default="tune,heldout", help="tpn_eval.HDR_SPLIT parts to run")
     p.add_argument("--hdr-Ks", default="10,20")
     p.add_argument("--only", default="colour,segment,hdr", help="sections to run")
-    p.add_argument("--reuse", metavar="RESULTS.md",
-                   help="take the sections not run (--only) and their targets from this file, "
-                        "an earlier output of this script (e.g. re-run hdr alone)")
+    p.add_argument("--reuse", metavar="RESULTS.md", action="append", default=[],
+                   help="take the sections not run (--only) and their targets from this file, an "
+                        "earlier output of this script (repeatable: the first file that has a section)")
     p.add_argument("--what-we-tried", default=str(REPO / "docs" / "what-we-tried.md"))
     a = p.parse_args(argv)
     a.Ks = [int(k) for k in a.Ks.split(",")]
@@ -525,28 +525,28 @@ HEADINGS = {"colour": "## Colour against the two-key flow baseline (issue 19)",
             "hdr": "## HDR on pseudo-video (tuning and held-out stills)"}
 
 
-def reuse_sections(path: str, tasks: list[str]) -> dict:
-    """The sections of ``tasks`` and their targets rows from a RESULTS.md this script
-    wrote (``--reuse``), so that one part can be re-run alone: {'sections', 'targets',
-    'run' (that file's commit and date lines)}."""
-    text = Path(path).read_text()
-    ends = sorted(i for h in [*HEADINGS.values(), "## What we tried", "## How the numbers are made"]
-                  for i in [text.find("\n" + h + "\n")] if i >= 0)
-    sections = []
+def reuse_sections(paths: list[str], tasks: list[str]) -> dict:
+    """The sections of ``tasks`` and their targets rows from RESULTS.md files this script
+    wrote (``--reuse``; each task from the first file that has it), so that one part can
+    be re-run alone: {'sections', 'targets', 'runs' (each file's commit and date lines)}."""
+    out = {"sections": [], "targets": [], "runs": []}
+    texts = [(p, Path(p).read_text()) for p in paths]
     for t in tasks:
+        found = next(((p, x) for p, x in texts if "\n" + HEADINGS[t] + "\n" in x), None)
+        if found is None:
+            raise SystemExit(f"--reuse: no {HEADINGS[t]!r} section in {', '.join(paths)}")
+        path, text = found
         i = text.find("\n" + HEADINGS[t] + "\n")
-        if i < 0:
-            raise SystemExit(f"--reuse {path}: no {HEADINGS[t]!r} section in it")
-        j = next((e for e in ends if e > i), len(text))
-        sections.append(text[i + 1:j].strip())
-    targets = []
-    for line in text.split("## Targets", 1)[1].split("\n## ", 1)[0].splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[0] in tasks:
-            met = {"yes": True, "**no**": False}.get(cells[3])
-            targets.append((cells[0], cells[1], cells[2], met))
-    run = "; ".join(ln[2:] for ln in text.splitlines() if ln.startswith(("- Commit:", "- Date:")))
-    return {"sections": sections, "targets": targets, "run": run}
+        ends = [e for h in [*HEADINGS.values(), "## What we tried", "## How the numbers are made"]
+                for e in [text.find("\n" + h + "\n", i + 1)] if e >= 0]
+        out["sections"].append(text[i + 1:min(ends, default=len(text))].strip())
+        for line in text.split("## Targets", 1)[1].split("\n## ", 1)[0].splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 4 and cells[0] == t:
+                out["targets"].append((t, cells[1], cells[2], {"yes": True, "**no**": False}.get(cells[3])))
+        run = "; ".join(ln[2:] for ln in text.splitlines() if ln.startswith(("- Commit:", "- Date:")))
+        out["runs"].append(f"{t} from {os.path.relpath(path, REPO)} ({run})")
+    return out
 
 
 def main(argv=None) -> int:
@@ -616,8 +616,8 @@ def main(argv=None) -> int:
             f"{', '.join(a.seg_seqs)}; HDR {a.hdr_seeds} pseudo-video(s) per still of "
             f"{' and '.join(a.hdr_splits)} ({', '.join(a.hdr_settings)}), all held out of training by "
             "tpn_cli.train (sources.DAVIS_VAL, hdr_video.HDR_VAL; the HDR held-out stills are never "
-            "read by it).", *([f"- Sections {', '.join(kept)} (and their targets) are kept from "
-                               f"an earlier run of this script: {earlier['run']}"] if earlier else []), ""]
+            "read by it).", *([f"- Sections kept (with their targets) from earlier runs of this "
+                               f"script: {'; '.join(earlier['runs'])}"] if earlier else []), ""]
     tg_rows = [[task, what, got, "n/a" if ok is None else ("yes" if ok else "**no**")]
                for task, what, got, ok in targets]
     head += ["## Targets (issues 5 and 19)", "", ev.markdown_table(["task", "target", "measured", "met"], tg_rows,
