@@ -79,11 +79,11 @@ def guided_upsample(src: torch.Tensor, guide: torch.Tensor, guide_small: torch.T
     cov = mean_gp - mean_g * mean_p
     slope = _box(cov / (var + eps), radius)  # averaged over the windows covering each pixel
     offset = p - slope * g
-    out = _enlarge(slope[0], size).mul_(guide)  # in place: full-size temporaries cost most
-    return out.add_(_enlarge(offset[0], size))
+    out = enlarge(slope[0], size).mul_(guide)  # in place: full-size temporaries cost most
+    return out.add_(enlarge(offset[0], size))
 
 
-def _enlarge(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def enlarge(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(C, h, w) → (C, H, W) contiguous, bilinear (half-pixel centres, as
     ``align_corners=False``). On the CPU by OpenCV, plane by plane into one planar array:
     9× faster than F.interpolate at 480p, equal to 1e-7; planar, so that the full-size
