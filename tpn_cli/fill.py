@@ -37,7 +37,7 @@ PASSES = 2
 #: The spread runs at 1/SCALE of the frame's size, and the fill comes back bilinearly
 #: (1 = at full size). 2 scored +0.04 / +0.07 / +0.07 dB over full size at K = 10 / 20 / 40
 #: on the 6 tuning clips (the farther reach in full-size pixels; worst clip −0.05 dB at
-#: K = 10) at a third of the time (docs/what-we-tried.md, "End-to-end speed outside the
+#: K = 10) at a quarter of the time (docs/what-we-tried.md, "End-to-end speed outside the
 #: flows"). The price: colour crosses an L edge by about SCALE / 2 pixels.
 SCALE = 2
 
