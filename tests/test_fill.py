@@ -1,6 +1,7 @@
 """The edge-aware fill of the colour flow part (tpn_cli.fill)."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tpn_cli import fill
@@ -32,7 +33,11 @@ def test_gates_follow_lightness_neighbour_by_neighbour():
                     assert abs(float(g[d, j, y, x]) - float(want)) < 1e-6, (d, j, y, x)
 
 
-def test_colour_spreads_within_a_region_not_across_an_edge():
+@pytest.mark.parametrize("scale", sorted({1, fill.SCALE}))
+def test_colour_spreads_within_a_region_not_across_an_edge(monkeypatch, scale):
+    """At full size (scale 1) no pixel takes the other region's colour; the default fill
+    runs at 1 / fill.SCALE of the size and may mix the two at the pixels next to the edge."""
+    monkeypatch.setattr(fill, "SCALE", scale)
     L = _two_regions()
     ab = torch.zeros(2, *L.shape)
     conf = torch.zeros(L.shape)
@@ -42,7 +47,8 @@ def test_colour_spreads_within_a_region_not_across_an_edge():
     ab[:, 10:14, 30:34] = torch.tensor([-30.0, 20.0])[:, None, None]
     conf[10:14, 30:34] = 1.0
     out = fill.fill_unfit(ab, conf, L)
-    left, right = out[:, :, :20], out[:, :, 20:]
+    margin = scale // 2  # the pixels where the enlarged fill straddles the edge
+    left, right = out[:, :, :20 - margin], out[:, :, 20 + margin:]
     # every unfit pixel takes its own region's colour, even the ones next to the edge
     assert (left - torch.tensor([40.0, 0.0])[:, None, None]).abs().max() < 0.5
     assert (right - torch.tensor([-30.0, 20.0])[:, None, None]).abs().max() < 0.5

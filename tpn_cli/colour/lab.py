@@ -177,10 +177,10 @@ def lab_image_to_rgb(L: "np.ndarray", ab: "np.ndarray", dtype) -> "np.ndarray":
     import cv2
     import numpy as np
 
-    lab = np.empty((*L.shape, 3), np.float32)
-    lab[..., 0] = L
-    lab[..., 1:] = ab
-    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    # interleaved by OpenCV from the three planes: the run's ab is a view of a planar
+    # (2, H, W) tensor, whose planes are contiguous (numpy's strided copy took 2.4 ms)
+    planes = [np.ascontiguousarray(p, dtype=np.float32) for p in (L, ab[..., 0], ab[..., 1])]
+    rgb = cv2.cvtColor(cv2.merge(planes), cv2.COLOR_Lab2RGB)
     peak = 65535.0 if np.dtype(dtype) == np.uint16 else 255.0
     rgb *= np.float32(peak)
     np.clip(rgb, 0.0, peak, out=rgb)

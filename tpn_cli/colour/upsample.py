@@ -79,20 +79,25 @@ def guided_upsample(src: torch.Tensor, guide: torch.Tensor, guide_small: torch.T
     cov = mean_gp - mean_g * mean_p
     slope = _box(cov / (var + eps), radius)  # averaged over the windows covering each pixel
     offset = p - slope * g
-    out = _enlarge(slope[0], size).mul_(guide)  # in place: full-size temporaries cost most
-    return out.add_(_enlarge(offset[0], size))
+    out = enlarge(slope[0], size).mul_(guide)  # in place: full-size temporaries cost most
+    return out.add_(enlarge(offset[0], size))
 
 
-def _enlarge(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(C, h, w) → (C, H, W), bilinear (half-pixel centres, as ``align_corners=False``).
-    On the CPU by OpenCV: 9× faster than F.interpolate at 480p, equal to 1e-7."""
+def enlarge(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(C, h, w) → (C, H, W) contiguous, bilinear (half-pixel centres, as
+    ``align_corners=False``). On the CPU by OpenCV, plane by plane into one planar array:
+    9× faster than F.interpolate at 480p, equal to 1e-7; planar, so that the full-size
+    arithmetic after it runs on contiguous memory (on an interleaved view it cost 10×)."""
     if x.device.type != "cpu" or x.dtype != torch.float32:
         return _bilinear(x[None], size)[0]
     import cv2
+    import numpy as np
 
-    hwc = cv2.resize(x.permute(1, 2, 0).contiguous().numpy(), (size[1], size[0]),
-                     interpolation=cv2.INTER_LINEAR)
-    return torch.from_numpy(hwc.reshape(size[0], size[1], -1)).permute(2, 0, 1)
+    src = x.detach().contiguous().numpy()
+    out = np.empty((src.shape[0], *size), np.float32)
+    for plane, dst in zip(src, out):
+        cv2.resize(plane, (size[1], size[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(out)
 
 
 def upsample_chroma(ab: torch.Tensor, L: torch.Tensor, L_small: torch.Tensor | None = None,
