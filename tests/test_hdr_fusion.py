@@ -48,6 +48,24 @@ def test_a_clipped_channel_takes_the_keys_radiance_and_keeps_the_others():
     assert abs(float(fused2[0, 30, 30]) - np.log(6.01)) < 0.05
 
 
+def test_a_key_counts_only_where_it_saw_the_point():
+    """Where a key's warp sampled outside its frame (``unseen``), the other key decides;
+    where every key missed the point they keep their relative weights."""
+    levels, u_table, var = _frame()
+    levels[0, 20:40, 20:40] = 255  # red clips: only the keys know it
+    a, b = u_table.copy(), u_table.copy()
+    a[0, 20:40, 20:40], b[0, 20:40, 20:40] = np.log(6.01), np.log(2.01)
+    unseen_a = np.zeros(levels.shape[1:], bool)
+    unseen_a[:, 30:] = True  # key a's frame ends at column 30
+    fused = hdr_fusion.fuse_keys(levels, u_table, var, [a, b], np.full(3, -5.0), unseen=[unseen_a, None])
+    both = hdr_fusion.fuse_keys(levels, u_table, var, [a, b], np.full(3, -5.0))
+    assert np.allclose(fused[0, 20:40, 20:30], both[0, 20:40, 20:30])  # seen by both: unchanged
+    assert np.allclose(fused[0, 20:40, 31:40], np.log(2.01), atol=1e-3)  # only b saw it
+    all_unseen = np.ones(levels.shape[1:], bool)
+    none = hdr_fusion.fuse_keys(levels, u_table, var, [a, b], np.full(3, -5.0), unseen=[all_unseen, all_unseen])
+    assert np.allclose(none[0, 20:40, 20:40], both[0, 20:40, 20:40], atol=1e-3)
+
+
 def test_a_clipped_channel_is_at_least_the_last_code_below_the_clip():
     levels, u_table, var = _frame()
     levels[2, 10:30, 10:30] = 255
