@@ -323,14 +323,14 @@ class Shipped:
         counts = {rr: hdr_fusion._box(n, rr) for rr in hdr_fusion.KEY_RADII}
         num, den = ut / vt, 1.0 / vt
         for view in pred.views:
-            unseen = None
+            outside = None
             if view.flow is not None:  # the default: the key's full-size map warped (HdrAdapter.warps_keys)
-                u_k, unseen = warp_planes(view.key.u_full, view.flow)
+                u_k, outside = warp_planes(view.key.u_full, view.flow)
             else:
                 u_k = resize(view.out, code.shape[:2]).numpy()
             v_k = hdr_fusion.key_variance(u_k, ut, vt, unclipped, counts) * (abs(t - view.key.index) + 1)
-            if unseen is not None:
-                v_k[unseen] *= hdr_fusion.UNSEEN_FACTOR
+            if outside is not None:
+                v_k *= 1.0 + np.square(outside / np.float32(hdr_fusion.UNSEEN_PX))
             w_k = 1.0 / v_k
             num, den = num + u_k * w_k, den + w_k
         u = num / den

@@ -401,10 +401,10 @@ class HdrAdapter:
         if key is not None:
             return np.ascontiguousarray(key.exact.permute(1, 2, 0).cpu().numpy().astype(np.float32))
         size = tuple(rgb.shape[:2])
-        unseen = None
+        outside = None
         if key_flows:
             with timing.section("flow"):
-                u_keys, unseen = zip(*(flow.warp_planes(k.u_full, f) for k, f in key_flows))
+                u_keys, outside = zip(*(flow.warp_planes(k.u_full, f) for k, f in key_flows))
         else:  # up-sampled in the log domain (radiance spans decades)
             u_keys = [resize(m, size).cpu().numpy() for m in (key_maps or [u])]
         r = self.response
@@ -415,7 +415,7 @@ class HdrAdapter:
         with timing.section("fusion"):
             fused = hdr_fusion.fuse_keys(planes(camera_response.levels(rgb)), planes(r.log_radiance(rgb)),
                                          planes(r.variance(rgb)), u_keys,
-                                         r.log_table[:, camera_response.LEVELS - 2], unseen=unseen)
+                                         r.log_table[:, camera_response.LEVELS - 2], outside=outside)
             np.exp(fused, out=fused)
             fused -= np.float32(colour.LOG_EPS)
             return np.ascontiguousarray(fused.transpose(1, 2, 0))
