@@ -177,9 +177,8 @@ def hdr(input_path: Path, keys: Path, **kw) -> None:
     both neighbouring key-frames moved into the frame by optical flow (their radiance
     warped at the frame's full resolution), each weighted by its measured error and less
     where the frame shows what a key's view did not: a well-exposed channel mostly
-    follows the video (its detail), a
-    clipped channel (code 255) takes the key-frames' radiance, at least that of the code
-    below the clip. No network runs by default (--tpn adds the HDR TPN). As in colorize,
+    follows the video (its detail), a clipped channel (code 255) takes the key-frames'
+    radiance, at least that of the code below the clip. No network runs by default (--tpn adds the HDR TPN). As in colorize,
     a frame only takes radiance from key-frames of its own shot (--no-shot-detect to turn
     off).
 
