@@ -38,9 +38,11 @@ __all__ = ["KEY_RADII", "UNCLIPPED_CODE", "UNSEEN_PX", "fuse_keys", "key_varianc
 
 #: Box radii (px at the frame's full size) over which a key's error is measured: the
 #: smallest whose box holds unclipped values wins, so deep inside a clipped area a wider
-#: box looks for the nearest surroundings (radius 4 = the issue's 9×9 box; 2/4/8 were
-#: flat, docs/what-we-tried.md).
-KEY_RADII = (4, 16, 64)
+#: box looks for the nearest surroundings. Starting at 1 (3×3) rather than 4 (the issue's
+#: 9×9) follows a key's misalignment more closely: better on every tuning setting once the
+#: keys are warped at full resolution (radius 0 was worse; docs/what-we-tried.md, "HDR:
+#: keys warped at full resolution").
+KEY_RADII = (1, 4, 16, 64)
 #: A key's error is measured only where the frame's channel is below the clipping level
 #: (f⁻¹ is reliable there): level < CLIP_LEVEL × (LEVELS − 1).
 UNCLIPPED_CODE = round(colour.CLIP_LEVEL * (LEVELS - 1))
