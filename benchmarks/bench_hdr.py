@@ -1,9 +1,9 @@
 """Speed of the default `tpn hdr` against issue 19's two-key baseline, on the same frames
 in one run.
 
-  * `tpn hdr CLIP --hdr-keys KEYS -o out_exr/` with its defaults (both neighbouring keys
-    flow-aligned at the working size, per-channel fusion with the frame's f⁻¹, no
-    network), end to end in a fresh process: decode, key-frames, alignment, fusion, EXR
+  * `tpn hdr CLIP --hdr-keys KEYS -o out_exr/` with its defaults (both neighbouring keys'
+    alignment flows at the working size, each key's radiance warped at full size,
+    per-channel fusion with the frame's f⁻¹, no network), end to end in a fresh process: decode, key-frames, alignment, fusion, EXR
     writing; ms per output frame from its own --json summary (``--tpn`` adds the same
     with the HDR TPN);
   * the two-key baseline's prediction step only (what issue 19 compares against): for

@@ -307,6 +307,7 @@ class Shipped:
         baseline's distance prior on top of the measured error): candidate, not shipped."""
         from tpn_cli import hdr_fusion
         from tpn_cli.adapters import resize
+        from tpn_cli.flow import warp_planes
         for k, _ in self.sources[t]:
             if k not in self.prop.keys:
                 self.prop.set_key(k, self.clip.hdr[k], self.clip.codes[k])
@@ -322,8 +323,15 @@ class Shipped:
         counts = {rr: hdr_fusion._box(n, rr) for rr in hdr_fusion.KEY_RADII}
         num, den = ut / vt, 1.0 / vt
         for view in pred.views:
-            u_k = resize(view.out, code.shape[:2]).numpy()
-            w_k = 1.0 / (hdr_fusion.key_variance(u_k, ut, vt, unclipped, counts) * (abs(t - view.key.index) + 1))
+            outside = None
+            if view.flow is not None:  # the default: the key's full-size map warped (HdrAdapter.warps_keys)
+                u_k, outside = warp_planes(view.key.u_full, view.flow)
+            else:
+                u_k = resize(view.out, code.shape[:2]).numpy()
+            v_k = hdr_fusion.key_variance(u_k, ut, vt, unclipped, counts) * (abs(t - view.key.index) + 1)
+            if outside is not None:
+                v_k *= 1.0 + np.square(outside / np.float32(hdr_fusion.UNSEEN_PX))
+            w_k = 1.0 / v_k
             num, den = num + u_k * w_k, den + w_k
         u = num / den
         lo = r.log_table[:, 254][:, None, None]

@@ -351,6 +351,16 @@ def test_hdr_finish_is_the_fusion_of_the_frame_and_each_key():
     assert np.allclose(got, np.exp(want).transpose(1, 2, 0) - 0.01, rtol=1e-5, atol=1e-6)
     one = ad.finish(rgb, maps[0], None)
     assert np.allclose(one, ad.finish(rgb, None, None, key_maps=maps[:1]))
+    # key_flows: each key's full-size log radiance warped here (a zero flow: the key as it
+    # is, at full size, not through the working size)
+    rad = np.random.default_rng(0).uniform(0, 4, rgb.shape).astype(np.float32)
+    key = ad.prepare_key(0, rad, rgb)
+    zero = np.zeros((45, 80, 2), np.float32)
+    got = ad.finish(rgb, None, None, key_flows=[(key, zero)])
+    want = hdr_fusion.fuse_keys(planes(camera_response.levels(rgb)), planes(r.log_radiance(rgb)),
+                                planes(r.variance(rgb)), [np.log(planes(rad) + 0.01)],
+                                r.log_table[:, camera_response.LEVELS - 2])
+    assert np.allclose(got, np.exp(want).transpose(1, 2, 0) - 0.01, rtol=1e-5, atol=1e-6)
 
 
 def test_timing_sections_are_exclusive_and_reported(tmp_path):

@@ -48,6 +48,25 @@ def test_a_clipped_channel_takes_the_keys_radiance_and_keeps_the_others():
     assert abs(float(fused2[0, 30, 30]) - np.log(6.01)) < 0.05
 
 
+def test_a_key_counts_less_the_further_outside_its_frame_the_point_was():
+    """Where a key's warp sampled d px outside its frame (``outside``), its variance grows
+    with (d / UNSEEN_PX)²: far out the other key decides, at the border nothing changes,
+    and where every key missed the point by as much they keep their relative weights."""
+    levels, u_table, var = _frame()
+    levels[0, 20:40, 20:40] = 255  # red clips: only the keys know it
+    a, b = u_table.copy(), u_table.copy()
+    a[0, 20:40, 20:40], b[0, 20:40, 20:40] = np.log(6.01), np.log(2.01)
+    out_a = np.zeros(levels.shape[1:], np.float32)
+    out_a[:, 30:] = 100 * hdr_fusion.UNSEEN_PX  # key a's frame ended far to the left of column 30
+    fused = hdr_fusion.fuse_keys(levels, u_table, var, [a, b], np.full(3, -5.0), outside=[out_a, None])
+    both = hdr_fusion.fuse_keys(levels, u_table, var, [a, b], np.full(3, -5.0))
+    assert np.allclose(fused[0, 20:40, 20:30], both[0, 20:40, 20:30])  # seen by both: unchanged
+    assert np.allclose(fused[0, 20:40, 31:40], np.log(2.01), atol=1e-3)  # only b saw it
+    far = np.full(levels.shape[1:], 100 * hdr_fusion.UNSEEN_PX, np.float32)
+    none = hdr_fusion.fuse_keys(levels, u_table, var, [a, b], np.full(3, -5.0), outside=[far, far])
+    assert np.allclose(none[0, 20:40, 20:40], both[0, 20:40, 20:40], atol=1e-3)
+
+
 def test_a_clipped_channel_is_at_least_the_last_code_below_the_clip():
     levels, u_table, var = _frame()
     levels[2, 10:30, 10:30] = 255
@@ -116,3 +135,21 @@ def test_cli_hdr_fuses_both_neighbouring_keys_by_default(tmp_path):
     assert code == 0, err
     assert np.allclose(read_exr(tmp_path / "near" / "00001.exr")[14:22, 24:36], 4.0, rtol=0.05)
     assert np.allclose(read_exr(tmp_path / "near" / "00005.exr")[14:22, 24:36], 16.0, rtol=0.05)
+
+
+def test_warp_planes_is_warp_channel_first_and_says_how_far_outside():
+    """flow.warp_planes = flow.warp of the (H, W, C) image, channel-first, with a flow at
+    another size resized first; ``outside`` is the px distance of the source beyond the
+    frame (a shift of 5 px to the right: the last 5 columns sample 1 … 5 px outside)."""
+    from tpn_cli.flow import resize_flow, warp, warp_planes
+
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 20, 30)).astype(np.float32)
+    small = rng.normal(0, 2, (10, 15, 2)).astype(np.float32)
+    got, _ = warp_planes(x, small)
+    want = warp(x.transpose(1, 2, 0), resize_flow(small, (20, 30))).transpose(2, 0, 1)
+    assert np.allclose(got, want, atol=1e-6)
+    shift = np.zeros((20, 30, 2), np.float32)
+    shift[..., 0] = 5
+    _, outside = warp_planes(x, shift)
+    assert np.all(outside[:, :25] == 0) and np.allclose(outside[:, 25:], np.arange(1, 6))

@@ -68,7 +68,8 @@ class PreparedKey:
 
     Set by the adapter when they apply: ``alpha`` (1, h, w) where a partly painted colour
     key was painted; ``flow_lab`` (H, W, 3 or 4) the full-size Lab (+ alpha) and
-    ``flow_gray`` its 8-bit L that the colour flow mix warps. Set by
+    ``flow_gray`` its 8-bit L that the colour flow mix warps; ``u_full`` (C, H, W) the
+    property at full resolution for an adapter that ``warps_keys`` itself. Set by
     :class:`tpn_cli.propagator.KeyPropagator`: ``gray`` the 8-bit guidance the alignment
     flow runs on, ``code`` the model's encoding of ``u`` (reused for every frame)."""
 
@@ -79,6 +80,7 @@ class PreparedKey:
     alpha: torch.Tensor | None = None
     flow_lab: np.ndarray | None = None
     flow_gray: np.ndarray | None = None
+    u_full: np.ndarray | None = None
     gray: np.ndarray | None = None
     code: Any = None
 
@@ -365,6 +367,12 @@ class HdrAdapter:
     #: keys are flow-aligned to the frame even without a network (the fusion weighs each
     #: key by its own error, so the keys must stay apart).
     fuses_keys = True
+    #: Without a network, ``finish`` takes each key's alignment flow (``key_flows``) and
+    #: warps the key's full-resolution log radiance itself, instead of a working-size map
+    #: up-sampled: the 480 → full-size round trip blurred the key's highlights, which the
+    #: clipped pixels take from the keys alone (docs/what-we-tried.md, "HDR: keys warped
+    #: at full resolution").
+    warps_keys = True
 
     def __init__(self, work: tuple[int, int], device: torch.device | str,
                  response: camera_response.CameraResponse | None = None) -> None:
@@ -378,20 +386,28 @@ class HdrAdapter:
                     video_rgb: np.ndarray | None = None) -> PreparedKey:
         rad = to_float(key_image.astype(np.float32), self.device).clamp(min=0)
         u = mt.hdr_prop(resize(rad, self.work))
-        return PreparedKey(index, u, self.guide(video_rgb), exact=rad)
+        u_full = mt.hdr_prop(rad).cpu().numpy().astype(np.float32, copy=False)  # for key_flows
+        return PreparedKey(index, u, self.guide(video_rgb), exact=rad, u_full=u_full)
 
     def finish(self, rgb: np.ndarray, u: torch.Tensor | None, key: PreparedKey | None,
                ctx: dict | None = None, sources: Sequence[tuple[PreparedKey, float]] = (),
                coverage: torch.Tensor | None = None,
-               key_maps: Sequence[torch.Tensor] = ()) -> np.ndarray:
+               key_maps: Sequence[torch.Tensor] = (),
+               key_flows: Sequence[tuple[PreparedKey, np.ndarray]] = ()) -> np.ndarray:
         """Radiance (H, W, 3) float32 of frame ``rgb``: the key's own for a key-frame, else
-        the fusion of f⁻¹(rgb) with each working-size log map of ``key_maps`` (one per
-        key; ``u`` alone when none is given)."""
+        the fusion of f⁻¹(rgb) with each key's log radiance moved into the frame: from
+        ``key_flows`` [(key, its alignment flow to the frame at any size)], each key's
+        full-resolution map warped here (:data:`warps_keys`), else each working-size log
+        map of ``key_maps`` (one per key; ``u`` alone when none is given) up-sampled."""
         if key is not None:
             return np.ascontiguousarray(key.exact.permute(1, 2, 0).cpu().numpy().astype(np.float32))
         size = tuple(rgb.shape[:2])
-        # up-sampled in the log domain (radiance spans decades)
-        u_keys = [resize(m, size).cpu().numpy() for m in (key_maps or [u])]
+        outside = None
+        if key_flows:
+            with timing.section("flow"):
+                u_keys, outside = zip(*(flow.warp_planes(k.u_full, f) for k, f in key_flows))
+        else:  # up-sampled in the log domain (radiance spans decades)
+            u_keys = [resize(m, size).cpu().numpy() for m in (key_maps or [u])]
         r = self.response
 
         def planes(x: np.ndarray) -> np.ndarray:  # (H, W, 3) → (3, H, W), as the fusion wants
@@ -400,7 +416,7 @@ class HdrAdapter:
         with timing.section("fusion"):
             fused = hdr_fusion.fuse_keys(planes(camera_response.levels(rgb)), planes(r.log_radiance(rgb)),
                                          planes(r.variance(rgb)), u_keys,
-                                         r.log_table[:, camera_response.LEVELS - 2])
+                                         r.log_table[:, camera_response.LEVELS - 2], outside=outside)
             np.exp(fused, out=fused)
             fused -= np.float32(colour.LOG_EPS)
             return np.ascontiguousarray(fused.transpose(1, 2, 0))

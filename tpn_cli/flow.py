@@ -117,6 +117,27 @@ def warp(key: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np
     return out
 
 
+def warp_planes(planes: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`warp` of a channel-first float32 stack ``planes`` (C, H, W), plane by plane
+    (one sampling map for all, no transposes: 2× faster than an (H, W, C) warp and its
+    copy back at 1080p); ``flow`` at any size, resized to (H, W) first. Returns the warped
+    (C, H, W) and ``outside`` (H, W) float32: how far (px) each pixel's source lies outside
+    the key's frame, 0 inside (the warp only repeats the key's border there)."""
+    cv = require_cv2()
+    h, w = planes.shape[1:]
+    flow = resize_flow(flow, (h, w))
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx += flow[..., 0]
+    gy += flow[..., 1]
+    out = np.empty(planes.shape, np.float32)
+    for c in range(planes.shape[0]):
+        out[c] = cv.remap(np.ascontiguousarray(planes[c], dtype=np.float32), gx, gy, cv.INTER_LINEAR,
+                          borderMode=cv.BORDER_REPLICATE)
+    outside = np.maximum(np.maximum(-gx, gx - (w - 1)), np.maximum(-gy, gy - (h - 1)))
+    np.maximum(outside, 0, out=outside)
+    return out, outside
+
+
 def _as_u8(img: np.ndarray) -> np.ndarray:
     if img.dtype == np.uint8:
         return np.ascontiguousarray(img)

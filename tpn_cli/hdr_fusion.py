@@ -34,18 +34,27 @@ import numpy as np
 from . import colour
 from .camera_response import LEVELS, VARIANCE_FLOOR
 
-__all__ = ["KEY_RADII", "UNCLIPPED_CODE", "fuse_keys", "key_variance"]
+__all__ = ["KEY_RADII", "UNCLIPPED_CODE", "UNSEEN_PX", "fuse_keys", "key_variance"]
 
 #: Box radii (px at the frame's full size) over which a key's error is measured: the
 #: smallest whose box holds unclipped values wins, so deep inside a clipped area a wider
-#: box looks for the nearest surroundings (radius 4 = the issue's 9×9 box; 2/4/8 were
-#: flat, docs/what-we-tried.md).
-KEY_RADII = (4, 16, 64)
+#: box looks for the nearest surroundings. Starting at 1 (3×3) rather than 4 (the issue's
+#: 9×9) follows a key's misalignment more closely: better on every tuning setting once the
+#: keys are warped at full resolution (radius 0 was worse; docs/what-we-tried.md, "HDR:
+#: keys warped at full resolution").
+KEY_RADII = (1, 4, 16, 64)
 #: A key's error is measured only where the frame's channel is below the clipping level
 #: (f⁻¹ is reliable there): level < CLIP_LEVEL × (LEVELS − 1).
 UNCLIPPED_CODE = round(colour.CLIP_LEVEL * (LEVELS - 1))
 #: Stand-in for an infinite variance (f⁻¹ of a clipped code).
 NO_WEIGHT = 1e6
+#: Where the frame's point lies d px outside a key's frame (its warp repeats the key's
+#: border there), that key's variance is × (1 + (d / UNSEEN_PX)²): a few px out the
+#: repeated border is still close, far out the key never saw the point and the other key
+#: decides. With fast pans a far key misses a wide strip of the frame, and inside a
+#: clipped area its error there cannot be measured (docs/what-we-tried.md, "HDR: keys
+#: warped at full resolution"; a hard cut at 0 px lost on the tuning clips).
+UNSEEN_PX = 8.0
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
@@ -79,12 +88,14 @@ def key_variance(u_key: np.ndarray, u_table: np.ndarray, var_table: np.ndarray,
 
 def fuse_keys(levels: np.ndarray, u_table: np.ndarray, var_table: np.ndarray,
               u_keys: Sequence[np.ndarray], floor: np.ndarray,
-              radii: Sequence[int] = KEY_RADII) -> np.ndarray:
+              radii: Sequence[int] = KEY_RADII,
+              outside: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
     """The frame's log radiance (3, H, W) float32: per channel, the inverse-variance mean
     of f⁻¹ (``u_table``, variance ``var_table``, none where the channel's LDR level
     ``levels`` is the top, clipped one) and of each key's log radiance in ``u_keys``
-    (variance :func:`key_variance` over boxes of ``radii``); where the channel clips, at
-    least ``floor`` (3,) (the log radiance of the level below the clip).
+    (variance :func:`key_variance` over boxes of ``radii``, × (1 + (d / :data:`UNSEEN_PX`)²)
+    where the key's ``outside`` (H, W) says the point was d px outside its frame); where
+    the channel clips, at least ``floor`` (3,) (the log radiance of the level below the clip).
 
     Every array is channel-first (3, H, W) (channel sums are then contiguous); ``levels``
     holds the integer LDR levels 0 … LEVELS − 1 (8-bit codes), the others float32."""
@@ -95,8 +106,11 @@ def fuse_keys(levels: np.ndarray, u_table: np.ndarray, var_table: np.ndarray,
     unclipped = (levels < UNCLIPPED_CODE).astype(np.float32)
     n = unclipped[0] + unclipped[1] + unclipped[2]
     counts = {r: _box(n, r) for r in radii}  # the same for every key
-    for u_k in u_keys:
-        w_k = 1.0 / key_variance(u_k, u_table, vt, unclipped, counts)
+    for i, u_k in enumerate(u_keys):
+        v_k = key_variance(u_k, u_table, vt, unclipped, counts)
+        if outside is not None and outside[i] is not None:
+            v_k *= 1.0 + np.square(outside[i] / np.float32(UNSEEN_PX))
+        w_k = 1.0 / v_k
         num = num + u_k * w_k
         den = den + w_k
     u = (num / den).astype(np.float32, copy=False)

@@ -38,7 +38,9 @@ evaluation reuses one frame's aligned keys for several schedules):
 
 Without a model (``model=None``: ``tpn hdr`` by default) the aligned keys are the
 prediction: an adapter that ``fuses_keys`` still has them flow-aligned, and step 4 copies
-``view.u`` to ``view.out``.
+``view.u`` to ``view.out``. An adapter that also ``warps_keys`` (HDR) is handed each key
+with its alignment flow instead (``key_flows=``) and warps the key's full-resolution map
+itself: step 2 computes the flow only.
 
 :meth:`propagate` is the tensor-level path (N, C, H, W) without an adapter: alignment,
 network, hold-back.
@@ -77,7 +79,9 @@ class KeyView:
     ``v`` (flow-aligned to the target when the model aligns), the paint ``alpha`` moved
     into the target (None: fully painted), the distance ``weight`` from the plan, and
     ``out`` the network's prediction once :meth:`KeyPropagator.correct` ran;
-    ``v_target`` is the target's guidance."""
+    ``v_target`` is the target's guidance. ``flow``: the alignment flow (working size)
+    when the adapter warps the key itself (``warps_keys``, no model): then ``u`` and
+    ``v`` are the key's own, unmoved."""
 
     key: PreparedKey
     weight: float
@@ -86,6 +90,7 @@ class KeyView:
     v_target: torch.Tensor
     alpha: torch.Tensor | None = None
     out: torch.Tensor | None = None
+    flow: np.ndarray | None = None
 
 
 @dataclass
@@ -121,6 +126,9 @@ class KeyPropagator:
         # HDR's fusion weighs each aligned key apart from the others
         self.fuses = bool(getattr(adapter, "fuses_keys", False))
         self.aligns = infer.wants_alignment(model) if model is not None else self.fuses
+        # no network: a fusing adapter that can warp each key's full-resolution map with
+        # the alignment flow itself (the working-size map up-sampled loses the key's detail)
+        self.warps = self.fuses and model is None and bool(getattr(adapter, "warps_keys", False))
         # a key's encoded property serves every frame it feeds (not when it is warped to
         # each frame first)
         self.key_codes = not self.aligns and hasattr(model, "encode_key")
@@ -169,6 +177,11 @@ class KeyPropagator:
         if flow is None and target.gray is None:  # the frame's gray image, for the flow
             with timing.section("flow"):
                 target.gray = infer.guide_to_gray(target.v)
+        if self.warps:  # only the flow here; the adapter's finish warps the key
+            if flow is None:
+                with timing.section("flow"):
+                    flow = infer.alignment_flow(target.gray, key.gray)
+            return KeyView(key, weight, key.u, key.v, target.v, flow=flow)
         if not self.aligns:  # the model takes the key where it is; only its alpha moves
             with timing.section("flow"):
                 moved, _ = infer.align_key(key.alpha, key.v, target.v, flow=flow, key_gray=key.gray,
@@ -248,6 +261,9 @@ class KeyPropagator:
             return self.adapter.finish(pred.image, None, pred.own_key, ctx={}, **kw)
         if self.adapter.uses_sources:
             kw["sources"] = [(view.key, view.weight) for view in pred.views]
+        if self.warps:
+            kw["key_flows"] = [(view.key, view.flow) for view in pred.views]
+            return self.adapter.finish(pred.image, None, None, ctx=pred.target.ctx, **kw)
         if self.fuses:
             kw["key_maps"] = [view.out for view in pred.views]
         return self.adapter.finish(pred.image, pred.u, None, ctx=pred.target.ctx, **kw)

@@ -180,10 +180,11 @@ def hdr(input_path: Path, keys: Path, **kw) -> None:
     Each frame's radiance fuses, channel by channel, the frame itself inverted with the
     camera's response (measured on the key-frames: their radiance against the video
     frames at their indices; one fixed response and exposure over the clip assumed) and
-    both neighbouring key-frames moved into the frame by optical flow, each weighted by
-    its measured error: a well-exposed channel mostly follows the video (its detail), a
-    clipped channel (code 255) takes the key-frames' radiance, at least that of the code
-    below the clip. No network runs by default (--tpn adds the HDR TPN). As in colorize,
+    both neighbouring key-frames moved into the frame by optical flow (their radiance
+    warped at the frame's full resolution), each weighted by its measured error and less
+    where the frame shows what a key's view did not: a well-exposed channel mostly
+    follows the video (its detail), a clipped channel (code 255) takes the key-frames'
+    radiance, at least that of the code below the clip. No network runs by default (--tpn adds the HDR TPN). As in colorize,
     a frame only takes radiance from key-frames of its own shot (--no-shot-detect to turn
     off).
 
