@@ -545,7 +545,7 @@ def reuse_sections(paths: list[str], tasks: list[str]) -> dict:
             if len(cells) == 4 and cells[0] == t:
                 out["targets"].append((t, cells[1], cells[2], {"yes": True, "**no**": False}.get(cells[3])))
         run = "; ".join(ln[2:] for ln in text.splitlines() if ln.startswith(("- Commit:", "- Date:")))
-        out["runs"].append(f"{t} from {os.path.relpath(path, REPO)} ({run})")
+        out["runs"].append(f"{t} ({run})")
     return out
 
 
