@@ -537,9 +537,8 @@ def reuse_sections(paths: list[str], tasks: list[str]) -> dict:
             raise SystemExit(f"--reuse: no {HEADINGS[t]!r} section in {', '.join(paths)}")
         path, text = found
         i = text.find("\n" + HEADINGS[t] + "\n")
-        ends = [e for h in [*HEADINGS.values(), "## What we tried", "## How the numbers are made"]
-                for e in [text.find("\n" + h + "\n", i + 1)] if e >= 0]
-        out["sections"].append(text[i + 1:min(ends, default=len(text))].strip())
+        end = text.find("\n## ", i + 1)  # a section holds ### subsections only
+        out["sections"].append(text[i + 1:end if end >= 0 else len(text)].strip())
         for line in text.split("## Targets", 1)[1].split("\n## ", 1)[0].splitlines():
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if len(cells) == 4 and cells[0] == t:
