@@ -446,32 +446,27 @@ def methods_for(clip: Clip, t: int, keys: list[int], fitted, prod: Product | Non
             out["fuse_near_pc"] = pc(prod.u(t, kn)[0])
         if want_("fuse_blend_pc"):  # the engine's blend (product's own flow), per-channel fusion
             out["fuse_blend_pc"] = pc(engine_blend(prod, t, ks))
-        if want_("fuse_flowin_pc"):  # the TPN's aligned input itself (no TPN), engine blend weights
+        def aligned_blend():  # the keys' aligned inputs (u, v) blended by the engine's weights
             from tpn_cli.models import infer
-            if len(ks) == 1:
-                u_in = prod.u(t, ks[0])[1]
-            else:
-                a, b = ks
-                outs = [prod.u(t, k) for k in ks]
-                ws = infer.blend_weights([(b - t) / (b - a), (t - a) / (b - a)], [o[2] for o in outs], outs[0][3])
-                u_in = sum(w * o[1] for w, o in zip(ws, outs))
-            out["fuse_flowin_pc"] = pc(u_in)
+            a, b = ks
+            outs = [prod.u(t, k) for k in ks]
+            ws = infer.blend_weights([(b - t) / (b - a), (t - a) / (b - a)], [o[2] for o in outs], outs[0][3])
+            return (sum(w * o[1] for w, o in zip(ws, outs)), sum(w * o[2] for w, o in zip(ws, outs)),
+                    outs[0][3])
+
+        if want_("fuse_flowin_pc"):  # the TPN's aligned input itself (no TPN), engine blend weights
+            out["fuse_flowin_pc"] = pc(prod.u(t, ks[0])[1] if len(ks) == 1 else aligned_blend()[0])
         for m, idx in (("fuse3_flowin", 1), ("fuse3_tpn", 0)):  # product's flow; aligned inputs / TPN
             if want_(m):
                 u_ks = [np.log(prod.radiance(t, prod.u(t, k)[idx]) + 0.01) for k in ks]
                 out[m] = np.exp(fuse_keys(code, u_tab, var_table, u_ks, lo)) - 0.01
         if want_("tpn_on_blend_pc"):  # ONE TPN pass on the blended aligned keys, then fusion
-            from tpn_cli.models import infer
             if len(ks) == 1:
                 u_tp = prod.u(t, ks[0])[0]
             else:
-                a, b = ks
-                outs = [prod.u(t, k) for k in ks]
-                ws = infer.blend_weights([(b - t) / (b - a), (t - a) / (b - a)], [o[2] for o in outs], outs[0][3])
-                u_in = sum(w * o[1] for w, o in zip(ws, outs))
-                v_in = sum(w * o[2] for w, o in zip(ws, outs))
+                u_in, v_in, v_t = aligned_blend()
                 with torch.no_grad():
-                    u_tp = prod.model(u_in[None], v_in[None], outs[0][3][None])[0]
+                    u_tp = prod.model(u_in[None], v_in[None], v_t[None])[0]
             out["tpn_on_blend_pc"] = pc(u_tp)
     return out
 

@@ -19,10 +19,9 @@ baseline.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from . import ops
-from .colour.upsample import enlarge
+from .colour.upsample import enlarge, shrink
 
 __all__ = ["SIGMA", "STRENGTH", "PASSES", "SCALE", "edge_gates", "spread", "fill_unfit"]
 
@@ -86,24 +85,6 @@ def spread(x: torch.Tensor, gates: torch.Tensor, passes: int = PASSES) -> torch.
     for _ in range(passes):
         y = ops.scan(y.contiguous(), gates).mean(dim=1)
     return y[0]
-
-
-def shrink(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(C, H, W) → (C, h, w) area-averaged (F.interpolate's ``mode="area"``). For a whole
-    factor on the CPU by OpenCV plane by plane (block means, as torch's): 15× faster on one
-    thread, equal to 1e-7. (For other factors the two weigh the border pixels of each
-    window differently.)"""
-    whole = x.shape[-2] % size[0] == 0 and x.shape[-1] % size[1] == 0
-    if x.device.type != "cpu" or x.dtype != torch.float32 or not whole:
-        return F.interpolate(x[None], size=size, mode="area")[0]
-    import cv2
-    import numpy as np
-
-    src = x.detach().contiguous().numpy()
-    out = np.empty((src.shape[0], *size), np.float32)
-    for plane, dst in zip(src, out):
-        cv2.resize(plane, (size[1], size[0]), dst=dst, interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(out)
 
 
 def fill_unfit(ab: torch.Tensor, confidence: torch.Tensor, L: torch.Tensor) -> torch.Tensor:

@@ -107,11 +107,10 @@ def flow_warp(target_gray: np.ndarray, key_gray: np.ndarray, key: np.ndarray,
 def warp(key: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np.ndarray:
     """Sample ``key`` (H, W[, C]) at x + flow(x): the key-frame moved into the target frame."""
     cv = require_cv2()
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = _sample_points(flow)
     mode = cv.INTER_LINEAR if interpolation == "linear" else cv.INTER_NEAREST
     out = cv.remap(np.ascontiguousarray(key, dtype=np.float32) if key.dtype != np.uint8 else key,
-                   gx + flow[..., 0], gy + flow[..., 1], mode, borderMode=cv.BORDER_REPLICATE)
+                   gx, gy, mode, borderMode=cv.BORDER_REPLICATE)
     if key.ndim == 3 and out.ndim == 2:  # OpenCV drops a single trailing channel
         out = out[..., None]
     return out
@@ -125,10 +124,7 @@ def warp_planes(planes: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.nd
     the key's frame, 0 inside (the warp only repeats the key's border there)."""
     cv = require_cv2()
     h, w = planes.shape[1:]
-    flow = resize_flow(flow, (h, w))
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    gx += flow[..., 0]
-    gy += flow[..., 1]
+    gx, gy = _sample_points(resize_flow(flow, (h, w)))
     out = np.empty(planes.shape, np.float32)
     for c in range(planes.shape[0]):
         out[c] = cv.remap(np.ascontiguousarray(planes[c], dtype=np.float32), gx, gy, cv.INTER_LINEAR,
@@ -136,6 +132,15 @@ def warp_planes(planes: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.nd
     outside = np.maximum(np.maximum(-gx, gx - (w - 1)), np.maximum(-gy, gy - (h - 1)))
     np.maximum(outside, 0, out=outside)
     return out, outside
+
+
+def _sample_points(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The key-frame coordinates x + flow(x) (two (H, W) float32 maps) a warp samples."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx += flow[..., 0]
+    gy += flow[..., 1]
+    return gx, gy
 
 
 def _as_u8(img: np.ndarray) -> np.ndarray:

@@ -184,9 +184,9 @@ def hdr(input_path: Path, keys: Path, **kw) -> None:
     warped at the frame's full resolution), each weighted by its measured error and less
     where the frame shows what a key's view did not: a well-exposed channel mostly
     follows the video (its detail), a clipped channel (code 255) takes the key-frames'
-    radiance, at least that of the code below the clip. No network runs by default (--tpn adds the HDR TPN). As in colorize,
-    a frame only takes radiance from key-frames of its own shot (--no-shot-detect to turn
-    off).
+    radiance, at least that of the code below the clip. No network runs by default
+    (--tpn adds the HDR TPN). As in colorize, a frame only takes radiance from key-frames
+    of its own shot (--no-shot-detect to turn off).
 
     Output: a folder (default INPUT_hdr/) of half-float EXR frames named by frame index,
     or a .mp4/.mkv/.mov file: 10-bit HEVC, BT.2020, PQ (HDR10) or HLG, audio copied.

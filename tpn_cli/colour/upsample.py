@@ -91,12 +91,33 @@ def enlarge(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if x.device.type != "cpu" or x.dtype != torch.float32:
         return _bilinear(x[None], size)[0]
     import cv2
+
+    return _resize_planes(x, size, cv2.INTER_LINEAR)
+
+
+def shrink(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(C, H, W) → (C, h, w) area-averaged (F.interpolate's ``mode="area"``). For a whole
+    factor on the CPU by OpenCV plane by plane (block means, as torch's): 15× faster on one
+    thread, equal to 1e-7. (For other factors the two weigh the border pixels of each
+    window differently.)"""
+    whole = x.shape[-2] % size[0] == 0 and x.shape[-1] % size[1] == 0
+    if x.device.type != "cpu" or x.dtype != torch.float32 or not whole:
+        return F.interpolate(x[None], size=size, mode="area")[0]
+    import cv2
+
+    return _resize_planes(x, size, cv2.INTER_AREA)
+
+
+def _resize_planes(x: torch.Tensor, size: tuple[int, int], interpolation: int) -> torch.Tensor:
+    """(C, h, w) CPU float32 → (C, *size) by OpenCV's resize plane by plane, into one
+    planar (contiguous) array."""
+    import cv2
     import numpy as np
 
     src = x.detach().contiguous().numpy()
     out = np.empty((src.shape[0], *size), np.float32)
     for plane, dst in zip(src, out):
-        cv2.resize(plane, (size[1], size[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(plane, (size[1], size[0]), dst=dst, interpolation=interpolation)
     return torch.from_numpy(out)
 
 

@@ -69,8 +69,13 @@ class Task:
     def check_keys(self, run: "Run") -> None:
         """Read and check every key-frame (content, size); may add notes to the run."""
 
+    #: Whether the task's TPN runs when neither --tpn/--no-tpn nor --weights says.
+    USE_TPN = True
+
     def uses_model(self, opts: "Options") -> bool:
-        return True
+        """The task's TPN runs with --tpn (or --weights, which names one), not with
+        --no-tpn, else by :data:`USE_TPN`."""
+        return opts.tpn if opts.tpn is not None else (opts.weights is not None or self.USE_TPN)
 
     # -- the plan ---------------------------------------------------------------------------
     def mode(self, opts: "Options") -> str:

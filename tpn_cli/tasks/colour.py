@@ -38,10 +38,6 @@ class ColourTask(Task):
     #: flow part alone on the tuning clips (docs/what-we-tried.md, "Issue 19 (colour)").
     USE_TPN = True
 
-    def uses_model(self, opts: "Options") -> bool:
-        """The colour TPN runs unless --no-tpn (:data:`USE_TPN`)."""
-        return opts.tpn if opts.tpn is not None else (opts.weights is not None or self.USE_TPN)
-
     def propagation(self, run: "Run") -> str:
         keys = "the key-frame" if run.mode != "blend" else "both neighbouring key-frames"
         tpn = "the colour TPN's prediction mixed with " if run.uses_model else ""

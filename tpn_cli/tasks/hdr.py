@@ -33,9 +33,8 @@ class HdrTask(Task):
         """An EXR folder, or HDR10/HLG HEVC (libx265, checked when the writer opens)."""
         return "hdr-video" if kind == "video" else self.frames_size_kind
 
-    def uses_model(self, opts: "Options") -> bool:
-        """The HDR TPN runs only with --tpn (or --weights, which names one)."""
-        return opts.tpn if opts.tpn is not None else opts.weights is not None
+    #: The HDR TPN runs only with --tpn (or --weights, which names one).
+    USE_TPN = False
 
     def propagation(self, run: "Run") -> str:
         keys = "the key-frame(s)" if run.mode != "blend" else "both neighbouring key-frames"

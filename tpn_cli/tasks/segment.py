@@ -63,9 +63,8 @@ class SegmentTask(Task):
             run.notes.append(f"frames {run.opts.start}-{min(first, run.end) - 1} come before the first "
                              f"mask ({first}) and get it unchanged")
 
-    def uses_model(self, opts: "Options") -> bool:
-        """The segment TPN refines the chain unless --no-tpn (default: chain.USE_TPN)."""
-        return opts.tpn if opts.tpn is not None else (opts.weights is not None or chain.USE_TPN)
+    #: The segment TPN refines the chain unless --no-tpn.
+    USE_TPN = chain.USE_TPN
 
     def mode(self, opts: "Options") -> str:
         return "chain"
