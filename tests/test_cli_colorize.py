@@ -254,24 +254,26 @@ def test_shipped_model_colours_between_keys(tmp_path):
     assert np.mean([psnr(o, s.image) for o, s in zip(out[1:11], src[1:11])]) > 30
 
 
-def test_no_tpn_runs_the_flow_part_alone(tmp_path, monkeypatch):
-    """--no-tpn: no model is loaded (a missing one does not matter), the frames between
-    the keys come from the two flow-warped keys alone and stay close to the source; the
-    default (the TPN mixed in) writes different frames; the plan says which ran."""
+def test_default_runs_the_flow_part_alone_and_tpn_mixes_the_network_in(tmp_path, monkeypatch):
+    """The default (and --no-tpn): no model is loaded (a missing one does not matter), the
+    frames between the keys come from the flow-warped keys and the previous frame and
+    stay close to the source; --tpn wants the TPN's weights and writes different frames;
+    the plan says which ran."""
     keys = extract_keys(DOG, tmp_path / "keys", [0, 11])
     base = ("colorize", DOG, "--keyframes", keys, "-q")
     monkeypatch.setenv("TPN_WEIGHTS_DIR", str(tmp_path / "no-weights-here"))
-    code, out, err = run_cli(*base, "--no-tpn", "--dry-run", "--json", "-o", tmp_path / "a")
-    plan = json.loads(out)
+    for flag in ((), ("--no-tpn",)):
+        code, out, err = run_cli(*base, *flag, "--dry-run", "--json", "-o", tmp_path / "a")
+        plan = json.loads(out)
+        assert code == 0, err
+        assert plan["uses_model"] is False and plan["weights_error"] is None
+        assert not plan["propagation"].startswith("the colour TPN")
+    code, _, err = run_cli(*base, "-o", tmp_path / "a")
     assert code == 0, err
-    assert plan["uses_model"] is False and plan["weights_error"] is None
-    assert not plan["propagation"].startswith("the colour TPN")
-    code, _, err = run_cli(*base, "--no-tpn", "-o", tmp_path / "a")
-    assert code == 0, err
-    code, _, err = run_cli(*base, "-o", tmp_path / "b")  # the default wants the TPN's weights
+    code, _, err = run_cli(*base, "--tpn", "-o", tmp_path / "b")  # --tpn wants the TPN's weights
     assert code == 4 and "colour" in err
     monkeypatch.delenv("TPN_WEIGHTS_DIR")
-    code, _, err = run_cli(*base, "-o", tmp_path / "b")
+    code, _, err = run_cli(*base, "--tpn", "-o", tmp_path / "b")
     assert code == 0, err
     src = list(VideoReader(DOG).frames())
     flow_only = [read_image(tmp_path / "a" / f"{i:05d}.png") for i in range(12)]

@@ -274,7 +274,7 @@ def test_damaged_or_truncated_file_is_refused_at_first_use(dirs, models):
     cache.mkdir()
     (cache / "c.tpn").write_bytes(good[:1000])
     keys = extract_keys(DOG, cache.parent / "keys", [0])
-    code, _, err = run_cli("colorize", DOG, "--keyframes", keys, "-o", cache.parent / "out.mp4")
+    code, _, err = run_cli("colorize", DOG, "--keyframes", keys, "--tpn", "-o", cache.parent / "out.mp4")
     assert code == 4 and "truncated (1000 of" in err and str(cache / "c.tpn") in err
     assert "tpn weights download c --overwrite" in err
     (bundled / "c.tpn").write_bytes(good[::-1])  # a damaged bundled copy is passed over for the good one

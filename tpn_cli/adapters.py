@@ -130,6 +130,7 @@ class ColourAdapter:
         self.flow_mix = flow_mix
         # a partly painted key is laid over its video frame (see the class doc)
         self.needs_key_video_frame = partial_keys
+        self._previous: _Previous | None = None  # the last frame finished (RECURSIVE_SHARE)
 
     @property
     def uses_sources(self) -> bool:
@@ -229,6 +230,10 @@ class ColourAdapter:
                 ab = flow_ab if ab is None else self.mix_flow(ab, flow_ab, self.flow_mix)
             if coverage is not None:
                 ab = self.keep_own_colour(ab, rgb, coverage)
+        if self.uses_sources:
+            idx = key.index if key is not None else (ctx or {}).get("index")
+            srcs = frozenset([key.index] if key is not None else [k.index for k, _ in sources])
+            self._remember(idx, srcs, L, ab)
         # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
         dtype = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else np.dtype(np.uint8)
         return colour.lab_image_to_rgb(L, ab.permute(1, 2, 0).cpu().numpy(), dtype)
@@ -258,22 +263,38 @@ class ColourAdapter:
 
     def frame_flows(self, ctx: dict, keys: Sequence[PreparedKey]) -> list[np.ndarray]:
         """Flows (H, W, 2) from the frame (its L in ``ctx``, set by :meth:`guide`) to each
-        of ``keys`` at full size (:func:`tpn_cli.flow.baseline_flow`: DIS MEDIUM, at most
-        480 short side). Computed once per frame and key and kept in ``ctx``: the flow
+        of ``keys`` at full size (:func:`tpn_cli.flow.baseline_flow`, :data:`KEY_FLOW`, at
+        most 480 short side). Computed once per frame and key and kept in ``ctx``: the flow
         part warps the keys' full-size colour with them (and the alignment may reuse them,
-        :data:`ALIGN_WITH_FULL_FLOW`). Two keys' flows run in two threads (OpenCV
-        releases the GIL; one DIS uses one core for a large part of its time)."""
+        :data:`ALIGN_WITH_FULL_FLOW`)."""
+        return self._flows(ctx, [(k.index, k.flow_gray) for k in keys])
+
+    #: The flow part's DIS settings. To a key-frame: MEDIUM without its variational
+    #: refinement (2.8× faster; on the tuning clips with the previous-frame candidate +0.05 /
+    #: +0.06 dB over full MEDIUM at K = 10 / 40). To the frame before (small motion):
+    #: ULTRAFAST (−0.04 dB against MEDIUM at both). docs/what-we-tried.md, "Colour: the
+    #: previous frame as a candidate".
+    KEY_FLOW = ("medium", flow.DisTuning(finest_scale=1, patch_stride=3, gradient_descent_iterations=25,
+                                         variational_refinement_iterations=0))
+    PREVIOUS_FLOW = ("ultrafast", None)
+
+    def _flows(self, ctx: dict, images: Sequence[tuple[Any, np.ndarray]]) -> list[np.ndarray]:
+        """Flows from the frame to each of ``images`` [(key index or "previous", 8-bit
+        gray)] (:data:`KEY_FLOW`, :data:`PREVIOUS_FLOW`), kept in ``ctx`` by id. Several
+        run in two threads (OpenCV releases the GIL; one DIS uses one core for a large
+        part of its time)."""
         cache = ctx.setdefault("flows", {})
-        todo = [k for k in keys if k.index not in cache]
+        todo = [(i, g) for i, g in images if i not in cache]
         if todo:
             gray = self._full_gray(ctx)
+
+            def one(image: tuple[Any, np.ndarray]) -> np.ndarray:
+                preset, tuning = self.PREVIOUS_FLOW if image[0] == "previous" else self.KEY_FLOW
+                return flow.baseline_flow(gray, image[1], preset, tuning=tuning)
             with timing.section("flow"):
-                if len(todo) == 1:
-                    flows = [flow.baseline_flow(gray, todo[0].flow_gray)]
-                else:
-                    flows = list(_flow_pool().map(lambda k: flow.baseline_flow(gray, k.flow_gray), todo))
-            cache.update(zip([k.index for k in todo], flows))
-        return [cache[k.index] for k in keys]
+                flows = [one(todo[0])] if len(todo) == 1 else list(_flow_pool().map(one, todo))
+            cache.update(zip([i for i, _ in todo], flows))
+        return [cache[i] for i, _ in images]
 
     #: Align the keys for the TPN with the full-size flows of the flow part, shrunk (one
     #: DIS per key and frame instead of two: −15 % CPU a frame), instead of DIS at the
@@ -300,6 +321,33 @@ class ColourAdapter:
         e = cv.blur(d, (cls.FIT_BOX, cls.FIT_BOX), borderType=cv.BORDER_REPLICATE)
         return torch.from_numpy(np.exp(-e / np.float32(cls.FIT_SCALE)))[None]
 
+    #: The previous frame's output, moved into the frame by their flow, joins the keys as a
+    #: candidate of the flow part with weight RECURSIVE_SHARE × its fit (a key's is fit /
+    #: (|t − k| + 1)), and its fit counts in the fill's confidence: colour carried frame to
+    #: frame follows motion that one long flow to a key misses, and reaches where the keys'
+    #: views are occluded. On the tuning clips +0.37 / +1.85 dB at K = 10 / 40 over the flow
+    #: part without it, warping error halved; 0.5 and 1 scored lower, 0.15 alike
+    #: (docs/what-we-tried.md, "Colour: the previous frame as a candidate").
+    RECURSIVE_SHARE = 0.25
+
+    def _previous_view(self, t: int | None, keys: Sequence[PreparedKey]) -> "_Previous | None":
+        """The frame before ``t`` when it was the last one finished and shares a key with
+        it (not across a shot cut); else None."""
+        p = self._previous
+        if self.RECURSIVE_SHARE <= 0 or p is None or t is None or p.index != t - 1:
+            return None
+        return p if p.sources & {k.index for k in keys} else None
+
+    def _remember(self, index: int | None, sources: frozenset, L: np.ndarray, ab: torch.Tensor) -> None:
+        """Keep a finished frame's L and output ab for the next frame's flow part (not with
+        partly painted keys, whose paint the coverage step cuts after the flow part)."""
+        self._previous = None
+        if index is None or self.RECURSIVE_SHARE <= 0 or self.needs_key_video_frame:
+            return
+        lab = np.concatenate([L[..., None].astype(np.float32), ab.permute(1, 2, 0).cpu().numpy()], axis=2)
+        gray = np.clip(np.rint(L * (255.0 / 100.0)), 0, 255).astype(np.uint8)
+        self._previous = _Previous(index, sources, gray, lab)
+
     def flow_prediction(self, L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]],
                         ctx: dict | None = None) -> torch.Tensor:
         """The flow part's ab (2, H, W) for a frame of lightness ``L`` (H, W): each key's
@@ -308,32 +356,51 @@ class ColourAdapter:
         without it, by fit alone) and by their warped alpha when partly painted
         (:func:`tpn_cli.models.infer.paint_weights`); the pixels no key fits filled from
         the fitting ones around (:func:`tpn_cli.fill.fill_unfit`, confidence = the best
-        key's fit). One key: that key alone, filled the same way."""
+        fit). The frame before, when it was the last one finished, is one more candidate
+        (:data:`RECURSIVE_SHARE`). One key alone: that key, filled the same way."""
         ctx = {"L": L} if ctx is None else ctx
         ctx.setdefault("L", L)
         # the distance weights here are the baseline's, not the plan's; a key the plan
         # gives no weight feeds nothing
         keys = [k for k, w in sources if w > 0] or [k for k, _ in sources]
-        flows = self.frame_flows(ctx, keys)
-        gray = self._full_gray(ctx).astype(np.float32)
         t = ctx.get("index")
+        prev = self._previous_view(t, keys)
+        images = [(k.index, k.flow_gray) for k in keys] + ([("previous", prev.gray)] if prev else [])
+        flows = self._flows(ctx, images)
+        gray = self._full_gray(ctx).astype(np.float32)
         with timing.section("flow"):
             warped = [flow.warp(k.flow_lab, f) for k, f in zip(keys, flows)]  # (H, W, 3[+1]) Lab(+alpha)
             fits = [self.key_fit(x[..., 0], gray) for x in warped]
+            if prev:
+                prev_lab = torch.from_numpy(flow.warp(prev.lab, flows[-1])).permute(2, 0, 1)
+                prev_fit = self.key_fit(prev_lab[0].numpy(), gray)
         warped_t = [torch.from_numpy(x).permute(2, 0, 1) for x in warped]
         with timing.section("colour"):
-            if len(keys) == 1:
+            if len(keys) == 1 and not prev:
                 ab, best = warped_t[0][1:3], fits[0]
             else:
                 raw = [c / (abs(t - k.index) + 1.0 if t is not None else 1.0) for c, k in zip(fits, keys)]
                 alphas = [x[3:] if x.shape[0] > 3 else None for x in warped_t]
                 if any(a is not None for a in alphas):
                     raw = infer.paint_weights(raw, alphas)  # normalises
+                abs_ = [x[1:3] for x in warped_t]
+                if prev:
+                    raw.append(self.RECURSIVE_SHARE * prev_fit)
+                    abs_.append(prev_lab[1:3])
                 total = sum(raw).clamp(min=1e-12)
-                ab = sum(r * x[1:3] for r, x in zip(raw, warped_t)) / total
-                best = torch.maximum(*fits) if len(fits) == 2 else torch.stack(fits).amax(0)
+                ab = sum(r * x for r, x in zip(raw, abs_)) / total
+                best = torch.stack(fits + ([prev_fit] if prev else [])).amax(0)
         with timing.section("scan"):
             return fill.fill_unfit(ab, best[0], torch.from_numpy(np.ascontiguousarray(L)))
+
+
+@dataclass
+class _Previous:
+    """The frame before, as the next frame's flow part uses it."""
+    index: int
+    sources: frozenset
+    gray: np.ndarray  # (H, W) uint8, what the flow runs on
+    lab: np.ndarray   # (H, W, 3) float32: its L and output ab
 
 
 _FLOW_POOL = None

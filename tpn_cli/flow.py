@@ -88,13 +88,14 @@ BASELINE_SHORT_SIDE = 480
 
 
 def baseline_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "medium",
-                  max_short_side: int = BASELINE_SHORT_SIDE) -> np.ndarray:
+                  max_short_side: int = BASELINE_SHORT_SIDE, tuning: DisTuning | None = None) -> np.ndarray:
     """The flow baseline's flow (H, W, 2) from the target to the key-frame: DIS between
-    the gray images (H, W), computed at up to ``max_short_side`` (0: full size)."""
+    the gray images (H, W), computed at up to ``max_short_side`` (0: full size);
+    ``tuning`` overrides some of the preset's settings."""
     h, w = target_gray.shape[:2]
     s = max_short_side / min(h, w) if max_short_side else 1.0
     size = (max(8, round(h * s)), max(8, round(w * s))) if s < 1.0 else (h, w)
-    return dis_flow_at(target_gray, key_gray, size, preset)
+    return dis_flow_at(target_gray, key_gray, size, preset, tuning)
 
 
 def flow_warp(target_gray: np.ndarray, key_gray: np.ndarray, key: np.ndarray,

@@ -170,11 +170,12 @@ def run_baseline(frames, n, keys, wanted):
 
 
 class _Collect:
-    def __init__(self):
-        self.out = {}
+    def __init__(self, wanted):
+        self.out, self.wanted = {}, wanted
 
     def write(self, frame, result):
-        self.out[frame.index] = result
+        if frame.index in self.wanted:
+            self.out[frame.index] = result
 
 
 def cli_default(option: str) -> Any:
@@ -227,9 +228,11 @@ def run_product(frames, n, keys, wanted, mode: str | None = None, tpn: bool | No
         adapter.flow_mix = mix
     if adapter_hook:
         adapter_hook(adapter)
-    assigns = [a for a in plan(n, keys, mode) if a.frame in wanted]
+    # every frame up to the last wanted one: a frame's output depends on the one before
+    # (the flow part's recursive candidate, ColourAdapter.RECURSIVE_SHARE)
+    assigns = [a for a in plan(n, keys, mode) if a.frame <= max(wanted)]
     vf = [VideoFrame(a.frame, frames[a.frame], None, None) for a in assigns]
-    sink = _Collect()
+    sink = _Collect(wanted)
     engine.stream_from_keys(frames=iter(vf), assignments=iter(assigns), propagator=KeyPropagator(adapter, model),
                             load_key=lambda k: frames[k], sinks=[sink], batch_size=cli_default("batch_size"),
                             quiet=True, pipeline=False)

@@ -91,12 +91,16 @@ def split(run: Any, segment_frames: int) -> list[Segment]:
     A segment ends, once it holds ``segment_frames`` frames, at the first frame where the
     key-frames feeding the frames change (a key-frame or shot boundary: fewer keys to
     prepare per segment), and at the latest at twice that; cuts fall only where the local
-    run starts a network batch (see the module doc). ``segment_frames <= 0``: one segment.
+    run starts a network batch (see the module doc), and for a task whose frames continue
+    the one before (``chains_frames``: colour) only at key-frames. ``segment_frames <= 0``:
+    one segment.
     """
     plan = list(run.assignments())
     if segment_frames <= 0 or len(plan) <= segment_frames:
         return [Segment(0, run.opts.start, run.end)]
     starts = _batch_starts(plan, run.task.batch_size(run.opts))
+    if run.task.chains_frames:  # each frame continues the one before: cut only at key-frames
+        starts &= {a.frame for a in plan if [k for k, _ in a.sources] == [a.frame]}
     cuts, begin, keys_changed = [], plan[0].frame, False
     for prev, a in zip(plan, plan[1:]):
         length = a.frame - begin

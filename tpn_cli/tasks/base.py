@@ -71,6 +71,9 @@ class Task:
 
     #: Whether the task's TPN runs when neither --tpn/--no-tpn nor --weights says.
     USE_TPN = True
+    #: Whether a frame's output depends on the previous frame's (then a run is cut into
+    #: segments only at key-frames, :func:`tpn_cli.scale.segments.split`).
+    chains_frames = False
 
     def uses_model(self, opts: "Options") -> bool:
         """The task's TPN runs with --tpn (or --weights, which names one), not with

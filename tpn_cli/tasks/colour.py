@@ -34,15 +34,21 @@ class ColourTask(Task):
             return input_path.with_name(input_path.stem + self.output_suffix + input_path.suffix)
         return super().default_output(input_path)
 
-    #: Whether the colour TPN runs without --tpn/--no-tpn: yes, it adds 0.2–0.5 dB over the
-    #: flow part alone on the tuning clips (docs/what-we-tried.md, "Issue 19 (colour)").
-    USE_TPN = True
+    #: Whether the colour TPN runs without --tpn/--no-tpn: no. Since the flow part carries
+    #: the previous frame's colour as a candidate (ColourAdapter.RECURSIVE_SHARE), mixing
+    #: the TPN in scores lower on the tuning clips (+0.53 / +1.28 dB over the two-key
+    #: baseline at K = 10 / 40 against +0.84 / +2.38 without it) at ~2× the time
+    #: (docs/what-we-tried.md, "Colour: the previous frame as a candidate").
+    USE_TPN = False
+    #: A frame's colour depends on the frame before (the flow part's previous-frame
+    #: candidate): a run may only be cut into segments at key-frames.
+    chains_frames = True
 
     def propagation(self, run: "Run") -> str:
         keys = "the key-frame" if run.mode != "blend" else "both neighbouring key-frames"
         tpn = "the colour TPN's prediction mixed with " if run.uses_model else ""
-        return (f"{tpn}{keys} warped by optical flow at full size, blended by their per-pixel "
-                "fit, unfit pixels filled edge-aware")
+        return (f"{tpn}{keys} and the previous frame's colour warped by optical flow at full "
+                "size, blended by their per-pixel fit, unfit pixels filled edge-aware")
 
     def check_output_kind(self, opts: "Options", output: Path, kind: str) -> None:
         if kind == "image":

@@ -1,0 +1,56 @@
+"""The colour flow part's previous-frame candidate (ColourAdapter.RECURSIVE_SHARE): a frame
+finished just before, under a common key-frame, feeds the next one; nothing else does."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from _cli_util import DOG
+from tpn_cli import engine, keyframes
+from tpn_cli.adapters import ColourAdapter
+from tpn_cli.media import VideoReader
+from tpn_cli.propagator import KeyPropagator
+
+KEYS = [0, 8]
+
+
+def _outputs(frames, wanted, monkeypatch=None, share=None):
+    """`tpn colorize --no-tpn`'s adapter on ``frames`` (keys: the frames' own colour at
+    KEYS), predicting the ``wanted`` frames in order; {frame: RGB}."""
+    if share is not None:
+        monkeypatch.setattr(ColourAdapter, "RECURSIVE_SHARE", share)
+    h, w = frames[0].shape[:2]
+    prop = KeyPropagator(ColourAdapter(engine.work_shape(w, h, 240), "cpu", flow_mix=1.0), None)
+    for k in KEYS:
+        prop.set_key(k, frames[k])
+    plan = {a.frame: a for a in keyframes.plan(len(frames), KEYS, "blend")}
+    with torch.inference_mode():
+        return {t: prop.predict(t, frames[t], plan[t].sources) for t in wanted}
+
+
+def test_the_frame_before_feeds_the_next_one_only_when_just_finished(monkeypatch):
+    frames = [f.image for f in VideoReader(DOG).frames(0, 9)]
+    chained = _outputs(frames, range(6))
+    alone = _outputs(frames, [5])
+    after_gap = _outputs(frames, [3, 5])
+    # frame 5 after 0..4 uses frame 4's colour; predicted alone, or after a gap, it cannot
+    assert not np.array_equal(chained[5], alone[5])
+    assert np.array_equal(after_gap[5], alone[5])
+    # and the previous frame is the only state: without it, order does not matter
+    plain = _outputs(frames, range(6), monkeypatch, share=0.0)
+    assert np.array_equal(plain[5], _outputs(frames, [5], monkeypatch, share=0.0)[5])
+    assert not np.array_equal(plain[5], chained[5])
+
+
+def test_the_frame_before_does_not_cross_a_shot_cut():
+    """A previous frame fed by other key-frames (another shot) is not a candidate."""
+    frames = [f.image for f in VideoReader(DOG).frames(0, 9)]
+    h, w = frames[0].shape[:2]
+    adapter = ColourAdapter(engine.work_shape(w, h, 240), "cpu", flow_mix=1.0)
+    key = adapter.prepare_key(8, frames[8])
+    L = np.zeros(frames[0].shape[:2], np.float32)
+    adapter._remember(4, frozenset([0]), L, torch.zeros(2, h, w))
+    assert adapter._previous_view(5, [key]) is None  # fed by key 8 only: another shot
+    adapter._remember(4, frozenset([0, 8]), L, torch.zeros(2, h, w))
+    assert adapter._previous_view(5, [key]) is not None
+    assert adapter._previous_view(6, [key]) is None  # not the frame just before
