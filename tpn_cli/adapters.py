@@ -270,7 +270,7 @@ class ColourAdapter:
         return self._flows(ctx, [(k.index, k.flow_gray) for k in keys])
 
     #: The flow part's DIS settings. To a key-frame: MEDIUM without its variational
-    #: refinement (2.8× faster; on the tuning clips with the previous-frame candidate +0.05 /
+    #: refinement (2× faster; on the tuning clips with the previous-frame candidate +0.04 /
     #: +0.06 dB over full MEDIUM at K = 10 / 40). To the frame before (small motion):
     #: ULTRAFAST (−0.04 dB against MEDIUM at both). docs/what-we-tried.md, "Colour: the
     #: previous frame as a candidate".

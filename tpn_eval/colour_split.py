@@ -204,8 +204,8 @@ def product_model(spec: str | None = None):
 def run_product(frames, n, keys, wanted, mode: str | None = None, tpn: bool | None = None,
                 spec: str | None = None, mix: float | None = None,
                 adapter_hook: Callable | None = None) -> dict[int, np.ndarray]:
-    """What `tpn colorize` writes for the ``wanted`` frames (frames are independent given
-    their key-frames, so leaving others out changes nothing): the command's adapter
+    """What `tpn colorize` writes for the ``wanted`` frames (every frame up to the last
+    wanted one is computed: a frame continues the one before): the command's adapter
     (:meth:`tpn_cli.tasks.colour.ColourTask.adapter`, working size, chroma up-sampling, flow
     mix) and :func:`tpn_cli.engine.stream_from_keys` with its batch
     size. ``mode``: --mode (None: the command's default); ``tpn``: --tpn / --no-tpn (None:
@@ -228,8 +228,7 @@ def run_product(frames, n, keys, wanted, mode: str | None = None, tpn: bool | No
         adapter.flow_mix = mix
     if adapter_hook:
         adapter_hook(adapter)
-    # every frame up to the last wanted one: a frame's output depends on the one before
-    # (the flow part's recursive candidate, ColourAdapter.RECURSIVE_SHARE)
+    # the flow part's previous-frame candidate (ColourAdapter.RECURSIVE_SHARE)
     assigns = [a for a in plan(n, keys, mode) if a.frame <= max(wanted)]
     vf = [VideoFrame(a.frame, frames[a.frame], None, None) for a in assigns]
     sink = _Collect(wanted)

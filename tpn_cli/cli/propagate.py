@@ -51,7 +51,7 @@ def _weights_line(p: dict) -> str:
     if p["weights_error"]:
         return "NOT AVAILABLE: " + p["weights_error"].splitlines()[0]
     if not p["uses_model"]:
-        return "none used (--no-tpn)" if p["command"] != "segment" else \
+        return "none used (no TPN; --tpn adds it)" if p["command"] != "segment" else \
             "none used (--no-tpn: the chain without the segment TPN)"
     return p["weights"] or "NOT AVAILABLE: " + (p["weights_error"] or "").splitlines()[0]
 

@@ -1,12 +1,14 @@
 """One colour or HDR run cut into segments that separate workers compute.
 
-Every colour/HDR frame is predicted from its key-frames only (DESIGN.md §1), so a run's
+Every HDR frame is predicted from its key-frames only (DESIGN.md §1), and a colour frame
+from its key-frames and the frame before it, which a key-frame does not need, so a run's
 frame range splits into segments of consecutive frames, each computed on its own:
 
 * :func:`split` cuts the plan (:meth:`tpn_cli.runs.Run.assignments`) where the
-  key-frames feeding the frames change (a key-frame or shot boundary), once a segment
-  holds enough frames, and only where the local run starts a network batch, so each
-  network call sees exactly the inputs it sees in the local run (results bit-identical);
+  key-frames feeding the frames change (a key-frame or shot boundary; for colour only at
+  a key-frame), once a segment holds enough frames, and only where the local run starts a
+  network batch, so each network call sees exactly the inputs it sees in the local run
+  (results bit-identical);
 * :func:`seek_frames` decodes a segment's frames by seeking to the nearest earlier
   key picture of the video instead of decoding from the start;
 * :func:`run_segment` streams one segment through :func:`tpn_cli.engine.stream_from_keys` (the same
