@@ -325,10 +325,10 @@ class ColourAdapter:
     #: candidate of the flow part with weight RECURSIVE_SHARE × its fit (a key's is fit /
     #: (|t − k| + 1)), and its fit counts in the fill's confidence: colour carried frame to
     #: frame follows motion that one long flow to a key misses, and reaches where the keys'
-    #: views are occluded. On the tuning clips +0.37 / +1.85 dB at K = 10 / 40 over the flow
-    #: part without it, warping error halved; 0.5 and 1 scored lower, 0.15 alike
-    #: (docs/what-we-tried.md, "Colour: the previous frame as a candidate").
-    RECURSIVE_SHARE = 0.25
+    #: views are occluded. On the tuning clips +0.42 / +1.81 dB at K = 10 / 40 over the flow
+    #: part without it, warping error halved; 0.25 scored alike on average with lower worst
+    #: clips, 0.5 and 1 lower (docs/what-we-tried.md, "Colour: the previous frame as a candidate").
+    RECURSIVE_SHARE = 0.15
 
     def _previous_view(self, t: int | None, keys: Sequence[PreparedKey]) -> "_Previous | None":
         """The frame before ``t`` when it was the last one finished and shares a key with
