@@ -37,7 +37,8 @@ class ColourTask(Task):
     #: Whether the colour TPN runs without --tpn/--no-tpn: no. Since the flow part carries
     #: the previous frame's colour as a candidate (ColourAdapter.RECURSIVE_SHARE), mixing
     #: the TPN in scores lower on the tuning clips (+0.53 / +1.28 dB over the two-key
-    #: baseline at K = 10 / 40 against +0.84 / +2.38 without it) at ~2× the time
+    #: baseline at K = 10 / 40 against +0.84 / +2.38 without it, both with the previous
+    #: frame at share 0.25) at ~2× the time
     #: (docs/what-we-tried.md, "Colour: the previous frame as a candidate").
     USE_TPN = False
     #: A frame's colour depends on the frame before (the flow part's previous-frame
