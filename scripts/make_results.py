@@ -543,7 +543,11 @@ def reuse_sections(paths: list[str], tasks: list[str]) -> dict:
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if len(cells) == 4 and cells[0] == t:
                 out["targets"].append((t, cells[1], cells[2], {"yes": True, "**no**": False}.get(cells[3])))
-        run = "; ".join(ln[2:] for ln in text.splitlines() if ln.startswith(("- Commit:", "- Date:")))
+        # a section the file itself kept from an earlier run keeps that run's commit and date
+        kept = next((ln for ln in text.splitlines() if ln.startswith("- Sections kept")), "")
+        earlier = dict(re.findall(r"(\w+) \(((?:[^()]|\([^()]*\))*)\)", kept.split(":", 1)[-1]))
+        run = earlier.get(t) or "; ".join(ln[2:] for ln in text.splitlines()
+                                          if ln.startswith(("- Commit:", "- Date:")))
         out["runs"].append(f"{t} ({run})")
     return out
 
