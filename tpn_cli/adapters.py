@@ -131,6 +131,7 @@ class ColourAdapter:
         # a partly painted key is laid over its video frame (see the class doc)
         self.needs_key_video_frame = partial_keys
         self._previous: _Previous | None = None  # the last frame finished (RECURSIVE_SHARE)
+        self._last_prepared: tuple[int, np.ndarray] | None = None  # (index, 8-bit L): prepare_flows
 
     @property
     def uses_sources(self) -> bool:
@@ -330,6 +331,27 @@ class ColourAdapter:
     #: clips, 0.5 and 1 lower (docs/what-we-tried.md, "Colour: the previous frame as a candidate").
     RECURSIVE_SHARE = 0.15
 
+    @staticmethod
+    def _feeding(sources: Sequence[tuple[PreparedKey, float]]) -> list[PreparedKey]:
+        """The keys the flow part warps: the distance weights of the flow part are the
+        baseline's, not the plan's, but a key the plan gives no weight feeds nothing."""
+        return [k for k, w in sources if w > 0] or [k for k, _ in sources]
+
+    def prepare_flows(self, ctx: dict, sources: Sequence[tuple[PreparedKey, float]]) -> None:
+        """The flow part's flows of a frame (to its keys, and to the frame prepared just
+        before it), kept in ``ctx``: called in the engine's prepare stage, since they need
+        only the input frames, so that they run while the output stage finishes the frames
+        before (:meth:`flow_prediction` computes what is missing)."""
+        if not self.uses_sources or ctx.get("index") is None:
+            return
+        images = [(k.index, k.flow_gray) for k in self._feeding(sources)]
+        last, gray = self._last_prepared, self._full_gray(ctx)
+        if (last is not None and last[0] == ctx["index"] - 1 and self.RECURSIVE_SHARE > 0
+                and not self.needs_key_video_frame):
+            images.append(("previous", last[1]))
+        self._last_prepared = (ctx["index"], gray)
+        self._flows(ctx, images)
+
     def _previous_view(self, t: int | None, keys: Sequence[PreparedKey]) -> "_Previous | None":
         """The frame before ``t`` when it was the last one finished and shares a key with
         it (not across a shot cut); else None."""
@@ -360,9 +382,7 @@ class ColourAdapter:
         (:data:`RECURSIVE_SHARE`). One key alone: that key, filled the same way."""
         ctx = {"L": L} if ctx is None else ctx
         ctx.setdefault("L", L)
-        # the distance weights here are the baseline's, not the plan's; a key the plan
-        # gives no weight feeds nothing
-        keys = [k for k, w in sources if w > 0] or [k for k, _ in sources]
+        keys = self._feeding(sources)
         t = ctx.get("index")
         prev = self._previous_view(t, keys)
         images = [(k.index, k.flow_gray) for k in keys] + ([("previous", prev.gray)] if prev else [])

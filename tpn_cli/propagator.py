@@ -221,6 +221,9 @@ class KeyPropagator:
         if len(sources) == 1 and sources[0][0] == index:
             return FramePrediction(index, image, None, own_key=self.keys[index])
         target = self.target(index, image)
+        prepare_flows = getattr(self.adapter, "prepare_flows", None)
+        if prepare_flows is not None:  # flows that need only the input frames, computed here
+            prepare_flows(target.ctx, [(self.keys[k], w) for k, w in sources])
         flows = self.alignment_flows(target, [k for k, _ in sources])
         return self.frame(target, [self.view(target, k, w, f) for (k, w), f in zip(sources, flows)])
 
