@@ -54,3 +54,18 @@ def test_the_frame_before_does_not_cross_a_shot_cut():
     adapter._remember(4, frozenset([0, 8]), L, torch.zeros(2, h, w))
     assert adapter._previous_view(5, [key]) is not None
     assert adapter._previous_view(6, [key]) is None  # not the frame just before
+
+
+def test_the_flows_are_ready_after_the_prepare_step():
+    """KeyPropagator.prepare_frame computes the flow part's flows (to the keys and to the
+    frame prepared just before), so the output step only blends."""
+    frames = [f.image for f in VideoReader(DOG).frames(0, 9)]
+    h, w = frames[0].shape[:2]
+    prop = KeyPropagator(ColourAdapter(engine.work_shape(w, h, 240), "cpu", flow_mix=1.0), None)
+    for k in KEYS:
+        prop.set_key(k, frames[k])
+    plan = {a.frame: a for a in keyframes.plan(len(frames), KEYS, "blend")}
+    first = prop.prepare_frame(1, frames[1], plan[1].sources)  # after a key-frame: keys only
+    assert set(first.target.ctx["flows"]) == {0, 8}
+    second = prop.prepare_frame(2, frames[2], plan[2].sources)
+    assert set(second.target.ctx["flows"]) == {0, 8, "previous"}
