@@ -159,10 +159,14 @@ def write_video(path: Path, frames: list[np.ndarray]) -> Path:
 
 
 def interruptible(**popen_kwargs) -> dict:
-    """Popen arguments for a child that must see Ctrl-C: a shell started in the background
-    (``nohup …&``, some CI runners) passes SIGINT on ignored, and Python then never raises
-    KeyboardInterrupt; the child restores the default so the test means the same anywhere."""
+    """Popen arguments for a child that must see Ctrl-C, SIGTERM and SIGHUP: a shell started
+    in the background (``nohup …&``, some CI runners) passes SIGINT (and nohup SIGHUP) on
+    ignored, and tpn rightly leaves an ignored signal ignored; the child restores the
+    defaults so the test means the same anywhere."""
     import signal
 
-    return dict(popen_kwargs, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    def restore() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+    return dict(popen_kwargs, preexec_fn=restore)
 
