@@ -14,16 +14,22 @@ from tpn_cli.propagator import KeyPropagator
 KEYS = [0, 8]
 
 
+def _propagator(frames):
+    """`tpn colorize --no-tpn`'s propagator with the frames' own colour as keys at KEYS,
+    and the blend plan {frame: assignment}."""
+    h, w = frames[0].shape[:2]
+    prop = KeyPropagator(ColourAdapter(engine.work_shape(w, h, 240), "cpu", flow_mix=1.0), None)
+    for k in KEYS:
+        prop.set_key(k, frames[k])
+    return prop, {a.frame: a for a in keyframes.plan(len(frames), KEYS, "blend")}
+
+
 def _outputs(frames, wanted, monkeypatch=None, share=None):
     """`tpn colorize --no-tpn`'s adapter on ``frames`` (keys: the frames' own colour at
     KEYS), predicting the ``wanted`` frames in order; {frame: RGB}."""
     if share is not None:
         monkeypatch.setattr(ColourAdapter, "RECURSIVE_SHARE", share)
-    h, w = frames[0].shape[:2]
-    prop = KeyPropagator(ColourAdapter(engine.work_shape(w, h, 240), "cpu", flow_mix=1.0), None)
-    for k in KEYS:
-        prop.set_key(k, frames[k])
-    plan = {a.frame: a for a in keyframes.plan(len(frames), KEYS, "blend")}
+    prop, plan = _propagator(frames)
     with torch.inference_mode():
         return {t: prop.predict(t, frames[t], plan[t].sources) for t in wanted}
 
@@ -48,10 +54,10 @@ def test_the_frame_before_does_not_cross_a_shot_cut():
     h, w = frames[0].shape[:2]
     adapter = ColourAdapter(engine.work_shape(w, h, 240), "cpu", flow_mix=1.0)
     key = adapter.prepare_key(8, frames[8])
-    L = np.zeros(frames[0].shape[:2], np.float32)
-    adapter._remember(4, frozenset([0]), L, torch.zeros(2, h, w))
+    L, gray, ab = np.zeros((h, w), np.float32), np.zeros((h, w), np.uint8), np.zeros((h, w, 2), np.float32)
+    adapter._remember(4, frozenset([0]), L, gray, ab)
     assert adapter._previous_view(5, [key]) is None  # fed by key 8 only: another shot
-    adapter._remember(4, frozenset([0, 8]), L, torch.zeros(2, h, w))
+    adapter._remember(4, frozenset([0, 8]), L, gray, ab)
     assert adapter._previous_view(5, [key]) is not None
     assert adapter._previous_view(6, [key]) is None  # not the frame just before
 
@@ -60,11 +66,7 @@ def test_the_flows_are_ready_after_the_prepare_step():
     """KeyPropagator.prepare_frame computes the flow part's flows (to the keys and to the
     frame prepared just before), so the output step only blends."""
     frames = [f.image for f in VideoReader(DOG).frames(0, 9)]
-    h, w = frames[0].shape[:2]
-    prop = KeyPropagator(ColourAdapter(engine.work_shape(w, h, 240), "cpu", flow_mix=1.0), None)
-    for k in KEYS:
-        prop.set_key(k, frames[k])
-    plan = {a.frame: a for a in keyframes.plan(len(frames), KEYS, "blend")}
+    prop, plan = _propagator(frames)
     first = prop.prepare_frame(1, frames[1], plan[1].sources)  # after a key-frame: keys only
     assert set(first.target.ctx["flows"]) == {0, 8}
     second = prop.prepare_frame(2, frames[2], plan[2].sources)

@@ -231,13 +231,14 @@ class ColourAdapter:
                 ab = flow_ab if ab is None else self.mix_flow(ab, flow_ab, self.flow_mix)
             if coverage is not None:
                 ab = self.keep_own_colour(ab, rgb, coverage)
+        ab_hwc = ab.permute(1, 2, 0).cpu().numpy()
         if self.uses_sources:
             idx = key.index if key is not None else (ctx or {}).get("index")
             srcs = frozenset([key.index] if key is not None else [k.index for k, _ in sources])
-            self._remember(idx, srcs, L, ab)
+            self._remember(idx, srcs, L, self._full_gray(ctx if ctx is not None else {"L": L}), ab_hwc)
         # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
         dtype = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else np.dtype(np.uint8)
-        return colour.lab_image_to_rgb(L, ab.permute(1, 2, 0).cpu().numpy(), dtype)
+        return colour.lab_image_to_rgb(L, ab_hwc, dtype)
 
     #: The paint counts fully where at least 1 / COVERAGE_GAIN of it landed (the moved
     #: alpha ≥ 0.5) (docs/what-we-tried.md, "Numbers behind the defaults").
@@ -346,28 +347,33 @@ class ColourAdapter:
             return
         images = [(k.index, k.flow_gray) for k in self._feeding(sources)]
         last, gray = self._last_prepared, self._full_gray(ctx)
-        if (last is not None and last[0] == ctx["index"] - 1 and self.RECURSIVE_SHARE > 0
-                and not self.needs_key_video_frame):
+        if self._chains and last is not None and last[0] == ctx["index"] - 1:
             images.append(("previous", last[1]))
         self._last_prepared = (ctx["index"], gray)
         self._flows(ctx, images)
+
+    @property
+    def _chains(self) -> bool:
+        """Whether finished frames feed the next one (:data:`RECURSIVE_SHARE`; not with
+        partly painted keys, whose paint the coverage step cuts after the flow part)."""
+        return self.RECURSIVE_SHARE > 0 and not self.needs_key_video_frame
 
     def _previous_view(self, t: int | None, keys: Sequence[PreparedKey]) -> "_Previous | None":
         """The frame before ``t`` when it was the last one finished and shares a key with
         it (not across a shot cut); else None."""
         p = self._previous
-        if self.RECURSIVE_SHARE <= 0 or p is None or t is None or p.index != t - 1:
+        if p is None or t is None or p.index != t - 1:
             return None
         return p if p.sources & {k.index for k in keys} else None
 
-    def _remember(self, index: int | None, sources: frozenset, L: np.ndarray, ab: torch.Tensor) -> None:
-        """Keep a finished frame's L and output ab for the next frame's flow part (not with
-        partly painted keys, whose paint the coverage step cuts after the flow part)."""
+    def _remember(self, index: int | None, sources: frozenset, L: np.ndarray, gray: np.ndarray,
+                  ab: np.ndarray) -> None:
+        """Keep a finished frame's L, its 8-bit ``gray`` and output ``ab`` (H, W, 2) for the
+        next frame's flow part."""
         self._previous = None
-        if index is None or self.RECURSIVE_SHARE <= 0 or self.needs_key_video_frame:
+        if index is None or not self._chains:
             return
-        lab = np.concatenate([L[..., None].astype(np.float32), ab.permute(1, 2, 0).cpu().numpy()], axis=2)
-        gray = np.clip(np.rint(L * (255.0 / 100.0)), 0, 255).astype(np.uint8)
+        lab = np.concatenate([L[..., None].astype(np.float32), ab], axis=2)
         self._previous = _Previous(index, sources, gray, lab)
 
     def flow_prediction(self, L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]],
