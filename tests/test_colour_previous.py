@@ -9,6 +9,7 @@ from _cli_util import DOG
 from tpn_cli import engine, keyframes
 from tpn_cli.adapters import ColourAdapter
 from tpn_cli.media import VideoReader
+from tpn_cli.media.video import Frame
 from tpn_cli.propagator import KeyPropagator
 
 KEYS = [0, 8]
@@ -71,3 +72,55 @@ def test_the_flows_are_ready_after_the_prepare_step():
     assert set(first.target.ctx["flows"]) == {0, 8}
     second = prop.prepare_frame(2, frames[2], plan[2].sources)
     assert set(second.target.ctx["flows"]) == {0, 8, "previous"}
+
+
+# -- the backward pass: the colour of the next key-frame carried back -------------------------
+class _Collect:
+    def __init__(self):
+        self.out = {}
+
+    def write(self, frame, result):
+        self.out[frame.index] = result
+
+
+def _streamed(frames, keys=KEYS, monkeypatch=None, ahead=None):
+    """`tpn colorize --no-tpn --mode blend` on ``frames`` through the frame loop (which
+    hands the adapter the frames between two keys for its backward pass); {frame: RGB}."""
+    if ahead is not None:
+        monkeypatch.setattr(ColourAdapter, "AHEAD_SHARE", ahead)
+    h, w = frames[0].shape[:2]
+    prop = KeyPropagator(ColourAdapter(engine.work_shape(w, h, 240), "cpu", flow_mix=1.0), None)
+    sink = _Collect()
+    engine.stream_from_keys(frames=iter([Frame(i, f, None, None) for i, f in enumerate(frames)]),
+                            assignments=iter(keyframes.plan(len(frames), keys, "blend")),
+                            propagator=prop, load_key=lambda k: frames[k], sinks=[sink],
+                            batch_size=2, quiet=True, pipeline=False)
+    return sink.out
+
+
+def test_the_next_key_frames_colour_is_carried_back(monkeypatch):
+    frames = [f.image for f in VideoReader(DOG).frames(0, 12)]
+    both = _streamed(frames)
+    forward_only = _streamed(frames, monkeypatch=monkeypatch, ahead=0.0)
+    # frames between the keys 0 and 8 see colour carried back from 8; the frame just
+    # before 8 has nothing between it and the key; frames after the last key neither
+    assert all(not np.array_equal(both[t], forward_only[t]) for t in range(1, 7))
+    assert all(np.array_equal(both[t], forward_only[t]) for t in [0, 7, 8, 9, 10, 11])
+
+
+def test_the_backward_pass_sees_only_the_frames_up_to_the_next_key():
+    """Frames after the next key-frame (here: a different clip) change nothing before it."""
+    frames = [f.image for f in VideoReader(DOG).frames(0, 12)]
+    other = frames[:9] + [np.ascontiguousarray(f[::-1]) for f in frames[9:]]
+    a, b = _streamed(frames), _streamed(other)
+    assert all(np.array_equal(a[t], b[t]) for t in range(9))
+
+
+def test_batches_close_before_key_frames_when_the_adapter_looks_ahead():
+    plan = keyframes.plan(20, [0, 8, 19], "blend")
+    batching = engine.Batching(4)
+    by_pairs = [a.frame for a in plan if batching.starts(a)]
+    assert by_pairs == [0, 3, 5, 7, 10, 12, 14, 16, 18]  # 4 pairs (a key-frame has one)
+    # looking ahead: a batch starts at each key-frame, and after 5 frames
+    batching = engine.Batching(4, ahead=5)
+    assert [a.frame for a in plan if batching.starts(a)] == [0, 5, 8, 13, 18, 19]

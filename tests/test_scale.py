@@ -41,15 +41,21 @@ def test_split_cuts_where_keys_change_at_batch_starts(tmp_path, models):
     run = _prepare(models, keys, tmp_path / "o", mode="online", batch_size=2)
     assert [(s.start, s.end) for s in sg.split(run, 4)] == [(0, 4), (4, 8), (8, 12)]
     assert [(s.start, s.end) for s in sg.split(run, 0)] == [(0, 12)]
-    # batches of 3 start at 0, 3, 6, 9: colour frames continue the frame before
-    # (chains_frames), so cuts fall only on key-frames that start a batch: none here
+    # colour batches hold the frames between two key-frames (the flow part's backward
+    # pass), whatever the batch size: they start at key-frames, where the cuts fall
     run = _prepare(models, keys, tmp_path / "o", mode="online", batch_size=3)
+    assert [(s.start, s.end) for s in sg.split(run, 4)] == [(0, 4), (4, 8), (8, 12)]
+    # without it (partly painted keys) batches of 3 start at 0, 3, 6, 9: colour frames
+    # continue the frame before (chains_frames), so cuts fall only on key-frames that
+    # start a batch: none here
+    run.task.partial_keys = {0}
     assert [(s.start, s.end) for s in sg.split(run, 4)] == [(0, 12)]
     one = _prepare(models, extract_keys(DOG, tmp_path / "k1", [0]), tmp_path / "o", batch_size=1)
     assert [(s.start, s.end) for s in sg.split(one, 3)] == [(0, 12)]
     # a task whose frames depend on their keys only: the key change at 4 is cut at the
     # next batch, 6; the one at 8 comes before the next segment holds 4 frames
     run.task.chains_frames = one.task.chains_frames = False
+    one.task.partial_keys = {0}
     assert [(s.start, s.end) for s in sg.split(run, 4)] == [(0, 6), (6, 12)]
     # no key change: cut anyway at twice the size
     assert [(s.start, s.end) for s in sg.split(one, 3)] == [(0, 6), (6, 12)]

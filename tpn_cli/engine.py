@@ -35,7 +35,7 @@ from .errors import BadInputError, OutOfMemoryError
 from .keyframes import Assignment
 from .media.video import Frame
 
-__all__ = ["KeyFrameFeed", "RunStats", "Sink", "peak_memory_mb", "stream_from_keys", "work_shape"]
+__all__ = ["Batching", "KeyFrameFeed", "RunStats", "Sink", "peak_memory_mb", "stream_from_keys", "work_shape"]
 
 
 def work_shape(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -262,6 +262,31 @@ def _pipeline(source: Iterator, stages: Sequence[tuple[str, Callable]], threaded
             t.join()
 
 
+class Batching:
+    """Where the frame loop closes a batch of frames: once it holds ``batch_size`` (frame,
+    key-frame) pairs (a blended frame costs two model items); or, for an adapter with a
+    backward pass (``ahead`` > 0, :meth:`tpn_cli.propagator.KeyPropagator.carry_back`),
+    before each key-frame and after ``ahead`` frames, so that a batch holds the frames
+    between two key-frames. Feed it the plan in order; :meth:`starts` says whether an
+    assignment opens a new batch."""
+
+    def __init__(self, batch_size: int, ahead: int = 0) -> None:
+        self.batch_size, self.ahead = max(1, int(batch_size)), ahead
+        self._count = 0  # pairs (or, looking ahead, frames) in the open batch
+
+    def starts(self, a: Assignment) -> bool:
+        if self.ahead:
+            is_key = [k for k, _ in a.sources] == [a.frame]
+            new = self._count == 0 or self._count >= self.ahead or is_key
+            self._count = 1 if new else self._count + 1
+            return new
+        new = self._count == 0
+        self._count += len(a.sources)
+        if self._count >= self.batch_size:
+            self._count = 0
+        return new
+
+
 def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignment], propagator: Any,
         load_key: Callable[[int], np.ndarray], sinks: Sequence[Sink], batch_size: int = 4,
         key_feed: KeyFrameFeed | None = None, total: int | None = None, quiet: bool = False,
@@ -303,17 +328,19 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
     def batches() -> Iterator[list]:
         pending: list = []
         plan_it = iter(assignments)
+        batching: Batching | None = None
         for frame in timing.timed(frames, "decode"):
             a = next(plan_it, None)
             if a is None or a.frame != frame.index:
                 raise BadInputError(f"frame {frame.index} has no plan entry "
                                     f"(got {a.frame if a else 'none'})", frame=frame.index,
                                     hint="the frame count changed while reading; re-encode the input")
-            pending.append((frame, a))
-            # count pairs, not frames: a blended frame costs two model items
-            if sum(len(x.sources) for _, x in pending) >= batch_size:
+            if batching is None:
+                batching = Batching(batch_size, prop.ahead_frames(*frame.image.shape[:2]))
+            if batching.starts(a) and pending:
                 yield pending
                 pending = []
+            pending.append((frame, a))
         if pending:
             yield pending
 
@@ -324,6 +351,7 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
                 set_key(k)
             work.frames.append(frame)
             work.preds.append(prop.prepare_frame(frame.index, frame.image, a.sources))
+        prop.prepare_run(work.preds)
         # the plan is monotone: keys before the last frame's earliest key are done
         prop.forget_keys_before(min(k for k, _ in batch[-1][1].sources))
         return work
@@ -335,6 +363,8 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
         return work
 
     def output(work: _Work) -> int:
+        with timing.section("colour"):
+            prop.carry_back(work.preds)
         for frame, pred in zip(work.frames, work.preds):
             with timing.section("colour"):
                 result = prop.output(pred)

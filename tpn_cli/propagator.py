@@ -227,6 +227,33 @@ class KeyPropagator:
         flows = self.alignment_flows(target, [k for k, _ in sources])
         return self.frame(target, [self.view(target, k, w, f) for (k, w), f in zip(sources, flows)])
 
+    def ahead_frames(self, height: int, width: int) -> int:
+        """How many consecutive frames the adapter wants at once for its backward pass
+        (:meth:`carry_back`; 0: none, frames go one by one)."""
+        get = getattr(self.adapter, "ahead_frames", None)
+        return get(height, width) if get is not None else 0
+
+    @staticmethod
+    def _run(preds: Sequence[FramePrediction]) -> list:
+        """[(ctx, [(key, distance weight)])] of consecutive frames (ctx None: a key-frame)."""
+        return [(p.target.ctx if p.target is not None else None,
+                 [(view.key, view.weight) for view in p.views]) for p in preds]
+
+    def prepare_run(self, preds: Sequence[FramePrediction]) -> None:
+        """After :meth:`prepare_frame` of consecutive frames: what the adapter's backward
+        pass needs from the input frames alone (colour: the flow from each frame to the
+        next)."""
+        if self.ahead_frames(*preds[0].image.shape[:2]):
+            self.adapter.prepare_run(self._run(preds))
+
+    def carry_back(self, preds: Sequence[FramePrediction]) -> None:
+        """Before the outputs of consecutive prepared frames (the engine's batch, which
+        ends before a key-frame): the adapter's backward pass over them (colour: the colour
+        of the next key-frame carried back frame to frame,
+        :meth:`tpn_cli.adapters.ColourAdapter.carry_back`)."""
+        if self.ahead_frames(*preds[0].image.shape[:2]):
+            self.adapter.carry_back(self._run(preds))
+
     def alignment_flows(self, target: Target, key_indices: Sequence[int]) -> list:
         """The adapter's alignment flows of ``target`` to the keys, all keys at once
         (:meth:`tpn_cli.adapters.ColourAdapter.alignment_flows`); None per key where the

@@ -229,7 +229,9 @@ def run_product(frames, n, keys, wanted, mode: str | None = None, tpn: bool | No
     if adapter_hook:
         adapter_hook(adapter)
     # the flow part's previous-frame candidate (ColourAdapter.RECURSIVE_SHARE)
-    assigns = [a for a in plan(n, keys, mode) if a.frame <= max(wanted)]
+    # and its backward pass (AHEAD_SHARE): up to the key-frame after the last wanted frame
+    last = min([k for k in keys if k >= max(wanted)], default=n - 1)
+    assigns = [a for a in plan(n, keys, mode) if a.frame <= last]
     vf = [VideoFrame(a.frame, frames[a.frame], None, None) for a in assigns]
     sink = _Collect(wanted)
     engine.stream_from_keys(frames=iter(vf), assignments=iter(assigns), propagator=KeyPropagator(adapter, model),

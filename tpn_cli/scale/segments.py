@@ -74,17 +74,9 @@ def supports_segments(run: Any) -> str | None:
     return None
 
 
-def _batch_starts(assignments: list[keyframes.Assignment], batch_size: int) -> set[int]:
-    """The frames that start a network batch in the local run (engine.stream_from_keys counts
-    (frame, key) pairs and closes a batch once it holds ``batch_size``)."""
-    starts, pairs = set(), 0
-    for a in assignments:
-        if pairs == 0:
-            starts.add(a.frame)
-        pairs += len(a.sources)
-        if pairs >= batch_size:
-            pairs = 0
-    return starts
+def _batch_starts(assignments: list[keyframes.Assignment], batch: engine.Batching) -> set[int]:
+    """The frames that start a batch of the local run (:class:`tpn_cli.engine.Batching`)."""
+    return {a.frame for a in assignments if batch.starts(a)}
 
 
 def split(run: Any, segment_frames: int) -> list[Segment]:
@@ -100,7 +92,7 @@ def split(run: Any, segment_frames: int) -> list[Segment]:
     plan = list(run.assignments())
     if segment_frames <= 0 or len(plan) <= segment_frames:
         return [Segment(0, run.opts.start, run.end)]
-    starts = _batch_starts(plan, run.task.batch_size(run.opts))
+    starts = _batch_starts(plan, engine.Batching(run.task.batch_size(run.opts), run.task.ahead_frames(run)))
     if run.task.chains_frames:  # each frame continues the one before: cut only at key-frames
         starts &= {a.frame for a in plan if [k for k, _ in a.sources] == [a.frame]}
     cuts, begin, keys_changed = [], plan[0].frame, False

@@ -88,6 +88,11 @@ class Task:
     def batch_size(self, opts: "Options") -> int:
         return opts.batch_size
 
+    def ahead_frames(self, run: "Run") -> int:
+        """Frames the run's adapter takes at once for a backward pass (0: none); decides
+        where the frame loop closes its batches (:class:`tpn_cli.engine.Batching`)."""
+        return 0
+
     def propagation(self, run: "Run") -> str:
         """One line: how frames are computed."""
         return "TPN from the key-frame"

@@ -45,6 +45,10 @@ class ColourTask(Task):
     #: candidate): a run may only be cut into segments at key-frames.
     chains_frames = True
 
+    def ahead_frames(self, run: "Run") -> int:
+        """The flow part's backward pass (:meth:`ColourAdapter.ahead_frames`)."""
+        return self.adapter(run, None).ahead_frames(run.reader.height, run.reader.width)
+
     def propagation(self, run: "Run") -> str:
         keys = "the key-frame" if run.mode != "blend" else "both neighbouring key-frames"
         tpn = "the colour TPN's prediction mixed with " if run.uses_model else ""
