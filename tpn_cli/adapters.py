@@ -275,11 +275,13 @@ class ColourAdapter:
         return self._flows(ctx, [(k.index, k.flow_gray) for k in keys])
 
     #: The flow part's DIS settings. To a key-frame: MEDIUM without its variational
-    #: refinement (2× faster; on the tuning clips with the previous-frame candidate +0.04 /
-    #: +0.06 dB over full MEDIUM at K = 10 / 40). To the frame before (small motion):
-    #: ULTRAFAST (−0.04 dB against MEDIUM at both). docs/what-we-tried.md, "Colour: the
-    #: previous frame as a candidate".
-    KEY_FLOW = ("medium", flow.DisTuning(finest_scale=1, patch_stride=3, gradient_descent_iterations=25,
+    #: refinement and with patches every 4 px instead of 3 (2.8× faster than MEDIUM: 17
+    #: against 29 ms without the refinement alone; on the tuning clips with both chains
+    #: −0.07 / −0.05 dB at K = 10 / 40 against stride 3, the price of not being slower
+    #: than the two-key baseline; FAST or a coarser finest level −0.2 to −0.3 dB). To the
+    #: frames before and after (small motion): ULTRAFAST. docs/what-we-tried.md, "Colour:
+    #: the previous frame as a candidate" and "Colour: the next key-frame carried back".
+    KEY_FLOW = ("medium", flow.DisTuning(finest_scale=1, patch_stride=4, gradient_descent_iterations=25,
                                          variational_refinement_iterations=0))
     PREVIOUS_FLOW = ("ultrafast", None)
 
@@ -401,22 +403,18 @@ class ColourAdapter:
             return 0
         return max(2, min(self.AHEAD_FRAMES, self.AHEAD_PIXELS // max(1, height * width)))
 
-    def prepare_run(self, frames: Sequence[tuple[dict | None, Sequence[tuple[PreparedKey, float]]]]) -> None:
-        """The flows from each frame of a run (consecutive frames, [(ctx or None for a
-        key-frame, sources)]) to the frame after it, for :meth:`carry_back`: called in the
-        engine's prepare stage, two at a time."""
-        pairs = [(a, b) for (a, sa), (b, sb) in zip(frames, frames[1:])
-                 if a is not None and b is not None and b["index"] == a["index"] + 1
-                 and {k.index for k in self._feeding(sa)} & {k.index for k in self._feeding(sb)}]
-        list(_flow_pool().map(lambda p: self._flows(p[0], [("next", self._full_gray(p[1]))]), pairs))
-
     def carry_back(self, frames: Sequence[tuple[dict | None, Sequence[tuple[PreparedKey, float]]]]) -> None:
         """The backward pass over a run of consecutive frames [(ctx or None for a
         key-frame, sources)], last to first: from the last frame that has a later key, each
         frame's flow part (the keys, and the frame after it carried back) is computed and
         carried into the frame before, where it waits in ``ctx["ahead"]`` as a candidate of
         that frame's forward :meth:`flow_prediction` (:data:`AHEAD_SHARE`). A shot cut or a
-        frame without a later key stops the chain."""
+        frame without a later key stops the chain. Called in the engine's prepare stage
+        (it needs the input frames only); the flows between neighbours run two at a time."""
+        pairs = [(a, b) for (a, sa), (b, sb) in zip(frames, frames[1:])
+                 if a is not None and b is not None and b["index"] == a["index"] + 1
+                 and {k.index for k in self._feeding(sa)} & {k.index for k in self._feeding(sb)}]
+        list(_flow_pool().map(lambda p: self._flows(p[0], [("next", self._full_gray(p[1]))]), pairs))
         later: _Previous | None = None
         for ctx, sources in reversed(frames):
             if ctx is None:

@@ -351,7 +351,7 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
                 set_key(k)
             work.frames.append(frame)
             work.preds.append(prop.prepare_frame(frame.index, frame.image, a.sources))
-        prop.prepare_run(work.preds)
+        prop.carry_back(work.preds)
         # the plan is monotone: keys before the last frame's earliest key are done
         prop.forget_keys_before(min(k for k, _ in batch[-1][1].sources))
         return work
@@ -362,16 +362,20 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
             prop.correct(views[i:i + batch_size])
         return work
 
-    def output(work: _Work) -> int:
-        with timing.section("colour"):
-            prop.carry_back(work.preds)
+    def output(work: _Work) -> list:
+        results = []
         for frame, pred in zip(work.frames, work.preds):
             with timing.section("colour"):
-                result = prop.output(pred)
-            write(sinks, frame, result)
-        return len(work.frames)
+                results.append((frame, prop.output(pred)))
+        return results
 
-    stages = [("prepare", prepare_batch), ("model", infer_batch), ("output", output)]
+    def encode(results: list) -> int:
+        for frame, result in results:
+            write(sinks, frame, result)
+        return len(results)
+
+    # encoding in a stage of its own: it overlaps the output of the next batch
+    stages = [("prepare", prepare_batch), ("model", infer_batch), ("output", output), ("encode", encode)]
     with frame_loop(total, quiet, host_hint="lower --batch-size or --work-size",
                     gpu_hint="lower --batch-size (e.g. 1) or --work-size (e.g. 360), "
                              "or use --device cpu") as (stats, bar):

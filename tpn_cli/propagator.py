@@ -239,17 +239,10 @@ class KeyPropagator:
         return [(p.target.ctx if p.target is not None else None,
                  [(view.key, view.weight) for view in p.views]) for p in preds]
 
-    def prepare_run(self, preds: Sequence[FramePrediction]) -> None:
-        """After :meth:`prepare_frame` of consecutive frames: what the adapter's backward
-        pass needs from the input frames alone (colour: the flow from each frame to the
-        next)."""
-        if self.ahead_frames(*preds[0].image.shape[:2]):
-            self.adapter.prepare_run(self._run(preds))
-
     def carry_back(self, preds: Sequence[FramePrediction]) -> None:
-        """Before the outputs of consecutive prepared frames (the engine's batch, which
-        ends before a key-frame): the adapter's backward pass over them (colour: the colour
-        of the next key-frame carried back frame to frame,
+        """After :meth:`prepare_frame` of consecutive frames (the engine's batch, which
+        ends before a key-frame), before their outputs: the adapter's backward pass over
+        them (colour: the colour of the next key-frame carried back frame to frame,
         :meth:`tpn_cli.adapters.ColourAdapter.carry_back`)."""
         if self.ahead_frames(*preds[0].image.shape[:2]):
             self.adapter.carry_back(self._run(preds))
