@@ -232,13 +232,6 @@ class ColourAdapter:
             if coverage is not None:
                 ab = self.keep_own_colour(ab, rgb, coverage)
         ab_hwc = ab.permute(1, 2, 0).cpu().numpy()
-        if self.uses_sources:
-            idx = key.index if key is not None else (ctx or {}).get("index")
-            srcs = frozenset([key.index] if key is not None else [k.index for k, _ in sources])
-            # what the next frame carries on: the flow part's forward blend (a key: its own)
-            carry = ctx.pop("carry", None) if ctx is not None else None
-            carry = ab_hwc if carry is None else carry.permute(1, 2, 0).cpu().numpy()
-            self._remember(idx, srcs, L, self._full_gray(ctx if ctx is not None else {"L": L}), carry)
         # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
         dtype = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else np.dtype(np.uint8)
         return colour.lab_image_to_rgb(L, ab_hwc, dtype)
@@ -381,7 +374,7 @@ class ColourAdapter:
         lab = np.concatenate([L[..., None].astype(np.float32), ab], axis=2)
         self._previous = _Previous(index, sources, gray, lab)
 
-    #: The colour carried back from the next key-frame (:meth:`carry_back`) joins the
+    #: The colour carried back from the next key-frame (:meth:`chain`) joins the
     #: flow part as one more candidate, weight AHEAD_SHARE × its fit: the mirror of
     #: :data:`RECURSIVE_SHARE`, so that a frame sees colour carried frame to frame from
     #: both of its keys. On the tuning clips +0.21 / +0.14 dB at K = 10 / 40 over the
@@ -398,25 +391,54 @@ class ColourAdapter:
 
     def ahead_frames(self, height: int, width: int) -> int:
         """How many frames of a ``width`` × ``height`` video the frame loop hands to
-        :meth:`carry_back` at once (0: no backward pass; partly painted keys do not chain)."""
+        :meth:`chain` at once (0: no backward pass; partly painted keys do not chain)."""
         if not (self.uses_sources and self._chains) or self.AHEAD_SHARE <= 0:
             return 0
         return max(2, min(self.AHEAD_FRAMES, self.AHEAD_PIXELS // max(1, height * width)))
 
-    def carry_back(self, frames: Sequence[tuple[dict | None, Sequence[tuple[PreparedKey, float]]]]) -> None:
-        """The backward pass over a run of consecutive frames [(ctx or None for a
-        key-frame, sources)], last to first: from the last frame that has a later key, each
-        frame's flow part (the keys, and the frame after it carried back) is computed and
-        carried into the frame before, where it waits in ``ctx["ahead"]`` as a candidate of
-        that frame's forward :meth:`flow_prediction` (:data:`AHEAD_SHARE`). A shot cut or a
-        frame without a later key stops the chain. Called in the engine's prepare stage
-        (it needs the input frames only); the flows between neighbours run two at a time."""
-        pairs = [(a, b) for (a, sa), (b, sb) in zip(frames, frames[1:])
+    def chain(self, frames: Sequence[tuple]) -> None:
+        """The colour carried frame to frame, over consecutive frames [(index, image, ctx,
+        sources, own key)] (ctx None and the own key for a key-frame; the frame loop's
+        batch, which ends before a key-frame): backwards from the last frame that has a
+        later key (:data:`AHEAD_SHARE`), then forwards from the frame chained last
+        (:data:`RECURSIVE_SHARE`). Each frame's flow part (the keys and the neighbour's
+        colour carried in) is carried into the next neighbour, unfilled; the candidates
+        wait in ``ctx["key_part"]`` for :meth:`flow_prediction`. A shot cut, a gap or a
+        frame without a later key stops a chain. Called in the engine's prepare stage (it
+        needs the input frames only), so frames are then finished independently."""
+        if not (self.uses_sources and self._chains):
+            return
+        ahead = self._carry_back(frames) if self.AHEAD_SHARE > 0 else {}
+        for index, image, ctx, sources, own in frames:
+            if own is not None:  # a key-frame: its own colour on the video frame's L
+                L = colour.lightness_image(image)
+                self._remember(index, frozenset([index]), L, self._full_gray({"L": L}),
+                               own.exact.permute(1, 2, 0).cpu().numpy())
+                continue
+            keys = self._feeding(sources)
+            prev = self._previous_view(index, keys)
+            forward = [self._carried(ctx, prev, "previous", self.RECURSIVE_SHARE)] if prev else []
+            part = self._key_part(ctx, keys)
+            ab, _ = self._ratio(self._with(part, forward))
+            # the output's blend: both chains' candidates; each chain carries its own
+            # direction on (carried forward, the colour from the next key would count
+            # again), unfilled (the fill is for the output: filled colour carried on
+            # would be trusted as measured)
+            ctx["key_part"] = self._with(part, forward + ahead.get(index, []))
+            self._remember(index, frozenset(k.index for k in keys), ctx["L"], self._full_gray(ctx),
+                           ab.permute(1, 2, 0).cpu().numpy())
+
+    def _carry_back(self, frames: Sequence[tuple]) -> dict:
+        """:meth:`chain`'s backward pass: {frame index: [the colour of the frame after it
+        carried in]}; the flows between neighbours are computed here, two at a time."""
+        ctxs = [(ctx, sources) for _, _, ctx, sources, _ in frames]
+        pairs = [(a, b) for (a, sa), (b, sb) in zip(ctxs, ctxs[1:])
                  if a is not None and b is not None and b["index"] == a["index"] + 1
                  and {k.index for k in self._feeding(sa)} & {k.index for k in self._feeding(sb)}]
         list(_flow_pool().map(lambda p: self._flows(p[0], [("next", self._full_gray(p[1]))]), pairs))
+        out: dict = {}
         later: _Previous | None = None
-        for ctx, sources in reversed(frames):
+        for ctx, sources in reversed(ctxs):
             if ctx is None:
                 later = None
                 continue
@@ -426,12 +448,12 @@ class ColourAdapter:
                 later = None
             if later is None and max(ids) <= t:  # nothing later to carry back from
                 continue
-            carried = [self._carried(ctx, later, "next", self.AHEAD_SHARE)] if later else []
-            ab, _ = self._blend(ctx, keys, carried)
-            ctx["ahead"] = carried[0] if carried else None
+            out[t] = [self._carried(ctx, later, "next", self.AHEAD_SHARE)] if later else []
+            ab, _ = self._ratio(self._with(self._key_part(ctx, keys), out[t]))
             lab = np.concatenate([ctx["L"][..., None].astype(np.float32),
                                   ab.permute(1, 2, 0).cpu().numpy()], axis=2)
             later = _Previous(t, ids, self._full_gray(ctx), lab)
+        return out
 
     def flow_prediction(self, L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]],
                         ctx: dict | None = None) -> torch.Tensor:
@@ -439,25 +461,13 @@ class ColourAdapter:
         full-size Lab (+ paint alpha) warped by :meth:`frame_flows`; the keys weighted per
         pixel by their fit (:data:`FIT_SCALE`) / (|t − k| + 1) (t = ``ctx["index"]``;
         without it, by fit alone) and by their warped alpha when partly painted
-        (:func:`tpn_cli.models.infer.paint_weights`); the pixels no key fits filled from
-        the fitting ones around (:func:`tpn_cli.fill.fill_unfit`, confidence = the best
-        fit). The frame before, when it was the last one finished, is one more candidate
-        (:data:`RECURSIVE_SHARE`), and so is the colour carried back from the next
-        key-frame when :meth:`carry_back` ran (:data:`AHEAD_SHARE`). One key alone: that
-        key, filled the same way."""
+        (:func:`tpn_cli.models.infer.paint_weights`); with the neighbours' colour that
+        :meth:`chain` carried in, when it ran; the pixels no candidate fits filled from the
+        fitting ones around (:func:`tpn_cli.fill.fill_unfit`, confidence = the best fit).
+        One key alone: that key, filled the same way."""
         ctx = {"L": L} if ctx is None else ctx
         ctx.setdefault("L", L)
-        keys = self._feeding(sources)
-        prev = self._previous_view(ctx.get("index"), keys)
-        forward = [self._carried(ctx, prev, "previous", self.RECURSIVE_SHARE)] if prev else []
-        ab, best = self._blend(ctx, keys, forward)
-        # each chain carries its own direction on, unfilled: the colour carried back from
-        # the next key counts once, here (carried forward too it would count again; the fill
-        # is for the output: filled colour carried on would be trusted as measured)
-        ctx["carry"] = ab
-        ahead = ctx.pop("ahead", None)
-        if ahead is not None:
-            ab, best = self._blend(ctx, keys, forward + [ahead])
+        ab, best = self._ratio(self._key_part(ctx, self._feeding(sources)))
         with timing.section("scan"):
             return fill.fill_unfit(ab, best[0], torch.from_numpy(np.ascontiguousarray(L)))
 
@@ -497,16 +507,23 @@ class ColourAdapter:
         ctx["key_part"] = part
         return part
 
-    def _blend(self, ctx: dict, keys: Sequence[PreparedKey], carried: Sequence[tuple]) -> tuple:
-        """The keys' part (:meth:`_key_part`) with the ``carried`` candidates [(ab, weight,
-        fit)] of :meth:`_carried` blended in: (ab (2, H, W), best fit (1, H, W)), unfilled."""
-        num, den, best, single = self._key_part(ctx, keys)
-        if single is not None and not carried:
-            return single, best
+    @staticmethod
+    def _with(part: tuple, carried: Sequence[tuple]) -> tuple:
+        """A blend ``part`` (:meth:`_key_part`) with the ``carried`` candidates [(ab,
+        weight, fit)] of :meth:`_carried` added."""
+        if not carried:
+            return part
+        num, den, best, _ = part
         with timing.section("colour"):
             for ab, w, fit in carried:
                 num, den, best = num + w * ab, den + w, torch.maximum(best, fit)
-            return num / den.clamp(min=1e-12), best
+        return num, den, best, None
+
+    @staticmethod
+    def _ratio(part: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """A blend ``part``'s (ab (2, H, W), best fit (1, H, W)), unfilled."""
+        num, den, best, single = part
+        return (single if single is not None else num / den.clamp(min=1e-12)), best
 
 
 @dataclass

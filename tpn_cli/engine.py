@@ -24,6 +24,7 @@ import resource
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
@@ -265,7 +266,7 @@ def _pipeline(source: Iterator, stages: Sequence[tuple[str, Callable]], threaded
 class Batching:
     """Where the frame loop closes a batch of frames: once it holds ``batch_size`` (frame,
     key-frame) pairs (a blended frame costs two model items); or, for an adapter with a
-    backward pass (``ahead`` > 0, :meth:`tpn_cli.propagator.KeyPropagator.carry_back`),
+    backward pass (``ahead`` > 0, :meth:`tpn_cli.propagator.KeyPropagator.chain`),
     before each key-frame and after ``ahead`` frames, so that a batch holds the frames
     between two key-frames. Feed it the plan in order; :meth:`starts` says whether an
     assignment opens a new batch."""
@@ -351,7 +352,6 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
                 set_key(k)
             work.frames.append(frame)
             work.preds.append(prop.prepare_frame(frame.index, frame.image, a.sources))
-        prop.carry_back(work.preds)
         # the plan is monotone: keys before the last frame's earliest key are done
         prop.forget_keys_before(min(k for k, _ in batch[-1][1].sources))
         return work
@@ -362,12 +362,20 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
             prop.correct(views[i:i + batch_size])
         return work
 
+    def chain(work: _Work) -> _Work:
+        with timing.section("colour"):
+            prop.chain(work.preds)
+        return work
+
+    def output_one(pred: Any) -> Any:
+        with timing.section("colour"):
+            return prop.output(pred)
+
     def output(work: _Work) -> list:
-        results = []
-        for frame, pred in zip(work.frames, work.preds):
-            with timing.section("colour"):
-                results.append((frame, prop.output(pred)))
-        return results
+        # frames are output independently (what one frame passes to the next was done in
+        # the chain stage, KeyPropagator.chain): two at a time when pipelined
+        results = list(pool.map(output_one, work.preds)) if pool else [output_one(p) for p in work.preds]
+        return list(zip(work.frames, results))
 
     def encode(results: list) -> int:
         for frame, result in results:
@@ -375,24 +383,34 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
         return len(results)
 
     # encoding in a stage of its own: it overlaps the output of the next batch
-    stages = [("prepare", prepare_batch), ("model", infer_batch), ("output", output), ("encode", encode)]
-    with frame_loop(total, quiet, host_hint="lower --batch-size or --work-size",
-                    gpu_hint="lower --batch-size (e.g. 1) or --work-size (e.g. 360), "
-                             "or use --device cpu") as (stats, bar):
-        for done in _pipeline(batches(), stages, threaded=pipeline):
-            stats.frames += done
-            bar.update(done)
+    stages = [("prepare", prepare_batch), ("model", infer_batch), ("chain", chain), ("output", output),
+              ("encode", encode)]
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tpn-output") if pipeline else None
+    try:
+        with frame_loop(total, quiet, host_hint="lower --batch-size or --work-size",
+                        gpu_hint="lower --batch-size (e.g. 1) or --work-size (e.g. 360), "
+                                 "or use --device cpu") as (stats, bar):
+            for done in _pipeline(batches(), stages, threaded=pipeline):
+                stats.frames += done
+                bar.update(done)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return stats
 
 
 def estimate_memory_mb(width: int, height: int, work: tuple[int, int], batch_size: int,
-                       prop_channels: int, guide_channels: int, unet_base: int = 8) -> float:
+                       prop_channels: int, guide_channels: int, unet_base: int = 8,
+                       ahead_frames: int = 0) -> float:
     """Rough peak memory of a run (MB) for ``--dry-run``: torch itself, a few full-size
-    frame buffers per batch item, the network's activations at the working size, and two
-    cached key-frames. Independent of the clip's length by construction."""
+    frame buffers per batch item, the network's activations at the working size, two
+    cached key-frames, and with a backward pass (``ahead_frames``, :class:`Batching`) the
+    frames it holds (their flows and blend parts, ~40 bytes a pixel, two batches at a
+    time). Independent of the clip's length by construction."""
     full = width * height * 4.0
     small = work[0] * work[1] * 4.0
     activations = small * (2 * guide_channels + 4 * prop_channels + 6 * unet_base + 16)
     frames = full * 3 * 4  # decoded, float, Lab/radiance, output
     keys = 2 * full * (3 + prop_channels)
-    return 350.0 + (batch_size * (activations + frames) + keys) / 2**20
+    ahead = 2 * ahead_frames * full * 10
+    return 350.0 + (batch_size * (activations + frames) + keys + ahead) / 2**20

@@ -229,23 +229,20 @@ class KeyPropagator:
 
     def ahead_frames(self, height: int, width: int) -> int:
         """How many consecutive frames the adapter wants at once for its backward pass
-        (:meth:`carry_back`; 0: none, frames go one by one)."""
+        (:meth:`chain`; 0: none, frames go in batches of ``batch_size`` pairs)."""
         get = getattr(self.adapter, "ahead_frames", None)
         return get(height, width) if get is not None else 0
 
-    @staticmethod
-    def _run(preds: Sequence[FramePrediction]) -> list:
-        """[(ctx, [(key, distance weight)])] of consecutive frames (ctx None: a key-frame)."""
-        return [(p.target.ctx if p.target is not None else None,
-                 [(view.key, view.weight) for view in p.views]) for p in preds]
-
-    def carry_back(self, preds: Sequence[FramePrediction]) -> None:
-        """After :meth:`prepare_frame` of consecutive frames (the engine's batch, which
-        ends before a key-frame), before their outputs: the adapter's backward pass over
-        them (colour: the colour of the next key-frame carried back frame to frame,
-        :meth:`tpn_cli.adapters.ColourAdapter.carry_back`)."""
-        if self.ahead_frames(*preds[0].image.shape[:2]):
-            self.adapter.carry_back(self._run(preds))
+    def chain(self, preds: Sequence[FramePrediction]) -> None:
+        """After :meth:`prepare_frame` of consecutive frames (the engine's batch: with
+        :meth:`ahead_frames`, the frames up to the next key-frame), before their outputs:
+        what the adapter carries from frame to frame (colour: the colour carried forward
+        from the frame before and back from the next key-frame,
+        :meth:`tpn_cli.adapters.ColourAdapter.chain`); then each frame is output on its own."""
+        chain = getattr(self.adapter, "chain", None)
+        if chain is not None:
+            chain([(p.index, p.image, p.target.ctx if p.target is not None else None,
+                    [(view.key, view.weight) for view in p.views], p.own_key) for p in preds])
 
     def alignment_flows(self, target: Target, key_indices: Sequence[int]) -> list:
         """The adapter's alignment flows of ``target`` to the keys, all keys at once
@@ -295,6 +292,7 @@ class KeyPropagator:
         """Frame ``index``'s output image from its ``sources`` [(key index, distance
         weight)], the keys set before: all steps at once."""
         pred = self.prepare_frame(index, image, sources)
+        self.chain([pred])
         if pred.views:
             self.correct(pred.views)
         return self.output(pred)

@@ -180,7 +180,8 @@ class Run:
         r = self.reader
         prop, guide = self.task.channels(self)
         batch = self.task.batch_size(self.opts)
-        est = engine.estimate_memory_mb(r.width, r.height, self.work, batch, prop, guide)
+        est = engine.estimate_memory_mb(r.width, r.height, self.work, batch, prop, guide,
+                                        ahead_frames=self.task.ahead_frames(self))
         return {
             "command": self.task.command,
             "input": str(self.opts.input), "frames": self.end - self.opts.start,
