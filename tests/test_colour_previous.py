@@ -83,7 +83,7 @@ class _Collect:
         self.out[frame.index] = result
 
 
-def _streamed(frames, keys=KEYS, monkeypatch=None, ahead=None):
+def _streamed(frames, keys=KEYS, monkeypatch=None, ahead=None, pipeline=False):
     """`tpn colorize --no-tpn --mode blend` on ``frames`` through the frame loop (which
     hands the adapter the frames between two keys for its backward pass); {frame: RGB}."""
     if ahead is not None:
@@ -94,7 +94,7 @@ def _streamed(frames, keys=KEYS, monkeypatch=None, ahead=None):
     engine.stream_from_keys(frames=iter([Frame(i, f, None, None) for i, f in enumerate(frames)]),
                             assignments=iter(keyframes.plan(len(frames), keys, "blend")),
                             propagator=prop, load_key=lambda k: frames[k], sinks=[sink],
-                            batch_size=2, quiet=True, pipeline=False)
+                            batch_size=2, quiet=True, pipeline=pipeline)
     return sink.out
 
 
@@ -106,6 +106,15 @@ def test_the_next_key_frames_colour_is_carried_back(monkeypatch):
     # before 8 has nothing between it and the key; frames after the last key neither
     assert all(not np.array_equal(both[t], forward_only[t]) for t in range(1, 7))
     assert all(np.array_equal(both[t], forward_only[t]) for t in [0, 7, 8, 9, 10, 11])
+
+
+def test_pipelined_stages_give_the_sequential_result():
+    """Chains in their own stage, frames output two at a time, encoding apart: the same
+    frames as one step after the other."""
+    frames = [f.image for f in VideoReader(DOG).frames(0, 12)]
+    a, b = _streamed(frames, keys=[0, 5, 11]), _streamed(frames, keys=[0, 5, 11], pipeline=True)
+    assert sorted(a) == sorted(b) == list(range(12))
+    assert all(np.array_equal(a[t], b[t]) for t in range(12))
 
 
 def test_the_backward_pass_sees_only_the_frames_up_to_the_next_key():

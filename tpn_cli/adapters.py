@@ -321,9 +321,10 @@ class ColourAdapter:
         e = cv.blur(d, (cls.FIT_BOX, cls.FIT_BOX), borderType=cv.BORDER_REPLICATE)
         return torch.from_numpy(np.exp(-e / np.float32(cls.FIT_SCALE)))[None]
 
-    #: The previous frame's output, moved into the frame by their flow, joins the keys as a
-    #: candidate of the flow part with weight RECURSIVE_SHARE × its fit (a key's is fit /
-    #: (|t − k| + 1)), and its fit counts in the fill's confidence: colour carried frame to
+    #: The colour of the frame before (its keys and the frame before it: :meth:`chain`),
+    #: moved into the frame by their flow, joins the keys as a candidate of the flow part
+    #: with weight RECURSIVE_SHARE × its fit (a key's is fit / (|t − k| + 1)), and its fit
+    #: counts in the fill's confidence: colour carried frame to
     #: frame follows motion that one long flow to a key misses, and reaches where the keys'
     #: views are occluded. On the tuning clips +0.42 / +1.81 dB at K = 10 / 40 over the flow
     #: part without it, warping error halved; 0.25 scored alike on average with lower worst
@@ -339,8 +340,8 @@ class ColourAdapter:
     def prepare_flows(self, ctx: dict, sources: Sequence[tuple[PreparedKey, float]]) -> None:
         """The flow part's flows of a frame (to its keys, and to the frame prepared just
         before it), kept in ``ctx``: called in the engine's prepare stage, since they need
-        only the input frames, so that they run while the output stage finishes the frames
-        before (:meth:`flow_prediction` computes what is missing)."""
+        only the input frames, so that they run while the later stages finish the frames
+        before (what is missing is computed where it is needed)."""
         if not self.uses_sources or ctx.get("index") is None:
             return
         images = [(k.index, k.flow_gray) for k in self._feeding(sources)]
@@ -352,12 +353,12 @@ class ColourAdapter:
 
     @property
     def _chains(self) -> bool:
-        """Whether finished frames feed the next one (:data:`RECURSIVE_SHARE`; not with
-        partly painted keys, whose paint the coverage step cuts after the flow part)."""
+        """Whether colour is carried frame to frame (:meth:`chain`, :data:`RECURSIVE_SHARE`;
+        not with partly painted keys, whose paint the coverage step cuts after the flow part)."""
         return self.RECURSIVE_SHARE > 0 and not self.needs_key_video_frame
 
     def _previous_view(self, t: int | None, keys: Sequence[PreparedKey]) -> "_Previous | None":
-        """The frame before ``t`` when it was the last one finished and shares a key with
+        """The frame before ``t`` when it was the last one chained and shares a key with
         it (not across a shot cut); else None."""
         p = self._previous
         if p is None or t is None or p.index != t - 1:
@@ -366,8 +367,8 @@ class ColourAdapter:
 
     def _remember(self, index: int | None, sources: frozenset, L: np.ndarray, gray: np.ndarray,
                   ab: np.ndarray) -> None:
-        """Keep a finished frame's L, its 8-bit ``gray`` and output ``ab`` (H, W, 2) for the
-        next frame's flow part."""
+        """Keep a chained frame's L, its 8-bit ``gray`` and forward colour ``ab`` (H, W, 2)
+        for the next frame's flow part."""
         self._previous = None
         if index is None or not self._chains:
             return
@@ -377,11 +378,12 @@ class ColourAdapter:
     #: The colour carried back from the next key-frame (:meth:`chain`) joins the
     #: flow part as one more candidate, weight AHEAD_SHARE × its fit: the mirror of
     #: :data:`RECURSIVE_SHARE`, so that a frame sees colour carried frame to frame from
-    #: both of its keys. On the tuning clips +0.21 / +0.14 dB at K = 10 / 40 over the
-    #: forward chain alone, warping error lower; 0.25 (both shares) +0.04 / +0.12 more,
-    #: within noise, 0.4 no better, and the forward chain carrying the output (so the
-    #: backward colour counted twice) only +0.10 / −0.10 (docs/what-we-tried.md,
-    #: "Colour: the next key-frame carried back").
+    #: both of its keys. On the tuning clips +1.10 / +2.48 dB over the two-key baseline at
+    #: K = 10 / 40 against +0.89 / +2.34 with the forward chain alone (key flows at patch
+    #: stride 3; +1.03 / +2.43 at the stride 4 of :data:`KEY_FLOW`), warping error lower;
+    #: 0.25 (both shares) +0.04 / +0.12 more, within noise; 0.4 no better; the forward
+    #: chain carrying the output (the backward colour then counts twice) +0.99 / +2.23
+    #: (docs/what-we-tried.md, "Colour: the next key-frame carried back").
     AHEAD_SHARE = 0.15
     #: The backward pass holds the frames between two key-frames (their flows and the
     #: keys' part of the blend, ~40 bytes a pixel): at most AHEAD_FRAMES frames and

@@ -103,8 +103,9 @@ def _format_plan(p: dict) -> str:
               help="Skip the check that each key-frame's lightness matches its video frame "
                    "(it catches off-by-one names).")
 @click.option("--tpn/--no-tpn", "tpn", default=None,
-              help="Mix the colour TPN's prediction into the flow part (both key-frames and the "
-                   "frame before, flow-warped and blended by fit). Default: off, since the TPN "
+              help="Mix the colour TPN's prediction into the flow part (both key-frames and "
+                   "their colour carried frame to frame, flow-warped and blended by fit). "
+                   "Default: off, since the TPN "
                    "now scores lower at about twice the time (docs/RESULTS.md). --weights "
                    "implies --tpn.")
 @click.option("--chroma-upsample", type=click.Choice(["guided", "bilinear"]), default="guided",

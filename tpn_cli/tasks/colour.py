@@ -41,8 +41,8 @@ class ColourTask(Task):
     #: frame at share 0.25) at ~2× the time
     #: (docs/what-we-tried.md, "Colour: the previous frame as a candidate").
     USE_TPN = False
-    #: A frame's colour depends on the frame before (the flow part's previous-frame
-    #: candidate): a run may only be cut into segments at key-frames.
+    #: A frame's colour depends on the frames between its key-frames (the flow part's
+    #: chains, ColourAdapter.chain): a run may only be cut into segments at key-frames.
     chains_frames = True
 
     def ahead_frames(self, run: "Run") -> int:
@@ -52,8 +52,9 @@ class ColourTask(Task):
     def propagation(self, run: "Run") -> str:
         keys = "the key-frame" if run.mode != "blend" else "both neighbouring key-frames"
         tpn = "the colour TPN's prediction mixed with " if run.uses_model else ""
-        return (f"{tpn}{keys} and the previous frame's colour warped by optical flow at full "
-                "size, blended by their per-pixel fit, unfit pixels filled edge-aware")
+        return (f"{tpn}{keys} and their colour carried frame to frame, forwards and backwards, "
+                "warped by optical flow at full size, blended by per-pixel fit, unfit pixels "
+                "filled edge-aware")
 
     def check_output_kind(self, opts: "Options", output: Path, kind: str) -> None:
         if kind == "image":
