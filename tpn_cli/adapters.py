@@ -406,8 +406,8 @@ class ColourAdapter:
         (:data:`RECURSIVE_SHARE`). Each frame's flow part (the keys and the neighbour's
         colour carried in) is carried into the next neighbour, unfilled; the candidates
         wait in ``ctx["key_part"]`` for :meth:`flow_prediction`. A shot cut, a gap or a
-        frame without a later key stops a chain. Called in the engine's prepare stage (it
-        needs the input frames only), so frames are then finished independently."""
+        frame without a later key stops a chain. Called in the engine's chain stage (it
+        needs the input frames only), so that frames are then output independently."""
         if not (self.uses_sources and self._chains):
             return
         ahead = self._carry_back(frames) if self.AHEAD_SHARE > 0 else {}
@@ -478,6 +478,7 @@ class ColourAdapter:
         its Lab warped by the flow ``flow_id`` ("previous" or "next") → (ab (2, H, W),
         weight = ``share`` × fit, fit (1, H, W))."""
         f = self._flows(ctx, [(flow_id, frame.gray)])[0]
+        ctx["flows"].pop(flow_id)  # used once: the held frames keep less
         with timing.section("flow"):
             lab = flow.warp(frame.lab, f)
             fit = self.key_fit(lab[..., 0], self._full_gray(ctx))
@@ -530,12 +531,12 @@ class ColourAdapter:
 
 @dataclass
 class _Previous:
-    """A finished frame as a neighbour's flow part uses it (the frame before, or in the
+    """A chained frame as a neighbour's flow part uses it (the frame before, or in the
     backward pass the frame after)."""
     index: int
     sources: frozenset
     gray: np.ndarray  # (H, W) uint8, what the flow runs on
-    lab: np.ndarray   # (H, W, 3) float32: its L and output ab
+    lab: np.ndarray   # (H, W, 3) float32: its L and the ab it carries
 
 
 _FLOW_POOL = None

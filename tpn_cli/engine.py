@@ -3,7 +3,9 @@
 Memory stays flat in the clip's length because nothing is kept per frame:
 
 * frames are decoded one at a time, in order, and written as soon as they are done;
-* at most ``batch_size`` (frame, key-frame) pairs wait for the model;
+* at most ``batch_size`` (frame, key-frame) pairs wait for the model, or, for colour, the
+  frames between two key-frames (at most ``ColourAdapter.AHEAD_FRAMES``), which its
+  backward pass needs (:class:`Batching`);
 * each key-frame is prepared once (file read, resized, converted; see
   :mod:`tpn_cli.adapters`) and kept in a small cache while the plan still needs it. The
   plan is monotone (a later frame never needs an earlier key than a previous frame), so
@@ -306,9 +308,10 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
         key_feed: video frames at key indices (tasks whose key guidance is the video).
         total: frame count for the progress bar.
         quiet: no progress bar.
-        pipeline: overlap decoding, preparation (conversions, key-frames, flow), the model
-            and output (conversion, encoding) in a small thread pipeline; False runs the
-            same steps one after the other (identical results).
+        pipeline: overlap decoding, preparation (conversions, key-frames, flow), the model,
+            the chains (:meth:`tpn_cli.propagator.KeyPropagator.chain`), output (two frames at
+            a time) and encoding in a small thread pipeline; False runs the same steps one
+            after the other (identical results).
 
     Raises:
         BadInputError: plan and frames disagree. OutOfMemoryError: host or GPU memory
