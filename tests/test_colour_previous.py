@@ -55,7 +55,7 @@ def test_the_frame_before_does_not_cross_a_shot_cut():
     h, w = frames[0].shape[:2]
     adapter = ColourAdapter(engine.work_shape(w, h, 240), "cpu", flow_mix=1.0)
     key = adapter.prepare_key(8, frames[8])
-    L, gray, ab = np.zeros((h, w), np.float32), np.zeros((h, w), np.uint8), np.zeros((h, w, 2), np.float32)
+    L, gray, ab = np.zeros((h, w), np.float32), np.zeros((h, w), np.uint8), torch.zeros(2, h, w)
     adapter._remember(4, frozenset([0]), L, gray, ab)
     assert adapter._previous_view(5, [key]) is None  # fed by key 8 only: another shot
     adapter._remember(4, frozenset([0, 8]), L, gray, ab)

@@ -23,6 +23,8 @@ Tensors are float32 ``(C, h, w)`` on the run's device; images are numpy arrays a
 """
 from __future__ import annotations
 
+import threading
+
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -292,7 +294,8 @@ class ColourAdapter:
                 preset, tuning = self.PREVIOUS_FLOW if image[0] in ("previous", "next") else self.KEY_FLOW
                 return flow.baseline_flow(gray, image[1], preset, tuning=tuning)
             with timing.section("flow"):
-                flows = [one(todo[0])] if len(todo) == 1 else list(_flow_pool().map(one, todo))
+                nested = threading.current_thread().name.startswith("tpn-flow")  # no pool in the pool
+                flows = [one(x) for x in todo] if len(todo) == 1 or nested else list(_flow_pool().map(one, todo))
             cache.update(zip([i for i, _ in todo], flows))
         return [cache[i] for i, _ in images]
 
@@ -366,14 +369,13 @@ class ColourAdapter:
         return p if p.sources & {k.index for k in keys} else None
 
     def _remember(self, index: int | None, sources: frozenset, L: np.ndarray, gray: np.ndarray,
-                  ab: np.ndarray) -> None:
-        """Keep a chained frame's L, its 8-bit ``gray`` and forward colour ``ab`` (H, W, 2)
+                  ab: torch.Tensor) -> None:
+        """Keep a chained frame's L, its 8-bit ``gray`` and forward colour ``ab`` (2, H, W)
         for the next frame's flow part."""
         self._previous = None
         if index is None or not self._chains:
             return
-        lab = np.concatenate([L[..., None].astype(np.float32), ab], axis=2)
-        self._previous = _Previous(index, sources, gray, lab)
+        self._previous = _Previous(index, sources, gray, _lab(L, ab))
 
     #: The colour carried back from the next key-frame (:meth:`chain`) joins the
     #: flow part as one more candidate, weight AHEAD_SHARE × its fit: the mirror of
@@ -414,8 +416,7 @@ class ColourAdapter:
         for index, image, ctx, sources, own in frames:
             if own is not None:  # a key-frame: its own colour on the video frame's L
                 L = colour.lightness_image(image)
-                self._remember(index, frozenset([index]), L, self._full_gray({"L": L}),
-                               own.exact.permute(1, 2, 0).cpu().numpy())
+                self._remember(index, frozenset([index]), L, self._full_gray({"L": L}), own.exact)
                 continue
             keys = self._feeding(sources)
             prev = self._previous_view(index, keys)
@@ -427,17 +428,19 @@ class ColourAdapter:
             # again), unfilled (the fill is for the output: filled colour carried on
             # would be trusted as measured)
             ctx["key_part"] = self._with(part, forward + ahead.get(index, []))
-            self._remember(index, frozenset(k.index for k in keys), ctx["L"], self._full_gray(ctx),
-                           ab.permute(1, 2, 0).cpu().numpy())
+            self._remember(index, frozenset(k.index for k in keys), ctx["L"], self._full_gray(ctx), ab)
 
     def _carry_back(self, frames: Sequence[tuple]) -> dict:
         """:meth:`chain`'s backward pass: {frame index: [the colour of the frame after it
-        carried in]}; the flows between neighbours are computed here, two at a time."""
+        carried in]}. What does not depend on the neighbours runs first, two frames at a
+        time: the flows between neighbours and each frame's keys' part."""
         ctxs = [(ctx, sources) for _, _, ctx, sources, _ in frames]
         pairs = [(a, b) for (a, sa), (b, sb) in zip(ctxs, ctxs[1:])
                  if a is not None and b is not None and b["index"] == a["index"] + 1
                  and {k.index for k in self._feeding(sa)} & {k.index for k in self._feeding(sb)}]
-        list(_flow_pool().map(lambda p: self._flows(p[0], [("next", self._full_gray(p[1]))]), pairs))
+        jobs = [lambda p=p: self._flows(p[0], [("next", self._full_gray(p[1]))]) for p in pairs]
+        jobs += [lambda c=c, s=s: self._key_part(c, self._feeding(s)) for c, s in ctxs if c is not None]
+        list(_flow_pool().map(lambda job: job(), jobs))
         out: dict = {}
         later: _Previous | None = None
         for ctx, sources in reversed(ctxs):
@@ -452,9 +455,7 @@ class ColourAdapter:
                 continue
             out[t] = [self._carried(ctx, later, "next", self.AHEAD_SHARE)] if later else []
             ab, _ = self._ratio(self._with(self._key_part(ctx, keys), out[t]))
-            lab = np.concatenate([ctx["L"][..., None].astype(np.float32),
-                                  ab.permute(1, 2, 0).cpu().numpy()], axis=2)
-            later = _Previous(t, ids, self._full_gray(ctx), lab)
+            later = _Previous(t, ids, self._full_gray(ctx), _lab(ctx["L"], ab))
         return out
 
     def flow_prediction(self, L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]],
@@ -537,6 +538,12 @@ class _Previous:
     sources: frozenset
     gray: np.ndarray  # (H, W) uint8, what the flow runs on
     lab: np.ndarray   # (H, W, 3) float32: its L and the ab it carries
+
+
+def _lab(L: np.ndarray, ab: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) float32 Lab of a frame's L (H, W) and an ab (2, H, W), as the flow warps it."""
+    cv = flow.require_cv2()
+    return cv.merge([np.asarray(L, np.float32), *(c.cpu().numpy().astype(np.float32, copy=False) for c in ab)])
 
 
 _FLOW_POOL = None
