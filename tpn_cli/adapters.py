@@ -23,8 +23,6 @@ Tensors are float32 ``(C, h, w)`` on the run's device; images are numpy arrays a
 """
 from __future__ import annotations
 
-import threading
-
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -294,8 +292,7 @@ class ColourAdapter:
                 preset, tuning = self.PREVIOUS_FLOW if image[0] in ("previous", "next") else self.KEY_FLOW
                 return flow.baseline_flow(gray, image[1], preset, tuning=tuning)
             with timing.section("flow"):
-                nested = threading.current_thread().name.startswith("tpn-flow")  # no pool in the pool
-                flows = [one(x) for x in todo] if len(todo) == 1 or nested else list(_flow_pool().map(one, todo))
+                flows = [one(todo[0])] if len(todo) == 1 else list(_flow_pool().map(one, todo))
             cache.update(zip([i for i, _ in todo], flows))
         return [cache[i] for i, _ in images]
 
@@ -432,15 +429,12 @@ class ColourAdapter:
 
     def _carry_back(self, frames: Sequence[tuple]) -> dict:
         """:meth:`chain`'s backward pass: {frame index: [the colour of the frame after it
-        carried in]}. What does not depend on the neighbours runs first, two frames at a
-        time: the flows between neighbours and each frame's keys' part."""
+        carried in]}; the flows between neighbours are computed here, two at a time."""
         ctxs = [(ctx, sources) for _, _, ctx, sources, _ in frames]
         pairs = [(a, b) for (a, sa), (b, sb) in zip(ctxs, ctxs[1:])
                  if a is not None and b is not None and b["index"] == a["index"] + 1
                  and {k.index for k in self._feeding(sa)} & {k.index for k in self._feeding(sb)}]
-        jobs = [lambda p=p: self._flows(p[0], [("next", self._full_gray(p[1]))]) for p in pairs]
-        jobs += [lambda c=c, s=s: self._key_part(c, self._feeding(s)) for c, s in ctxs if c is not None]
-        list(_flow_pool().map(lambda job: job(), jobs))
+        list(_flow_pool().map(lambda p: self._flows(p[0], [("next", self._full_gray(p[1]))]), pairs))
         out: dict = {}
         later: _Previous | None = None
         for ctx, sources in reversed(ctxs):
