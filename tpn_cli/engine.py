@@ -309,9 +309,9 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
         total: frame count for the progress bar.
         quiet: no progress bar.
         pipeline: overlap decoding, preparation (conversions, key-frames, flow), the model,
-            the chains (:meth:`tpn_cli.propagator.KeyPropagator.chain`), output (two frames at
-            a time) and encoding in a small thread pipeline; False runs the same steps one
-            after the other (identical results).
+            output (:meth:`tpn_cli.propagator.KeyPropagator.chain`, then two frames at a time)
+            and encoding in a small thread pipeline; False runs the same steps one after the
+            other (identical results).
 
     Raises:
         BadInputError: plan and frames disagree. OutOfMemoryError: host or GPU memory
@@ -357,7 +357,7 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
             work.preds.append(prop.prepare_frame(frame.index, frame.image, a.sources))
         # the plan is monotone: keys before the last frame's earliest key are done
         prop.forget_keys_before(min(k for k, _ in batch[-1][1].sources))
-        return work
+        return work if prop.model is not None else infer_batch(work)  # no network: views as they are
 
     def infer_batch(work: _Work) -> _Work:
         views = [view for pred in work.preds for view in pred.views]
@@ -365,18 +365,15 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
             prop.correct(views[i:i + batch_size])
         return work
 
-    def chain(work: _Work) -> _Work:
-        with timing.section("colour"):
-            prop.chain(work.preds)
-        return work
-
     def output_one(pred: Any) -> Any:
         with timing.section("colour"):
             return prop.output(pred)
 
     def output(work: _Work) -> list:
-        # frames are output independently (what one frame passes to the next was done in
-        # the chain stage, KeyPropagator.chain): two at a time when pipelined
+        # what one frame passes to the next (KeyPropagator.chain) first; then the frames
+        # are output independently: two at a time when pipelined
+        with timing.section("colour"):
+            prop.chain(work.preds)
         results = list(pool.map(output_one, work.preds)) if pool else [output_one(p) for p in work.preds]
         return list(zip(work.frames, results))
 
@@ -385,9 +382,11 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
             write(sinks, frame, result)
         return len(results)
 
-    # encoding in a stage of its own: it overlaps the output of the next batch
-    stages = [("prepare", prepare_batch), ("model", infer_batch), ("chain", chain), ("output", output),
-              ("encode", encode)]
+    # few stages: each holds a batch, and a colour batch (the frames between two keys, with
+    # their flows) is large; without a network there is no model stage; encoding is a
+    # stage of its own (it overlaps the output of the next batch)
+    stages = [("prepare", prepare_batch), *([("model", infer_batch)] if prop.model is not None else []),
+              ("output", output), ("encode", encode)]
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tpn-output") if pipeline else None
     try:
         with frame_loop(total, quiet, host_hint="lower --batch-size or --work-size",
@@ -408,12 +407,13 @@ def estimate_memory_mb(width: int, height: int, work: tuple[int, int], batch_siz
     """Rough peak memory of a run (MB) for ``--dry-run``: torch itself, a few full-size
     frame buffers per batch item, the network's activations at the working size, two
     cached key-frames, and with a backward pass (``ahead_frames``, :class:`Batching`) the
-    frames it holds (their flows and blend parts, ~40 bytes a pixel, two batches at a
-    time). Independent of the clip's length by construction."""
+    frames it holds (image, L and flows, ~35 bytes a pixel, up to three batches at a time:
+    being prepared, waiting, being output). Independent of the clip's length by
+    construction."""
     full = width * height * 4.0
     small = work[0] * work[1] * 4.0
     activations = small * (2 * guide_channels + 4 * prop_channels + 6 * unet_base + 16)
     frames = full * 3 * 4  # decoded, float, Lab/radiance, output
     keys = 2 * full * (3 + prop_channels)
-    ahead = 2 * ahead_frames * full * 10
+    ahead = 3 * ahead_frames * full * 9
     return 350.0 + (batch_size * (activations + frames) + keys + ahead) / 2**20
