@@ -130,7 +130,7 @@ class ColourAdapter:
         self.flow_mix = flow_mix
         # a partly painted key is laid over its video frame (see the class doc)
         self.needs_key_video_frame = partial_keys
-        self._previous: _Previous | None = None  # the last frame finished (RECURSIVE_SHARE)
+        self._previous: _Previous | None = None  # the last frame chained (RECURSIVE_SHARE)
         self._last_prepared: tuple[int, np.ndarray] | None = None  # (index, 8-bit L): prepare_flows
 
     @property
@@ -231,10 +231,9 @@ class ColourAdapter:
                 ab = flow_ab if ab is None else self.mix_flow(ab, flow_ab, self.flow_mix)
             if coverage is not None:
                 ab = self.keep_own_colour(ab, rgb, coverage)
-        ab_hwc = ab.permute(1, 2, 0).cpu().numpy()
         # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
         dtype = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else np.dtype(np.uint8)
-        return colour.lab_image_to_rgb(L, ab_hwc, dtype)
+        return colour.lab_image_to_rgb(L, ab.permute(1, 2, 0).cpu().numpy(), dtype)
 
     #: The paint counts fully where at least 1 / COVERAGE_GAIN of it landed (the moved
     #: alpha ≥ 0.5) (docs/what-we-tried.md, "Numbers behind the defaults").

@@ -279,8 +279,7 @@ class Batching:
 
     def starts(self, a: Assignment) -> bool:
         if self.ahead:
-            is_key = [k for k, _ in a.sources] == [a.frame]
-            new = self._count == 0 or self._count >= self.ahead or is_key
+            new = self._count == 0 or self._count >= self.ahead or a.is_key
             self._count = 1 if new else self._count + 1
             return new
         new = self._count == 0

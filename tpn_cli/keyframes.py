@@ -190,6 +190,11 @@ class Assignment:
         """The main key-frame (largest weight; the earlier on a tie)."""
         return max(self.sources, key=lambda s: (s[1], -s[0]))[0]
 
+    @property
+    def is_key(self) -> bool:
+        """Whether the frame is itself a key-frame (its only source)."""
+        return [k for k, _ in self.sources] == [self.frame]
+
 
 def _sorted_unique(key_indices: Iterable[int]) -> list[int]:
     keys = sorted(set(int(k) for k in key_indices))

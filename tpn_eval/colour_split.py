@@ -204,8 +204,9 @@ def product_model(spec: str | None = None):
 def run_product(frames, n, keys, wanted, mode: str | None = None, tpn: bool | None = None,
                 spec: str | None = None, mix: float | None = None,
                 adapter_hook: Callable | None = None) -> dict[int, np.ndarray]:
-    """What `tpn colorize` writes for the ``wanted`` frames (every frame up to the last
-    wanted one is computed: a frame continues the one before): the command's adapter
+    """What `tpn colorize` writes for the ``wanted`` frames (every frame up to the key-frame
+    after the last wanted one is computed: colour is carried frame to frame both ways):
+    the command's adapter
     (:meth:`tpn_cli.tasks.colour.ColourTask.adapter`, working size, chroma up-sampling, flow
     mix) and :func:`tpn_cli.engine.stream_from_keys` with its batch
     size. ``mode``: --mode (None: the command's default); ``tpn``: --tpn / --no-tpn (None:

@@ -1,7 +1,7 @@
 """One colour or HDR run cut into segments that separate workers compute.
 
 Every HDR frame is predicted from its key-frames only (DESIGN.md §1), and a colour frame
-from its key-frames and the frame before it, which a key-frame does not need, so a run's
+from its key-frames and the frames between them, which a key-frame does not need, so a run's
 frame range splits into segments of consecutive frames, each computed on its own:
 
 * :func:`split` cuts the plan (:meth:`tpn_cli.runs.Run.assignments`) where the
@@ -94,7 +94,7 @@ def split(run: Any, segment_frames: int) -> list[Segment]:
         return [Segment(0, run.opts.start, run.end)]
     starts = _batch_starts(plan, engine.Batching(run.task.batch_size(run.opts), run.task.ahead_frames(run)))
     if run.task.chains_frames:  # each frame continues the one before: cut only at key-frames
-        starts &= {a.frame for a in plan if [k for k, _ in a.sources] == [a.frame]}
+        starts &= {a.frame for a in plan if a.is_key}
     cuts, begin, keys_changed = [], plan[0].frame, False
     for prev, a in zip(plan, plan[1:]):
         length = a.frame - begin
