@@ -63,15 +63,21 @@ def test_the_frame_before_does_not_cross_a_shot_cut():
     assert adapter._previous_view(6, [key]) is None  # not the frame just before
 
 
-def test_the_flows_are_ready_after_the_prepare_step():
-    """KeyPropagator.prepare_frame computes the flow part's flows (to the keys and to the
-    frame prepared just before), so the output step only blends."""
+def test_the_flows_and_keys_part_are_ready_after_the_prepare_step():
+    """KeyPropagator.prepare_frame starts the flow part's work that needs only the input
+    frames (the flows to the keys and between neighbours, the keys' blend), so the chain
+    and output steps only carry and blend."""
     frames = [f.image for f in VideoReader(DOG).frames(0, 9)]
     prop, plan = _propagator(frames)
     first = prop.prepare_frame(1, frames[1], plan[1].sources)  # after a key-frame: keys only
-    assert set(first.target.ctx["flows"]) == {0, 8}
     second = prop.prepare_frame(2, frames[2], plan[2].sources)
-    assert set(second.target.ctx["flows"]) == {0, 8, "previous"}
+    keys = [prop.keys[0], prop.keys[8]]
+    for pred in (first, second):
+        prop.adapter._key_part(pred.target.ctx, keys)  # waits for the background work
+        assert "key_part" in pred.target.ctx and "preparing" not in pred.target.ctx
+    # the keys' flows are used up; frame 1 → 2 is ready for the backward pass, 2 → 1 forwards
+    assert set(first.target.ctx["flows"]) == {"next"}
+    assert set(second.target.ctx["flows"]) == {"previous"}
 
 
 # -- the backward pass: the colour of the next key-frame carried back -------------------------

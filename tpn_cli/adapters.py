@@ -131,7 +131,7 @@ class ColourAdapter:
         # a partly painted key is laid over its video frame (see the class doc)
         self.needs_key_video_frame = partial_keys
         self._previous: _Previous | None = None  # the last frame chained (RECURSIVE_SHARE)
-        self._last_prepared: tuple[int, np.ndarray] | None = None  # (index, 8-bit L): prepare_flows
+        self._last_prepared: tuple | None = None  # (index, ctx, key ids): prepare_flows
 
     @property
     def uses_sources(self) -> bool:
@@ -188,7 +188,7 @@ class ColourAdapter:
             key.alpha = resize(alpha, self.work)
         if self.flow_mix:  # what the flow part of finish() warps (the alpha with it)
             lab = lab_full if alpha is None else torch.cat([lab_full, alpha])
-            key.flow_lab = lab.permute(1, 2, 0).cpu().numpy()
+            key.flow_lab = np.ascontiguousarray(lab.permute(1, 2, 0).cpu().numpy())  # warps 1.5× faster
             key.flow_gray = infer.guide_to_gray(mt.colour_guide(lab_full[:1]))
         return key
 
@@ -291,7 +291,7 @@ class ColourAdapter:
                 preset, tuning = self.PREVIOUS_FLOW if image[0] in ("previous", "next") else self.KEY_FLOW
                 return flow.baseline_flow(gray, image[1], preset, tuning=tuning)
             with timing.section("flow"):
-                flows = [one(todo[0])] if len(todo) == 1 else list(_flow_pool().map(one, todo))
+                flows = [one(todo[0])] if len(todo) == 1 else list(_pool("flow").map(one, todo))
             cache.update(zip([i for i, _ in todo], flows))
         return [cache[i] for i, _ in images]
 
@@ -337,18 +337,30 @@ class ColourAdapter:
         return [k for k, w in sources if w > 0] or [k for k, _ in sources]
 
     def prepare_flows(self, ctx: dict, sources: Sequence[tuple[PreparedKey, float]]) -> None:
-        """The flow part's flows of a frame (to its keys, and to the frame prepared just
-        before it), kept in ``ctx``: called in the engine's prepare stage, since they need
-        only the input frames, so that they run while the later stages finish the frames
-        before (what is missing is computed where it is needed)."""
+        """Start the part of a frame's flow part that needs only the input frames, in a
+        background thread (two frames at a time): its flows to its keys and to the frame
+        prepared just before it (and that frame's flow to it, for the backward pass), and
+        the keys' part of its blend (:meth:`_key_part`, which waits for it). Called in the
+        engine's prepare stage, so that this runs while the later stages finish the frames
+        before; what is missing later is computed where it is needed."""
         if not self.uses_sources or ctx.get("index") is None:
             return
-        images = [(k.index, k.flow_gray) for k in self._feeding(sources)]
-        last, gray = self._last_prepared, self._full_gray(ctx)
-        if self._chains and last is not None and last[0] == ctx["index"] - 1:
-            images.append(("previous", last[1]))
-        self._last_prepared = (ctx["index"], gray)
-        self._flows(ctx, images)
+        keys, t = self._feeding(sources), ctx["index"]
+        ids = {k.index for k in keys}
+        images = [(k.index, k.flow_gray) for k in keys]
+        last, before = self._last_prepared, None
+        if self._chains and last is not None and last[0] == t - 1:
+            images.append(("previous", self._full_gray(last[1])))
+            if self.AHEAD_SHARE > 0 and last[2] & ids and max(ids) > t:  # carried back into it
+                before = last[1]
+        self._last_prepared = (t, ctx, ids)
+
+        def work() -> None:
+            self._flows(ctx, images)
+            if before is not None:
+                self._flows(before, [("next", self._full_gray(ctx))])
+            self._blend_keys(ctx, keys)
+        ctx["preparing"] = _pool("prepare").submit(work)
 
     @property
     def _chains(self) -> bool:
@@ -406,11 +418,26 @@ class ColourAdapter:
         (:data:`RECURSIVE_SHARE`). Each frame's flow part (the keys and the neighbour's
         colour carried in) is carried into the next neighbour, unfilled; the candidates
         wait in ``ctx["key_part"]`` for :meth:`flow_prediction`. A shot cut, a gap or a
-        frame without a later key stops a chain. Called in the engine's chain stage (it
-        needs the input frames only), so that frames are then output independently."""
+        frame without a later key stops a chain. Called in the engine's output stage before
+        the frames are output, each on its own."""
         if not (self.uses_sources and self._chains):
             return
-        ahead = self._carry_back(frames) if self.AHEAD_SHARE > 0 else {}
+        between = [(ctx, self._feeding(sources)) for _, _, ctx, sources, own in frames if own is None]
+        for ctx, keys in between:  # the keys' part, which both passes read, ready first
+            self._key_part(ctx, keys)
+        # the two passes, independent of each other, side by side
+        back = _pool("chain").submit(self._carry_back, frames) if self.AHEAD_SHARE > 0 else None
+        forward = self._carry_forward(frames)
+        ahead = back.result() if back is not None else {}
+        for ctx, _ in between:  # the output's blend: both chains' candidates
+            ctx["carried"] = forward.get(ctx["index"], []) + ahead.get(ctx["index"], [])
+
+    def _carry_forward(self, frames: Sequence[tuple]) -> dict:
+        """:meth:`chain`'s forward pass: {frame index: [the colour of the frame before it
+        carried in]}. Each frame carries its own direction on (the colour from the next
+        key carried forward would count again), unfilled (the fill is for the output:
+        filled colour carried on would be trusted as measured)."""
+        out: dict = {}
         for index, image, ctx, sources, own in frames:
             if own is not None:  # a key-frame: its own colour on the video frame's L
                 L = colour.lightness_image(image)
@@ -418,24 +445,15 @@ class ColourAdapter:
                 continue
             keys = self._feeding(sources)
             prev = self._previous_view(index, keys)
-            forward = [self._carried(ctx, prev, "previous", self.RECURSIVE_SHARE)] if prev else []
-            part = self._key_part(ctx, keys)
-            ab, _ = self._ratio(self._with(part, forward))
-            # the output's blend: both chains' candidates; each chain carries its own
-            # direction on (carried forward, the colour from the next key would count
-            # again), unfilled (the fill is for the output: filled colour carried on
-            # would be trusted as measured)
-            ctx["key_part"] = self._with(part, forward + ahead.get(index, []))
+            out[index] = [self._carried(ctx, prev, "previous", self.RECURSIVE_SHARE)] if prev else []
+            ab, _ = self._ratio(self._with(self._key_part(ctx, keys), out[index]))
             self._remember(index, frozenset(k.index for k in keys), ctx["L"], self._full_gray(ctx), ab)
+        return out
 
     def _carry_back(self, frames: Sequence[tuple]) -> dict:
         """:meth:`chain`'s backward pass: {frame index: [the colour of the frame after it
-        carried in]}; the flows between neighbours are computed here, two at a time."""
+        carried in]}."""
         ctxs = [(ctx, sources) for _, _, ctx, sources, _ in frames]
-        pairs = [(a, b) for (a, sa), (b, sb) in zip(ctxs, ctxs[1:])
-                 if a is not None and b is not None and b["index"] == a["index"] + 1
-                 and {k.index for k in self._feeding(sa)} & {k.index for k in self._feeding(sb)}]
-        list(_flow_pool().map(lambda p: self._flows(p[0], [("next", self._full_gray(p[1]))]), pairs))
         out: dict = {}
         later: _Previous | None = None
         for ctx, sources in reversed(ctxs):
@@ -465,7 +483,7 @@ class ColourAdapter:
         One key alone: that key, filled the same way."""
         ctx = {"L": L} if ctx is None else ctx
         ctx.setdefault("L", L)
-        ab, best = self._ratio(self._key_part(ctx, self._feeding(sources)))
+        ab, best = self._ratio(self._with(self._key_part(ctx, self._feeding(sources)), ctx.get("carried", [])))
         with timing.section("scan"):
             return fill.fill_unfit(ab, best[0], torch.from_numpy(np.ascontiguousarray(L)))
 
@@ -483,10 +501,15 @@ class ColourAdapter:
     def _key_part(self, ctx: dict, keys: Sequence[PreparedKey]) -> tuple:
         """The keys' share of the flow part's blend (:meth:`flow_prediction`): (Σ w·ab,
         Σ w, best fit, the single key's ab when one key feeds the frame, else None), kept in
-        ``ctx`` (the backward and forward passes both use it); the keys' flows are dropped
-        once it is made."""
-        if "key_part" in ctx:
-            return ctx["key_part"]
+        ``ctx`` (the backward and forward passes both use it); made in the background by
+        :meth:`prepare_flows` when it ran (waited for here)."""
+        job = ctx.pop("preparing", None)
+        if job is not None:
+            job.result()
+        return ctx["key_part"] if "key_part" in ctx else self._blend_keys(ctx, keys)
+
+    def _blend_keys(self, ctx: dict, keys: Sequence[PreparedKey]) -> tuple:
+        """:meth:`_key_part` made: the keys warped and weighed; their flows are dropped."""
         t = ctx.get("index")
         flows = self._flows(ctx, [(k.index, k.flow_gray) for k in keys])
         gray = self._full_gray(ctx)
@@ -541,16 +564,17 @@ def _lab(L: np.ndarray, ab: torch.Tensor) -> np.ndarray:
     return cv.merge([np.asarray(L, np.float32), *(c.cpu().numpy().astype(np.float32, copy=False) for c in ab)])
 
 
-_FLOW_POOL = None
+_POOLS: dict = {}
 
 
-def _flow_pool():
-    """Two threads for the two keys' flows of a frame (made when first needed)."""
-    global _FLOW_POOL
-    if _FLOW_POOL is None:
+def _pool(name: str):
+    """Two threads (made when first needed): "flow" for a frame's flows, "chain" for
+    :meth:`ColourAdapter.chain`'s work (its own, so that it does not queue behind the
+    next batch's flows)."""
+    if name not in _POOLS:
         from concurrent.futures import ThreadPoolExecutor
-        _FLOW_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tpn-flow")
-    return _FLOW_POOL
+        _POOLS[name] = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"tpn-{name}")
+    return _POOLS[name]
 
 
 class HdrAdapter:
