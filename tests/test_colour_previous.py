@@ -2,6 +2,8 @@
 finished just before, under a common key-frame, feeds the next one; nothing else does."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -121,6 +123,32 @@ def test_pipelined_stages_give_the_sequential_result():
     a, b = _streamed(frames, keys=[0, 5, 11]), _streamed(frames, keys=[0, 5, 11], pipeline=True)
     assert sorted(a) == sorted(b) == list(range(12))
     assert all(np.array_equal(a[t], b[t]) for t in range(12))
+
+
+def test_at_most_two_batches_hold_their_prepared_frames(monkeypatch):
+    """With a backward pass a batch (the frames between two keys, with their flows and
+    blends) is large: the prepare stage waits while two are prepared and not yet output,
+    however slow the output."""
+    frames = [f.image for f in VideoReader(DOG).frames(0, 12)]
+    live, most = [0], [0]
+    prepare, chain = KeyPropagator.prepare_frame, KeyPropagator.chain
+
+    def counted_prepare(self, index, image, sources):
+        if any(k == index for k, _ in sources):  # a batch opens at each key
+            live[0] += 1
+            most[0] = max(most[0], live[0])
+        return prepare(self, index, image, sources)
+
+    def slow_chain(self, preds):
+        time.sleep(0.3)
+        chain(self, preds)
+        live[0] -= 1  # its frames are output next; released after them
+
+    monkeypatch.setattr(KeyPropagator, "prepare_frame", counted_prepare)
+    monkeypatch.setattr(KeyPropagator, "chain", slow_chain)
+    out = _streamed(frames, keys=[0, 2, 4, 6, 8, 11], pipeline=True)
+    assert sorted(out) == list(range(12))
+    assert most[0] == 2
 
 
 def test_the_backward_pass_sees_only_the_frames_up_to_the_next_key():

@@ -490,13 +490,14 @@ class ColourAdapter:
     def _carried(self, ctx: dict, frame: "_Previous", flow_id: str, share: float) -> tuple:
         """An earlier or later frame's colour as a candidate of this frame's flow part:
         its Lab warped by the flow ``flow_id`` ("previous" or "next") → (ab (2, H, W),
-        weight = ``share`` × fit, fit (1, H, W))."""
+        ``share``, fit (1, H, W)): its weight is ``share`` × fit (held as the two, and the ab
+        apart from the warped L, since the frame keeps it until it is output)."""
         f = self._flows(ctx, [(flow_id, frame.gray)])[0]
         ctx["flows"].pop(flow_id)  # used once: the held frames keep less
         with timing.section("flow"):
             lab = flow.warp(frame.lab, f)
             fit = self.key_fit(lab[..., 0], self._full_gray(ctx))
-        return torch.from_numpy(lab[..., 1:]).permute(2, 0, 1), share * fit, fit
+        return torch.from_numpy(lab[..., 1:]).permute(2, 0, 1).contiguous(), share, fit
 
     def _key_part(self, ctx: dict, keys: Sequence[PreparedKey]) -> tuple:
         """The keys' share of the flow part's blend (:meth:`flow_prediction`): (Σ w·ab,
@@ -532,12 +533,13 @@ class ColourAdapter:
     @staticmethod
     def _with(part: tuple, carried: Sequence[tuple]) -> tuple:
         """A blend ``part`` (:meth:`_key_part`) with the ``carried`` candidates [(ab,
-        weight, fit)] of :meth:`_carried` added."""
+        share, fit)] of :meth:`_carried` added (weight share × fit)."""
         if not carried:
             return part
         num, den, best, _ = part
         with timing.section("colour"):
-            for ab, w, fit in carried:
+            for ab, share, fit in carried:
+                w = share * fit
                 num, den, best = num + w * ab, den + w, torch.maximum(best, fit)
         return num, den, best, None
 

@@ -207,18 +207,19 @@ def _stage_thread(name: str, source: Callable[[], Any], fn: Callable[[Any], Any]
 
 
 def _pipeline(source: Iterator, stages: Sequence[tuple[str, Callable]], threaded: bool,
-              depth: int = 1) -> Iterator:
+              depth: int = 1, stop: threading.Event | None = None) -> Iterator:
     """``source`` items through ``stages`` in order; with ``threaded`` each stage (and the
     source) runs in its own thread, joined by queues of ``depth`` items: decoding, the
     model and encoding overlap, order is kept (one thread per stage), memory is bounded.
-    Without it, the same functions run one after the other in the caller's thread."""
+    Without it, the same functions run one after the other in the caller's thread.
+    ``stop`` is set when the pipeline ends early (a stage that waits polls it)."""
     if not threaded:
         for item in source:
             for _, fn in stages:
                 item = fn(item)
             yield item
         return
-    stop = threading.Event()
+    stop = stop or threading.Event()
     it = iter(source)
 
     def first():
@@ -347,7 +348,16 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
         if pending:
             yield pending
 
-    def prepare_batch(batch: list) -> _Work:
+    # with a backward pass a batch holds the frames between two keys with their flows and
+    # blends, made in the background from the prepare stage: at most two such batches at a
+    # time (the one being output and the next), or a third would be made only to wait
+    slots = threading.Semaphore(2) if prop.ahead_frames(1, 1) and prop.model is None else None  # (any size)
+    stop = threading.Event()
+
+    def prepare_batch(batch: list) -> _Work | None:
+        while slots is not None and not slots.acquire(timeout=0.1):
+            if stop.is_set():
+                return None
         work = _Work([], [])
         for frame, a in batch:
             for k, _ in a.sources:
@@ -374,6 +384,8 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
         with timing.section("colour"):
             prop.chain(work.preds)
         results = list(pool.map(output_one, work.preds)) if pool else [output_one(p) for p in work.preds]
+        if slots is not None:
+            slots.release()
         return list(zip(work.frames, results))
 
     def encode(results: list) -> int:
@@ -391,7 +403,7 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
         with frame_loop(total, quiet, host_hint="lower --batch-size or --work-size",
                         gpu_hint="lower --batch-size (e.g. 1) or --work-size (e.g. 360), "
                                  "or use --device cpu") as (stats, bar):
-            for done in _pipeline(batches(), stages, threaded=pipeline):
+            for done in _pipeline(batches(), stages, threaded=pipeline, stop=stop):
                 stats.frames += done
                 bar.update(done)
     finally:
@@ -406,13 +418,13 @@ def estimate_memory_mb(width: int, height: int, work: tuple[int, int], batch_siz
     """Rough peak memory of a run (MB) for ``--dry-run``: torch itself, a few full-size
     frame buffers per batch item, the network's activations at the working size, two
     cached key-frames, and with a backward pass (``ahead_frames``, :class:`Batching`) the
-    frames it holds (image, L and flows, ~35 bytes a pixel, up to three batches at a time:
-    being prepared, waiting, being output). Independent of the clip's length by
-    construction."""
+    frames it holds (image, L, flows and blends: ~40 bytes a pixel prepared, ~50 once
+    chained, two batches at a time: being prepared, being output; with the allocator's
+    slack ~100 bytes a pixel in all). Independent of the clip's length by construction."""
     full = width * height * 4.0
     small = work[0] * work[1] * 4.0
     activations = small * (2 * guide_channels + 4 * prop_channels + 6 * unet_base + 16)
     frames = full * 3 * 4  # decoded, float, Lab/radiance, output
     keys = 2 * full * (3 + prop_channels)
-    ahead = 3 * ahead_frames * full * 9
+    ahead = ahead_frames * full * 25
     return 350.0 + (batch_size * (activations + frames) + keys + ahead) / 2**20
