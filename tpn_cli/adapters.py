@@ -395,11 +395,11 @@ class ColourAdapter:
     #: chain carrying the output (the backward colour then counts twice) +0.99 / +2.23
     #: (docs/what-we-tried.md, "Colour: the next key-frame carried back").
     AHEAD_SHARE = 0.15
-    #: The backward pass holds the frames between two key-frames (image, L and flows, ~35
-    #: bytes a pixel, and the frame loop has up to three such batches in flight): at most
-    #: AHEAD_FRAMES frames and AHEAD_PIXELS pixels in all (48 frames at 854×480, 9 at
-    #: 1920×1080); frames further from the next key get the forward chain only. Peak
-    #: memory at 854×480: 1.8 GB with a key every 20 frames, 3.0 GB every 40 (0.74 GB
+    #: The backward pass holds the frames between two key-frames (image, L, flows and
+    #: blends, ~40–50 bytes a pixel, and the frame loop holds two such batches at a time):
+    #: at most AHEAD_FRAMES frames and AHEAD_PIXELS pixels in all (48 frames at 854×480, 9
+    #: at 1920×1080); frames further from the next key get the forward chain only. Peak
+    #: memory at 854×480: 1.7 GB with a key every 20 frames, 2.6 GB every 40 (0.74 GB
     #: without the backward pass).
     AHEAD_FRAMES, AHEAD_PIXELS = 48, 48 * 854 * 480
 
