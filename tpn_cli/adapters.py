@@ -414,10 +414,10 @@ class ColourAdapter:
         """The colour carried frame to frame, over consecutive frames [(index, image, ctx,
         sources, own key)] (ctx None and the own key for a key-frame; the frame loop's
         batch, which ends before a key-frame): backwards from the last frame that has a
-        later key (:data:`AHEAD_SHARE`), then forwards from the frame chained last
-        (:data:`RECURSIVE_SHARE`). Each frame's flow part (the keys and the neighbour's
-        colour carried in) is carried into the next neighbour, unfilled; the candidates
-        wait in ``ctx["key_part"]`` for :meth:`flow_prediction`. A shot cut, a gap or a
+        later key (:data:`AHEAD_SHARE`) and, side by side, forwards from the frame chained
+        last (:data:`RECURSIVE_SHARE`). Each frame's flow part (the keys and the neighbour's
+        colour carried in) is carried into the next neighbour, unfilled; both passes'
+        candidates wait in ``ctx["carried"]`` for :meth:`flow_prediction`. A shot cut, a gap or a
         frame without a later key stops a chain. Called in the engine's output stage before
         the frames are output, each on its own."""
         if not (self.uses_sources and self._chains):
@@ -570,9 +570,10 @@ _POOLS: dict = {}
 
 
 def _pool(name: str):
-    """Two threads (made when first needed): "flow" for a frame's flows, "chain" for
-    :meth:`ColourAdapter.chain`'s work (its own, so that it does not queue behind the
-    next batch's flows)."""
+    """Two threads (made when first needed): "prepare" for the frames' background work
+    (:meth:`ColourAdapter.prepare_flows`), "flow" for the flows of one frame, "chain" for
+    :meth:`ColourAdapter.chain`'s backward pass (each its own, so that no task waits for
+    a thread held by a task that waits for it)."""
     if name not in _POOLS:
         from concurrent.futures import ThreadPoolExecutor
         _POOLS[name] = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"tpn-{name}")

@@ -351,7 +351,8 @@ def stream_from_keys(*, frames: Iterable[Frame], assignments: Iterable[Assignmen
     # with a backward pass a batch holds the frames between two keys with their flows and
     # blends, made in the background from the prepare stage: at most two such batches at a
     # time (the one being output and the next), or a third would be made only to wait
-    slots = threading.Semaphore(2) if prop.ahead_frames(1, 1) and prop.model is None else None  # (any size)
+    looks_ahead = prop.ahead_frames(1, 1) > 0  # whatever the frame size
+    slots = threading.Semaphore(2) if looks_ahead and prop.model is None else None
     stop = threading.Event()
 
     def prepare_batch(batch: list) -> _Work | None:
