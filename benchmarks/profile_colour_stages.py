@@ -43,7 +43,7 @@ PIECES = [
     (colour, "lightness_image", "frame L (full size)"),
     (adapters, "resize", "resize to the work size (L, keys)"),
     (infer, "guide_to_gray", "8-bit gray at the work size"),
-    (adapters.ColourAdapter, "_full_gray", "8-bit gray at full size"),
+    (adapters.ColourAdapter, "_gray", "8-bit gray at the flow size"),
     (infer, "alignment_flow", "flow: alignment DIS (work size)"),
     (infer, "warp", "flow: alignment warp"),
     (infer, "alignment_confidence", "alignment confidence (blend weights, hold-back)"),

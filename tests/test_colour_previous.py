@@ -167,3 +167,23 @@ def test_batches_close_before_key_frames_when_the_adapter_looks_ahead():
     # looking ahead: a batch starts at each key-frame, and after 5 frames
     batching = engine.Batching(4, ahead=5)
     assert [a.frame for a in plan if batching.starts(a)] == [0, 5, 8, 13, 18, 19]
+
+
+def test_large_frames_run_the_flow_part_at_its_size(monkeypatch):
+    """Above FLOW_SHORT_SIDE the flow part (keys, flows, chains, fill) runs at that short
+    side and its colour comes back to the frame's size guided by L: close to the colour
+    made at full size, and the same rule for every piece (keys and frames alike)."""
+    frames = [f.image for f in VideoReader(DOG).frames(0, 9)]  # 160 × 90
+    full = _streamed(frames)
+    monkeypatch.setattr(ColourAdapter, "FLOW_SHORT_SIDE", 60)
+    adapter = ColourAdapter(engine.work_shape(160, 90, 240), "cpu", flow_mix=1.0)
+    assert adapter._flow_size((90, 160)) == (60, 107) and adapter._flow_size((45, 80)) == (45, 80)
+    assert adapter.prepare_key(0, frames[0]).flow_lab.shape == (60, 107, 3)
+    small = _streamed(frames)
+    assert sorted(small) == list(range(9))
+    for t in range(1, 8):
+        assert small[t].shape == full[t].shape
+        assert not np.array_equal(small[t], full[t])
+        diff = np.abs(small[t].astype(np.float64) - full[t].astype(np.float64)).mean()
+        assert diff < 1.2, (t, diff)  # 8-bit RGB: a fine difference, not another colour
+    assert np.array_equal(small[0], full[0]) and np.array_equal(small[8], full[8])  # the keys' own

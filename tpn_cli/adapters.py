@@ -67,7 +67,8 @@ class PreparedKey:
     full-resolution property output for the key's own frame.
 
     Set by the adapter when they apply: ``alpha`` (1, h, w) where a partly painted colour
-    key was painted; ``flow_lab`` (H, W, 3 or 4) the full-size Lab (+ alpha) and
+    key was painted; ``flow_lab`` (h, w, 3 or 4) the Lab (+ alpha) at the colour flow part's
+    size (``ColourAdapter.FLOW_SHORT_SIDE``) and
     ``flow_gray`` its 8-bit L that the colour flow mix warps; ``u_full`` (C, H, W) the
     property at full resolution for an adapter that ``warps_keys`` itself. Set by
     :class:`tpn_cli.propagator.KeyPropagator`: ``gray`` the 8-bit guidance the alignment
@@ -111,8 +112,9 @@ class ColourAdapter:
     default_work_size = 240
     needs_key_video_frame = False  # the key image carries its own L
     #: Share of the flow part in a flow-aligned model's colour: ab = (1 − m)·TPN + m·flow,
-    #: flow = :meth:`flow_prediction` (both neighbouring keys warped at full size by DIS,
-    #: blended by their fit, the unfit pixels filled edge-aware); m measured
+    #: flow = :meth:`flow_prediction` (both neighbouring keys warped by DIS at full size,
+    #: up to :data:`FLOW_SHORT_SIDE`, blended by their fit, the unfit pixels filled
+    #: edge-aware); m measured
     #: in docs/what-we-tried.md, "Issue 19 (colour)". Set on the adapter by ``tpn colorize``:
     #: this with a flow-aligned model (the default), 1 without a model (``--no-tpn``: the
     #: flow part alone), 0 for a model that does not align (the TPN alone, no full-size flow).
@@ -188,8 +190,9 @@ class ColourAdapter:
             key.alpha = resize(alpha, self.work)
         if self.flow_mix:  # what the flow part of finish() warps (the alpha with it)
             lab = lab_full if alpha is None else torch.cat([lab_full, alpha])
+            lab = resize(lab, self._flow_size(lab.shape))
             key.flow_lab = np.ascontiguousarray(lab.permute(1, 2, 0).cpu().numpy())  # warps 1.5× faster
-            key.flow_gray = infer.guide_to_gray(mt.colour_guide(lab_full[:1]))
+            key.flow_gray = infer.guide_to_gray(mt.colour_guide(lab[:1]))
         return key
 
     #: A partly painted key's colour is extended this many working-size pixels past its
@@ -251,19 +254,41 @@ class ColourAdapter:
         own = torch.from_numpy(colour.ab_image(rgb)).permute(2, 0, 1).to(ab.device)
         return c * ab + (1.0 - c) * own
 
-    @staticmethod
-    def _full_gray(ctx: dict) -> np.ndarray:
-        """The frame's 8-bit L (H, W) uint8, what the full-size flows run on (from ctx's L)."""
+    #: The flow part (its warps, blends, chains and fill) runs at most at this short side
+    #: (its flows are computed at 480, :data:`tpn_cli.flow.BASELINE_SHORT_SIDE`), and its
+    #: ab is enlarged to the frame guided by the frame's full-resolution L
+    #: (:func:`tpn_cli.colour.upsample_chroma`). At 1080p: 7.7 s and 3.1 GB against 11.3 s
+    #: and 4.6 GB for 30 frames at full size, −0.05 dB; at 480 it was 5.2 s and 1.9 GB but
+    #: −0.19 dB (and −0.17 dB at 720p), so video up to 720p keeps its full size
+    #: (docs/what-we-tried.md, "Colour: the flow part's work in the background").
+    FLOW_SHORT_SIDE = 720
+
+    def _flow_size(self, shape: Sequence[int]) -> tuple[int, int]:
+        """(h, w) of the flow part for a frame of ``shape`` (…, H, W): :data:`FLOW_SHORT_SIDE`,
+        rounded as :func:`tpn_cli.flow.baseline_flow` rounds (its flows then come at that size)."""
+        h, w = shape[-2:]
+        s = self.FLOW_SHORT_SIDE / min(h, w)
+        return (h, w) if s >= 1.0 else (max(8, round(h * s)), max(8, round(w * s)))
+
+    def _flow_L(self, ctx: dict) -> np.ndarray:
+        """The frame's L (from ctx's full-size L) at :meth:`_flow_size`, kept in ``ctx``."""
+        if "L_flow" not in ctx:
+            L, size = ctx["L"], self._flow_size(ctx["L"].shape)
+            ctx["L_flow"] = L if size == L.shape else resize(torch.from_numpy(L)[None], size)[0].numpy()
+        return ctx["L_flow"]
+
+    def _gray(self, ctx: dict) -> np.ndarray:
+        """The frame's 8-bit L (h, w) uint8 at the flow part's size: what its flows run on."""
         if "gray" not in ctx:
-            ctx["gray"] = np.clip(np.rint(ctx["L"] * (255.0 / 100.0)), 0, 255).astype(np.uint8)
+            ctx["gray"] = np.clip(np.rint(self._flow_L(ctx) * (255.0 / 100.0)), 0, 255).astype(np.uint8)
         return ctx["gray"]
 
     def frame_flows(self, ctx: dict, keys: Sequence[PreparedKey]) -> list[np.ndarray]:
-        """Flows (H, W, 2) from the frame (its L in ``ctx``, set by :meth:`guide`) to each
-        of ``keys`` at full size (:func:`tpn_cli.flow.baseline_flow`, :data:`KEY_FLOW`, at
-        most 480 short side). Computed once per frame and key and kept in ``ctx``: the flow
-        part warps the keys' full-size colour with them (and the alignment may reuse them,
-        :data:`ALIGN_WITH_FULL_FLOW`)."""
+        """Flows (h, w, 2) from the frame (its L in ``ctx``, set by :meth:`guide`) to each
+        of ``keys`` at the flow part's size (:meth:`_flow_size`; computed by
+        :func:`tpn_cli.flow.baseline_flow` at most at 480 short side, :data:`KEY_FLOW`).
+        Computed once per frame and key and kept in ``ctx``: the flow part warps the keys'
+        colour with them (and the alignment may reuse them, :data:`ALIGN_WITH_FULL_FLOW`)."""
         return self._flows(ctx, [(k.index, k.flow_gray) for k in keys])
 
     #: The flow part's DIS settings. To a key-frame: MEDIUM without its variational
@@ -285,7 +310,7 @@ class ColourAdapter:
         cache = ctx.setdefault("flows", {})
         todo = [(i, g) for i, g in images if i not in cache]
         if todo:
-            gray = self._full_gray(ctx)
+            gray = self._gray(ctx)
 
             def one(image: tuple[Any, np.ndarray]) -> np.ndarray:
                 preset, tuning = self.PREVIOUS_FLOW if image[0] in ("previous", "next") else self.KEY_FLOW
@@ -350,7 +375,7 @@ class ColourAdapter:
         images = [(k.index, k.flow_gray) for k in keys]
         last, before = self._last_prepared, None
         if self._chains and last is not None and last[0] == t - 1:
-            images.append(("previous", self._full_gray(last[1])))
+            images.append(("previous", self._gray(last[1])))
             if self.AHEAD_SHARE > 0 and last[2] & ids and max(ids) > t:  # carried back into it
                 before = last[1]
         self._last_prepared = (t, ctx, ids)
@@ -358,7 +383,7 @@ class ColourAdapter:
         def work() -> None:
             self._flows(ctx, images)
             if before is not None:
-                self._flows(before, [("next", self._full_gray(ctx))])
+                self._flows(before, [("next", self._gray(ctx))])
             self._blend_keys(ctx, keys)
         ctx["preparing"] = _pool("prepare").submit(work)
 
@@ -440,14 +465,15 @@ class ColourAdapter:
         out: dict = {}
         for index, image, ctx, sources, own in frames:
             if own is not None:  # a key-frame: its own colour on the video frame's L
-                L = colour.lightness_image(image)
-                self._remember(index, frozenset([index]), L, self._full_gray({"L": L}), own.exact)
+                at = {"L": colour.lightness_image(image)}
+                ab = resize(own.exact, self._flow_size(own.exact.shape))
+                self._remember(index, frozenset([index]), self._flow_L(at), self._gray(at), ab)
                 continue
             keys = self._feeding(sources)
             prev = self._previous_view(index, keys)
             out[index] = [self._carried(ctx, prev, "previous", self.RECURSIVE_SHARE)] if prev else []
             ab, _ = self._ratio(self._with(self._key_part(ctx, keys), out[index]))
-            self._remember(index, frozenset(k.index for k in keys), ctx["L"], self._full_gray(ctx), ab)
+            self._remember(index, frozenset(k.index for k in keys), self._flow_L(ctx), self._gray(ctx), ab)
         return out
 
     def _carry_back(self, frames: Sequence[tuple]) -> dict:
@@ -468,24 +494,31 @@ class ColourAdapter:
                 continue
             out[t] = [self._carried(ctx, later, "next", self.AHEAD_SHARE)] if later else []
             ab, _ = self._ratio(self._with(self._key_part(ctx, keys), out[t]))
-            later = _Previous(t, ids, self._full_gray(ctx), _lab(ctx["L"], ab))
+            later = _Previous(t, ids, self._gray(ctx), _lab(self._flow_L(ctx), ab))
         return out
 
     def flow_prediction(self, L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]],
                         ctx: dict | None = None) -> torch.Tensor:
         """The flow part's ab (2, H, W) for a frame of lightness ``L`` (H, W): each key's
-        full-size Lab (+ paint alpha) warped by :meth:`frame_flows`; the keys weighted per
+        Lab (+ paint alpha) warped by :meth:`frame_flows`; the keys weighted per
         pixel by their fit (:data:`FIT_SCALE`) / (|t − k| + 1) (t = ``ctx["index"]``;
         without it, by fit alone) and by their warped alpha when partly painted
         (:func:`tpn_cli.models.infer.paint_weights`); with the neighbours' colour that
         :meth:`chain` carried in, when it ran; the pixels no candidate fits filled from the
         fitting ones around (:func:`tpn_cli.fill.fill_unfit`, confidence = the best fit).
-        One key alone: that key, filled the same way."""
+        One key alone: that key, filled the same way. All at :data:`FLOW_SHORT_SIDE`, the ab
+        then enlarged to L's size guided by L."""
         ctx = {"L": L} if ctx is None else ctx
         ctx.setdefault("L", L)
         ab, best = self._ratio(self._with(self._key_part(ctx, self._feeding(sources)), ctx.get("carried", [])))
+        small = self._flow_L(ctx)
         with timing.section("scan"):
-            return fill.fill_unfit(ab, best[0], torch.from_numpy(np.ascontiguousarray(L)))
+            ab = fill.fill_unfit(ab, best[0], torch.from_numpy(np.ascontiguousarray(small)))
+        if small.shape == L.shape:
+            return ab
+        with timing.section("colour"):
+            return colour.upsample_chroma(ab, torch.from_numpy(np.ascontiguousarray(L))[None],
+                                          torch.from_numpy(small)[None], method=self.chroma_upsample)
 
     def _carried(self, ctx: dict, frame: "_Previous", flow_id: str, share: float) -> tuple:
         """An earlier or later frame's colour as a candidate of this frame's flow part:
@@ -496,7 +529,7 @@ class ColourAdapter:
         ctx["flows"].pop(flow_id)  # used once: the held frames keep less
         with timing.section("flow"):
             lab = flow.warp(frame.lab, f)
-            fit = self.key_fit(lab[..., 0], self._full_gray(ctx))
+            fit = self.key_fit(lab[..., 0], self._gray(ctx))
         return torch.from_numpy(lab[..., 1:]).permute(2, 0, 1).contiguous(), share, fit
 
     def _key_part(self, ctx: dict, keys: Sequence[PreparedKey]) -> tuple:
@@ -513,7 +546,7 @@ class ColourAdapter:
         """:meth:`_key_part` made: the keys warped and weighed; their flows are dropped."""
         t = ctx.get("index")
         flows = self._flows(ctx, [(k.index, k.flow_gray) for k in keys])
-        gray = self._full_gray(ctx)
+        gray = self._gray(ctx)
         with timing.section("flow"):
             warped = [flow.warp(k.flow_lab, f) for k, f in zip(keys, flows)]  # (H, W, 3[+1]) Lab(+alpha)
             fits = [self.key_fit(x[..., 0], gray) for x in warped]

@@ -53,8 +53,8 @@ class ColourTask(Task):
         keys = "the key-frame" if run.mode != "blend" else "both neighbouring key-frames"
         tpn = "the colour TPN's prediction mixed with " if run.uses_model else ""
         return (f"{tpn}{keys} and their colour carried frame to frame, forwards and backwards, "
-                "warped by optical flow at full size, blended by per-pixel fit, unfit pixels "
-                "filled edge-aware")
+                "warped by optical flow at full size (up to 720 lines), blended by per-pixel fit, "
+                "unfit pixels filled edge-aware")
 
     def check_output_kind(self, opts: "Options", output: Path, kind: str) -> None:
         if kind == "image":
