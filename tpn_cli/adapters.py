@@ -424,7 +424,7 @@ class ColourAdapter:
     #: blends, ~40–50 bytes a pixel, and the frame loop holds two such batches at a time):
     #: at most AHEAD_FRAMES frames and AHEAD_PIXELS pixels in all (48 frames at 854×480, 9
     #: at 1920×1080); frames further from the next key get the forward chain only. Peak
-    #: memory at 854×480: 1.7 GB with a key every 20 frames, 2.6 GB every 40 (0.74 GB
+    #: memory at 854×480: 1.6 GB with a key every 20 frames, 2.4 GB every 40 (0.74 GB
     #: without the backward pass).
     AHEAD_FRAMES, AHEAD_PIXELS = 48, 48 * 854 * 480
 
