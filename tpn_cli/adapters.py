@@ -266,9 +266,7 @@ class ColourAdapter:
     def _flow_size(self, shape: Sequence[int]) -> tuple[int, int]:
         """(h, w) of the flow part for a frame of ``shape`` (…, H, W): :data:`FLOW_SHORT_SIDE`,
         rounded as :func:`tpn_cli.flow.baseline_flow` rounds (its flows then come at that size)."""
-        h, w = shape[-2:]
-        s = self.FLOW_SHORT_SIDE / min(h, w)
-        return (h, w) if s >= 1.0 else (max(8, round(h * s)), max(8, round(w * s)))
+        return flow.capped_size(*shape[-2:], self.FLOW_SHORT_SIDE)
 
     def _flow_L(self, ctx: dict) -> np.ndarray:
         """The frame's L (from ctx's full-size L) at :meth:`_flow_size`, kept in ``ctx``."""
@@ -472,7 +470,7 @@ class ColourAdapter:
             keys = self._feeding(sources)
             prev = self._previous_view(index, keys)
             out[index] = [self._carried(ctx, prev, "previous", self.RECURSIVE_SHARE)] if prev else []
-            ab, _ = self._ratio(self._with(self._key_part(ctx, keys), out[index]))
+            ab, _ = self._blend(ctx, keys, out[index])
             self._remember(index, frozenset(k.index for k in keys), self._flow_L(ctx), self._gray(ctx), ab)
         return out
 
@@ -493,7 +491,7 @@ class ColourAdapter:
             if later is None and max(ids) <= t:  # nothing later to carry back from
                 continue
             out[t] = [self._carried(ctx, later, "next", self.AHEAD_SHARE)] if later else []
-            ab, _ = self._ratio(self._with(self._key_part(ctx, keys), out[t]))
+            ab, _ = self._blend(ctx, keys, out[t])
             later = _Previous(t, ids, self._gray(ctx), _lab(self._flow_L(ctx), ab))
         return out
 
@@ -510,7 +508,7 @@ class ColourAdapter:
         then enlarged to L's size guided by L."""
         ctx = {"L": L} if ctx is None else ctx
         ctx.setdefault("L", L)
-        ab, best = self._ratio(self._with(self._key_part(ctx, self._feeding(sources)), ctx.get("carried", [])))
+        ab, best = self._blend(ctx, self._feeding(sources), ctx.get("carried", []))
         small = self._flow_L(ctx)
         with timing.section("scan"):
             ab = fill.fill_unfit(ab, best[0], torch.from_numpy(np.ascontiguousarray(small)))
@@ -576,10 +574,10 @@ class ColourAdapter:
                 num, den, best = num + w * ab, den + w, torch.maximum(best, fit)
         return num, den, best, None
 
-    @staticmethod
-    def _ratio(part: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-        """A blend ``part``'s (ab (2, H, W), best fit (1, H, W)), unfilled."""
-        num, den, best, single = part
+    def _blend(self, ctx: dict, keys: Sequence[PreparedKey], carried: Sequence[tuple]) -> tuple:
+        """The frame's keys' part (:meth:`_key_part`) with the ``carried`` candidates
+        (:meth:`_with`) → (ab (2, h, w), best fit (1, h, w)), unfilled."""
+        num, den, best, single = self._with(self._key_part(ctx, keys), carried)
         return (single if single is not None else num / den.clamp(min=1e-12)), best
 
 

@@ -87,14 +87,19 @@ def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 BASELINE_SHORT_SIDE = 480
 
 
+def capped_size(h: int, w: int, max_short_side: int) -> tuple[int, int]:
+    """(h, w) shrunk, aspect ratio kept, so that the short side is at most
+    ``max_short_side`` (0: as is): the size :func:`baseline_flow` computes at."""
+    s = max_short_side / min(h, w) if max_short_side else 1.0
+    return (max(8, round(h * s)), max(8, round(w * s))) if s < 1.0 else (h, w)
+
+
 def baseline_flow(target_gray: np.ndarray, key_gray: np.ndarray, preset: str = "medium",
                   max_short_side: int = BASELINE_SHORT_SIDE, tuning: DisTuning | None = None) -> np.ndarray:
     """The flow baseline's flow (H, W, 2) from the target to the key-frame: DIS between
-    the gray images (H, W), computed at up to ``max_short_side`` (0: full size);
-    ``tuning`` overrides some of the preset's settings."""
-    h, w = target_gray.shape[:2]
-    s = max_short_side / min(h, w) if max_short_side else 1.0
-    size = (max(8, round(h * s)), max(8, round(w * s))) if s < 1.0 else (h, w)
+    the gray images (H, W), computed at up to ``max_short_side`` (0: full size,
+    :func:`capped_size`); ``tuning`` overrides some of the preset's settings."""
+    size = capped_size(*target_gray.shape[:2], max_short_side)
     return dis_flow_at(target_gray, key_gray, size, preset, tuning)
 
 
