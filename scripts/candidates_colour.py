@@ -240,7 +240,8 @@ def product_hook(flow_predict=None, share=None, per_pixel=None):
 
         def flow_prediction(L, sources, ctx=None):
             tgt = _LabFrame(L)
-            ks = [(pk.index, _LabFrame(pk.flow_lab[..., 0], pk.flow_lab[..., 1:3])) for pk, _ in sources]
+            # the product now carries chroma (Cb, Cr), not ab: the candidates blend it alike
+            ks = [(pk.index, _LabFrame(pk.flow_lcc[..., 0], pk.flow_lcc[..., 1:3])) for pk, _ in sources]
             if len(sources) == 2:
                 (k1, w1), (k2, _) = [(pk.index, w) for pk, w in sources]
                 t = round(k2 - w1 * (k2 - k1))

@@ -178,7 +178,7 @@ def test_large_frames_run_the_flow_part_at_its_size(monkeypatch):
     monkeypatch.setattr(ColourAdapter, "FLOW_SHORT_SIDE", 60)
     adapter = ColourAdapter(engine.work_shape(160, 90, 240), "cpu", flow_mix=1.0)
     assert adapter._flow_size((90, 160)) == (60, 107) and adapter._flow_size((45, 80)) == (45, 80)
-    assert adapter.prepare_key(0, frames[0]).flow_lab.shape == (60, 107, 3)
+    assert adapter.prepare_key(0, frames[0]).flow_lcc.shape == (60, 107, 3)
     small = _streamed(frames)
     assert sorted(small) == list(range(9))
     for t in range(1, 8):

@@ -67,8 +67,8 @@ class PreparedKey:
     full-resolution property output for the key's own frame.
 
     Set by the adapter when they apply: ``alpha`` (1, h, w) where a partly painted colour
-    key was painted; ``flow_lab`` (h, w, 3 or 4) the Lab (+ alpha) at the colour flow part's
-    size (``ColourAdapter.FLOW_SHORT_SIDE``) and
+    key was painted; ``flow_lcc`` (h, w, 3 or 4) its L, chroma (Cb, Cr) (+ alpha) at the colour
+    flow part's size (``ColourAdapter.FLOW_SHORT_SIDE``) and
     ``flow_gray`` its 8-bit L that the colour flow mix warps; ``u_full`` (C, H, W) the
     property at full resolution for an adapter that ``warps_keys`` itself. Set by
     :class:`tpn_cli.propagator.KeyPropagator`: ``gray`` the 8-bit guidance the alignment
@@ -79,7 +79,7 @@ class PreparedKey:
     v: torch.Tensor
     exact: Any
     alpha: torch.Tensor | None = None
-    flow_lab: np.ndarray | None = None
+    flow_lcc: np.ndarray | None = None
     flow_gray: np.ndarray | None = None
     u_full: np.ndarray | None = None
     gray: np.ndarray | None = None
@@ -87,8 +87,10 @@ class PreparedKey:
 
 
 class ColourAdapter:
-    """Colour: U = ab / AB_SCALE, V = L / 100; output L (frame, full res) + ab (up-sampled,
-    guided by L unless ``chroma_upsample="bilinear"``).
+    """Colour: U = ab / AB_SCALE, V = L / 100 for the network; the output is the frame's own
+    luma Y′ with a chroma (Cb, Cr) (:mod:`tpn_cli.colour.chroma`: what the flow part carries
+    and a key's ``exact`` holds; the network's ab, up-sampled guided by L unless
+    ``chroma_upsample="bilinear"``, is converted to it).
 
     Key-frames with partial colour: a key image with a fourth (alpha) channel was painted
     only where alpha > 0. It is laid over the video frame at its index
@@ -100,8 +102,8 @@ class ColourAdapter:
     colour (gray for a black-and-white film) where no key's paint reaches (``coverage``).
 
     Each frame's full-resolution L is computed once (:func:`tpn_cli.colour.lightness_image`,
-    a table lookup) and shared by ``guide`` and ``finish`` through the engine's per-frame
-    ``ctx``; the output is composed by OpenCV's Lab → RGB. At a working size below the
+    a table lookup) and shared by ``guide``, the flow part (its flows, fits and fill run on
+    L) and ``finish`` through the engine's per-frame ``ctx``. At a working size below the
     frame's, L and the key-frame's Lab are shrunk (antialiased bilinear) to it.
     """
 
@@ -111,7 +113,7 @@ class ColourAdapter:
     #: (docs/what-we-tried.md, "Numbers behind the defaults").
     default_work_size = 240
     needs_key_video_frame = False  # the key image carries its own L
-    #: Share of the flow part in a flow-aligned model's colour: ab = (1 − m)·TPN + m·flow,
+    #: Share of the flow part in a flow-aligned model's colour: (1 − m)·TPN + m·flow,
     #: flow = :meth:`flow_prediction` (both neighbouring keys warped by DIS at full size,
     #: up to :data:`FLOW_SHORT_SIDE`, blended by their fit, the unfit pixels filled
     #: edge-aware); m measured
@@ -141,9 +143,9 @@ class ColourAdapter:
         return self.flow_mix > 0
 
     @staticmethod
-    def mix_flow(ab: torch.Tensor, flow_ab: torch.Tensor, share: float = FLOW_MIX) -> torch.Tensor:
-        """A flow-aligned model's ab with the flow baseline's mixed in (:data:`FLOW_MIX`)."""
-        return (1.0 - share) * ab + share * flow_ab
+    def mix_flow(cc: torch.Tensor, flow_cc: torch.Tensor, share: float = FLOW_MIX) -> torch.Tensor:
+        """A flow-aligned model's chroma with the flow part's mixed in (:data:`FLOW_MIX`)."""
+        return (1.0 - share) * cc + share * flow_cc
 
     @staticmethod
     def _full_L(rgb: np.ndarray, ctx: dict | None) -> np.ndarray:
@@ -178,21 +180,21 @@ class ColourAdapter:
         """``key_image``: RGB, or RGBA for a partly painted key (then ``video_rgb``, the
         video frame at ``index``, fills the unpainted pixels)."""
         full, alpha = self._key_pixels(key_image, video_rgb)
-        lab_exact = colour.rgb_to_lab(full)
-        lab_full = lab_exact  # what is propagated; a partial key's paint reaches a bit further
-        if alpha is not None:
-            radius = round(self.PAINT_EXTEND * lab_exact.shape[-2] / self.work[0])  # at full size
-            lab_full = self._extend_paint(lab_exact, alpha, radius)
-        lab_small = resize(lab_full, self.work)  # as guide() shrinks L: the same L for both
-        key = PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]),
-                          exact=lab_exact[1:])
+        lab = colour.rgb_to_lab(full)
+        cc = colour.chroma(full)
+        lcc = torch.cat([lab[:1], cc])
+        if alpha is not None:  # what is propagated: a partial key's paint reaches a bit further
+            radius = round(self.PAINT_EXTEND * lab.shape[-2] / self.work[0])  # at full size
+            lab, lcc = self._extend_paint(lab, alpha, radius), self._extend_paint(lcc, alpha, radius)
+        lab_small = resize(lab, self.work)  # as guide() shrinks L: the same L for both
+        key = PreparedKey(index, mt.colour_prop(lab_small[1:]), mt.colour_guide(lab_small[:1]), exact=cc)
         if alpha is not None:
             key.alpha = resize(alpha, self.work)
         if self.flow_mix:  # what the flow part of finish() warps (the alpha with it)
-            lab = lab_full if alpha is None else torch.cat([lab_full, alpha])
-            lab = resize(lab, self._flow_size(lab.shape))
-            key.flow_lab = np.ascontiguousarray(lab.permute(1, 2, 0).cpu().numpy())  # warps 1.5× faster
-            key.flow_gray = infer.guide_to_gray(mt.colour_guide(lab[:1]))
+            lcc = lcc if alpha is None else torch.cat([lcc, alpha])
+            lcc = resize(lcc, self._flow_size(lcc.shape))
+            key.flow_lcc = np.ascontiguousarray(lcc.permute(1, 2, 0).cpu().numpy())  # warps 1.5× faster
+            key.flow_gray = infer.guide_to_gray(mt.colour_guide(lcc[:1]))
         return key
 
     #: A partly painted key's colour is extended this many working-size pixels past its
@@ -203,8 +205,9 @@ class ColourAdapter:
 
     @staticmethod
     def _extend_paint(lab: torch.Tensor, alpha: torch.Tensor, radius: int) -> torch.Tensor:
-        """``lab`` (3, H, W) with its ab beyond the paint (``alpha``, (1, H, W)) replaced,
-        up to ``radius`` px from it, by the alpha-weighted mean of the paint around."""
+        """``lab`` (3, H, W: L and two colour channels, ab or chroma) with its colour beyond
+        the paint (``alpha``, (1, H, W)) replaced, up to ``radius`` px from it, by the
+        alpha-weighted mean of the paint around."""
         if radius <= 0:
             return lab
         k = 2 * radius + 1
@@ -223,40 +226,46 @@ class ColourAdapter:
         elsewhere the frame keeps its own colour (:meth:`keep_own_colour`)."""
         L = self._full_L(rgb, ctx)
         if key is not None:  # the frame is a key-frame: its own colour, at full resolution
-            ab = key.exact
+            cc = key.exact
         else:
             flow_only = self.uses_sources and sources and self.flow_mix >= 1.0
-            ab = None if flow_only else colour.upsample_chroma(
-                mt.colour_unprop(u), torch.from_numpy(L).to(self.device)[None], (ctx or {}).get("L_small"),
-                method=self.chroma_upsample)
+            cc = None if flow_only else self._network_chroma(L, u, ctx)
             if self.uses_sources and sources:
-                flow_ab = self.flow_prediction(L, sources, ctx).to(self.device)
-                ab = flow_ab if ab is None else self.mix_flow(ab, flow_ab, self.flow_mix)
+                flow_cc = self.flow_prediction(L, sources, ctx).to(self.device)
+                cc = flow_cc if cc is None else self.mix_flow(cc, flow_cc, self.flow_mix)
             if coverage is not None:
-                ab = self.keep_own_colour(ab, rgb, coverage)
+                cc = self.keep_own_colour(cc, rgb, coverage)
         # the readers give uint8/uint16; a float frame (library use) comes back as 8-bit
         dtype = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else np.dtype(np.uint8)
-        return colour.lab_image_to_rgb(L, ab.permute(1, 2, 0).cpu().numpy(), dtype)
+        return colour.chroma_image_to_rgb(colour.luma_image(rgb), cc.permute(1, 2, 0).cpu().numpy(), dtype)
+
+    def _network_chroma(self, L: np.ndarray, u: torch.Tensor, ctx: dict | None) -> torch.Tensor:
+        """The network's colour (its ab at the working size, enlarged to the frame guided by
+        L) as chroma (2, H, W)."""
+        ab = colour.upsample_chroma(mt.colour_unprop(u), torch.from_numpy(L).to(self.device)[None],
+                                    (ctx or {}).get("L_small"), method=self.chroma_upsample)
+        cc = colour.lab_image_to_chroma(L, ab.permute(1, 2, 0).cpu().numpy())
+        return torch.from_numpy(cc).permute(2, 0, 1).to(self.device)
 
     #: The paint counts fully where at least 1 / COVERAGE_GAIN of it landed (the moved
     #: alpha ≥ 0.5) (docs/what-we-tried.md, "Numbers behind the defaults").
     COVERAGE_GAIN = 2.0
 
     @classmethod
-    def keep_own_colour(cls, ab: torch.Tensor, rgb: np.ndarray, coverage: torch.Tensor | float) -> torch.Tensor:
-        """``ab`` (2, H, W) where the keys' paint reached (``coverage``, 1 inside; at the
-        working size, enlarged), the frame's own ab elsewhere (0 for a black-and-white
-        frame): a partly painted key does not invent colour where it gave none."""
+    def keep_own_colour(cls, cc: torch.Tensor, rgb: np.ndarray, coverage: torch.Tensor | float) -> torch.Tensor:
+        """Chroma ``cc`` (2, H, W) where the keys' paint reached (``coverage``, 1 inside; at
+        the working size, enlarged), the frame's own chroma elsewhere (0 for a
+        black-and-white frame): a partly painted key does not invent colour where it gave none."""
         if not torch.is_tensor(coverage):
-            return ab
-        c = resize(coverage.to(ab.device), tuple(ab.shape[-2:]))
+            return cc
+        c = resize(coverage.to(cc.device), tuple(cc.shape[-2:]))
         c = (cls.COVERAGE_GAIN * c).clamp(0.0, 1.0)
-        own = torch.from_numpy(colour.ab_image(rgb)).permute(2, 0, 1).to(ab.device)
-        return c * ab + (1.0 - c) * own
+        own = torch.from_numpy(colour.chroma_image(rgb)).permute(2, 0, 1).to(cc.device)
+        return c * cc + (1.0 - c) * own
 
     #: The flow part (its warps, blends, chains and fill) runs at most at this short side
     #: (its flows are computed at 480, :data:`tpn_cli.flow.BASELINE_SHORT_SIDE`), and its
-    #: ab is enlarged to the frame guided by the frame's full-resolution L
+    #: chroma is enlarged to the frame guided by the frame's full-resolution L
     #: (:func:`tpn_cli.colour.upsample_chroma`). At 1080p: 7.7 s and 3.1 GB against 11.3 s
     #: and 4.6 GB for 30 frames at full size, −0.05 dB; at 480 it was 5.2 s and 1.9 GB but
     #: −0.19 dB (and −0.17 dB at 720p), so video up to 720p keeps its full size
@@ -400,13 +409,13 @@ class ColourAdapter:
         return p if p.sources & {k.index for k in keys} else None
 
     def _remember(self, index: int | None, sources: frozenset, L: np.ndarray, gray: np.ndarray,
-                  ab: torch.Tensor) -> None:
-        """Keep a chained frame's L, its 8-bit ``gray`` and forward colour ``ab`` (2, H, W)
+                  cc: torch.Tensor) -> None:
+        """Keep a chained frame's L, its 8-bit ``gray`` and forward chroma ``cc`` (2, H, W)
         for the next frame's flow part."""
         self._previous = None
         if index is None or not self._chains:
             return
-        self._previous = _Previous(index, sources, gray, _lab(L, ab))
+        self._previous = _Previous(index, sources, gray, _lcc(L, cc))
 
     #: The colour carried back from the next key-frame (:meth:`chain`) joins the
     #: flow part as one more candidate, weight AHEAD_SHARE × its fit: the mirror of
@@ -464,14 +473,14 @@ class ColourAdapter:
         for index, image, ctx, sources, own in frames:
             if own is not None:  # a key-frame: its own colour on the video frame's L
                 at = {"L": colour.lightness_image(image)}
-                ab = resize(own.exact, self._flow_size(own.exact.shape))
-                self._remember(index, frozenset([index]), self._flow_L(at), self._gray(at), ab)
+                cc = resize(own.exact, self._flow_size(own.exact.shape))
+                self._remember(index, frozenset([index]), self._flow_L(at), self._gray(at), cc)
                 continue
             keys = self._feeding(sources)
             prev = self._previous_view(index, keys)
             out[index] = [self._carried(ctx, prev, "previous", self.RECURSIVE_SHARE)] if prev else []
-            ab, _ = self._blend(ctx, keys, out[index])
-            self._remember(index, frozenset(k.index for k in keys), self._flow_L(ctx), self._gray(ctx), ab)
+            cc, _ = self._blend(ctx, keys, out[index])
+            self._remember(index, frozenset(k.index for k in keys), self._flow_L(ctx), self._gray(ctx), cc)
         return out
 
     def _carry_back(self, frames: Sequence[tuple]) -> dict:
@@ -491,48 +500,48 @@ class ColourAdapter:
             if later is None and max(ids) <= t:  # nothing later to carry back from
                 continue
             out[t] = [self._carried(ctx, later, "next", self.AHEAD_SHARE)] if later else []
-            ab, _ = self._blend(ctx, keys, out[t])
-            later = _Previous(t, ids, self._gray(ctx), _lab(self._flow_L(ctx), ab))
+            cc, _ = self._blend(ctx, keys, out[t])
+            later = _Previous(t, ids, self._gray(ctx), _lcc(self._flow_L(ctx), cc))
         return out
 
     def flow_prediction(self, L: np.ndarray, sources: Sequence[tuple[PreparedKey, float]],
                         ctx: dict | None = None) -> torch.Tensor:
-        """The flow part's ab (2, H, W) for a frame of lightness ``L`` (H, W): each key's
-        Lab (+ paint alpha) warped by :meth:`frame_flows`; the keys weighted per
+        """The flow part's chroma (2, H, W) for a frame of lightness ``L`` (H, W): each key's
+        L and chroma (+ paint alpha) warped by :meth:`frame_flows`; the keys weighted per
         pixel by their fit (:data:`FIT_SCALE`) / (|t − k| + 1) (t = ``ctx["index"]``;
         without it, by fit alone) and by their warped alpha when partly painted
         (:func:`tpn_cli.models.infer.paint_weights`); with the neighbours' colour that
         :meth:`chain` carried in, when it ran; the pixels no candidate fits filled from the
         fitting ones around (:func:`tpn_cli.fill.fill_unfit`, confidence = the best fit).
-        One key alone: that key, filled the same way. All at :data:`FLOW_SHORT_SIDE`, the ab
-        then enlarged to L's size guided by L."""
+        One key alone: that key, filled the same way. All at :data:`FLOW_SHORT_SIDE`, the
+        chroma then enlarged to L's size guided by L."""
         ctx = {"L": L} if ctx is None else ctx
         ctx.setdefault("L", L)
-        ab, best = self._blend(ctx, self._feeding(sources), ctx.get("carried", []))
+        cc, best = self._blend(ctx, self._feeding(sources), ctx.get("carried", []))
         small = self._flow_L(ctx)
         with timing.section("scan"):
-            ab = fill.fill_unfit(ab, best[0], torch.from_numpy(np.ascontiguousarray(small)))
+            cc = fill.fill_unfit(cc, best[0], torch.from_numpy(np.ascontiguousarray(small)))
         if small.shape == L.shape:
-            return ab
+            return cc
         with timing.section("colour"):
-            return colour.upsample_chroma(ab, torch.from_numpy(np.ascontiguousarray(L))[None],
+            return colour.upsample_chroma(cc, torch.from_numpy(np.ascontiguousarray(L))[None],
                                           torch.from_numpy(small)[None], method=self.chroma_upsample)
 
     def _carried(self, ctx: dict, frame: "_Previous", flow_id: str, share: float) -> tuple:
         """An earlier or later frame's colour as a candidate of this frame's flow part:
-        its Lab warped by the flow ``flow_id`` ("previous" or "next") → (ab (2, H, W),
-        ``share``, fit (1, H, W)): its weight is ``share`` × fit (held as the two, and the ab
-        apart from the warped L, since the frame keeps it until it is output)."""
+        its L and chroma warped by the flow ``flow_id`` ("previous" or "next") → (chroma
+        (2, H, W), ``share``, fit (1, H, W)): its weight is ``share`` × fit (held as the two,
+        and the chroma apart from the warped L, since the frame keeps it until it is output)."""
         f = self._flows(ctx, [(flow_id, frame.gray)])[0]
         ctx["flows"].pop(flow_id)  # used once: the held frames keep less
         with timing.section("flow"):
-            lab = flow.warp(frame.lab, f)
-            fit = self.key_fit(lab[..., 0], self._gray(ctx))
-        return torch.from_numpy(lab[..., 1:]).permute(2, 0, 1).contiguous(), share, fit
+            lcc = flow.warp(frame.lcc, f)
+            fit = self.key_fit(lcc[..., 0], self._gray(ctx))
+        return torch.from_numpy(lcc[..., 1:]).permute(2, 0, 1).contiguous(), share, fit
 
     def _key_part(self, ctx: dict, keys: Sequence[PreparedKey]) -> tuple:
-        """The keys' share of the flow part's blend (:meth:`flow_prediction`): (Σ w·ab,
-        Σ w, best fit, the single key's ab when one key feeds the frame, else None), kept in
+        """The keys' share of the flow part's blend (:meth:`flow_prediction`): (Σ w·chroma,
+        Σ w, best fit, the single key's chroma when one key feeds the frame, else None), kept in
         ``ctx`` (the backward and forward passes both use it); made in the background by
         :meth:`prepare_flows` when it ran (waited for here)."""
         job = ctx.pop("preparing", None)
@@ -546,7 +555,7 @@ class ColourAdapter:
         flows = self._flows(ctx, [(k.index, k.flow_gray) for k in keys])
         gray = self._gray(ctx)
         with timing.section("flow"):
-            warped = [flow.warp(k.flow_lab, f) for k, f in zip(keys, flows)]  # (H, W, 3[+1]) Lab(+alpha)
+            warped = [flow.warp(k.flow_lcc, f) for k, f in zip(keys, flows)]  # (H, W, 3[+1]) L, chroma(+alpha)
             fits = [self.key_fit(x[..., 0], gray) for x in warped]
         warped_t = [torch.from_numpy(x).permute(2, 0, 1) for x in warped]
         with timing.section("colour"):
@@ -563,20 +572,20 @@ class ColourAdapter:
 
     @staticmethod
     def _with(part: tuple, carried: Sequence[tuple]) -> tuple:
-        """A blend ``part`` (:meth:`_key_part`) with the ``carried`` candidates [(ab,
+        """A blend ``part`` (:meth:`_key_part`) with the ``carried`` candidates [(chroma,
         share, fit)] of :meth:`_carried` added (weight share × fit)."""
         if not carried:
             return part
         num, den, best, _ = part
         with timing.section("colour"):
-            for ab, share, fit in carried:
+            for cc, share, fit in carried:
                 w = share * fit
-                num, den, best = num + w * ab, den + w, torch.maximum(best, fit)
+                num, den, best = num + w * cc, den + w, torch.maximum(best, fit)
         return num, den, best, None
 
     def _blend(self, ctx: dict, keys: Sequence[PreparedKey], carried: Sequence[tuple]) -> tuple:
         """The frame's keys' part (:meth:`_key_part`) with the ``carried`` candidates
-        (:meth:`_with`) → (ab (2, h, w), best fit (1, h, w)), unfilled."""
+        (:meth:`_with`) → (chroma (2, h, w), best fit (1, h, w)), unfilled."""
         num, den, best, single = self._with(self._key_part(ctx, keys), carried)
         return (single if single is not None else num / den.clamp(min=1e-12)), best
 
@@ -588,13 +597,13 @@ class _Previous:
     index: int
     sources: frozenset
     gray: np.ndarray  # (H, W) uint8, what the flow runs on
-    lab: np.ndarray   # (H, W, 3) float32: its L and the ab it carries
+    lcc: np.ndarray   # (H, W, 3) float32: its L and the chroma it carries
 
 
-def _lab(L: np.ndarray, ab: torch.Tensor) -> np.ndarray:
-    """(H, W, 3) float32 Lab of a frame's L (H, W) and an ab (2, H, W), as the flow warps it."""
+def _lcc(L: np.ndarray, cc: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) float32 of a frame's L (H, W) and a chroma (2, H, W), as the flow warps it."""
     cv = flow.require_cv2()
-    return cv.merge([np.asarray(L, np.float32), *(c.cpu().numpy().astype(np.float32, copy=False) for c in ab)])
+    return cv.merge([np.asarray(L, np.float32), *(c.cpu().numpy().astype(np.float32, copy=False) for c in cc)])
 
 
 _POOLS: dict = {}

@@ -2,6 +2,7 @@
 concept per module (as kornia keeps one colour space per file), all re-exported here:
 
   lab.py        sRGB ↔ linear, XYZ, CIE-Lab; the fast whole-frame paths of a colour run
+  chroma.py     video chroma (BT.601 Y′, Cb, Cr): what the colour flow part carries
   upsample.py   chroma up-sampling guided by the full-resolution lightness
   hdr.py        camera curve, log-HDR, the clipping level of the HDR output
   transfer.py   PQ and HLG (BT.2100): the encoding directions the outputs use
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from .lab import (AB_SCALE, ab_image, lab_image_to_rgb, lab_to_rgb, lab_to_xyz, lightness, lightness_image,
                   linear_to_srgb, rgb_to_lab, rgb_to_xyz, srgb_to_linear, xyz_to_lab, xyz_to_rgb)
+from .chroma import chroma, chroma_image, chroma_image_to_rgb, lab_image_to_chroma, luma_image
 from .upsample import CHROMA_UPSAMPLE, guided_upsample, shrink_guide, upsample_chroma
 from .hdr import CLIP_LEVEL, CLIP_RAMP, LOG_EPS, camera_curve, inverse_camera_curve, log_decode, log_encode
 from .transfer import REFERENCE_WHITE_NITS, hlg_oetf, pq_inverse_eotf
@@ -49,6 +51,11 @@ __all__ = [
     "lightness_image",
     "ab_image",
     "lab_image_to_rgb",
+    "chroma",
+    "chroma_image",
+    "chroma_image_to_rgb",
+    "lab_image_to_chroma",
+    "luma_image",
     "CHROMA_UPSAMPLE",
     "upsample_chroma",
     "guided_upsample",
