@@ -23,6 +23,9 @@ Methods (:func:`method`): ``baseline`` (:func:`two_key`, the issue's baseline: b
 neighbouring key-frames warped by OpenCV DIS flow, preset MEDIUM, at the frame's full
 resolution on the 8-bit L, each weighted per pixel by exp(−e/8) / (|t − k| + 1), e the
 9×9 box mean of |warped key L − frame L| in 8-bit L; one key alone where there is one);
+``baseline:ycc`` (the same, carrying the keys' video chroma (BT.601 Cb, Cr) instead of
+their ab and rebuilding the frame from its own luma, as `tpn colorize` does since session
+12: the strongest simple alternative we know);
 ``product:MODE[:tpn|:notpn][:mix=M]`` (:func:`run_product`: what
 `tpn colorize --mode MODE [--tpn|--no-tpn]` runs, through the CLI's own
 :meth:`tpn_cli.tasks.colour.ColourTask.adapter`, its defaults, the shipped weights and
@@ -83,20 +86,22 @@ def gray_L(rgb: np.ndarray) -> np.ndarray:
 
 
 class Frame:
-    """One frame's pixels as the baseline uses them: RGB, L (float), ab (float), 8-bit L."""
+    """One frame's pixels as the baseline uses them: RGB, L (float), ab (float), 8-bit L,
+    and its video chroma ``cc`` (Cb, Cr, float)."""
 
     def __init__(self, rgb: np.ndarray) -> None:
         self.rgb = rgb
         self.L = colour.lightness_image(rgb)
         self.ab = colour.ab_image(rgb)
+        self.cc = colour.chroma_image(rgb)
         self.gray = np.clip(np.rint(self.L * (255.0 / 100.0)), 0, 255).astype(np.uint8)
 
 
-def warp_key(target: Frame, key: Frame, preset: str = "medium") -> tuple[np.ndarray, np.ndarray]:
-    """The key-frame's ab (H, W, 2) and 8-bit L (H, W, float32) moved into ``target`` by
-    DIS flow at full resolution (target → key)."""
+def warp_key(target: Frame, key: Frame, preset: str = "medium", space: str = "lab") -> tuple[np.ndarray, np.ndarray]:
+    """The key-frame's colour (H, W, 2: its ab, or its chroma for ``space="ycc"``) and 8-bit
+    L (H, W, float32) moved into ``target`` by DIS flow at full resolution (target → key)."""
     flow = dis_flow(target.gray, key.gray, preset)
-    both = np.concatenate([key.ab, key.gray[..., None].astype(np.float32)], axis=2)
+    both = np.concatenate([key.ab if space == "lab" else key.cc, key.gray[..., None].astype(np.float32)], axis=2)
     out = warp(both, flow)
     return out[..., :2], out[..., 2]
 
@@ -107,21 +112,24 @@ def photometric_error(warped_gray: np.ndarray, target_gray: np.ndarray, box: int
     return cv2.blur(d, (box, box), borderType=cv2.BORDER_REPLICATE)
 
 
-def two_key(target: Frame, t: int, keys: Sequence[tuple[int, Frame]]) -> np.ndarray:
+def two_key(target: Frame, t: int, keys: Sequence[tuple[int, Frame]], space: str = "lab") -> np.ndarray:
     """The issue-19 two-key flow baseline: ab (H, W, 2) of frame ``t`` from its one or two
-    neighbouring key-frames ``keys`` [(k, Frame), ...]."""
+    neighbouring key-frames ``keys`` [(k, Frame), ...] (chroma with ``space="ycc"``)."""
     num = np.zeros((*target.L.shape, 2), np.float32)
     den = np.zeros(target.L.shape, np.float32)
     for k, key in keys:
-        ab, g = warp_key(target, key)
+        ab, g = warp_key(target, key, space=space)
         w = np.exp(-photometric_error(g, target.gray) / SCALE) / (abs(t - k) + 1.0)
         num += w[..., None] * ab
         den += w
     return num / np.maximum(den, 1e-12)[..., None]
 
 
-def rgb_of(target: Frame, ab: np.ndarray) -> np.ndarray:
-    """8-bit RGB of the frame's own L with the predicted ``ab``."""
+def rgb_of(target: Frame, ab: np.ndarray, space: str = "lab") -> np.ndarray:
+    """8-bit RGB of the frame's own L with the predicted ``ab`` (or of its own luma with the
+    predicted chroma, ``space="ycc"``)."""
+    if space == "ycc":
+        return colour.chroma_image_to_rgb(colour.luma_image(target.rgb), ab.astype(np.float32), np.uint8)
     return colour.lab_image_to_rgb(target.L, ab.astype(np.float32), np.uint8)
 
 
@@ -154,8 +162,9 @@ def evaluated_pairs(n: int, keys: list[int], K: int) -> list[int]:
 
 
 # ---- methods ---------------------------------------------------------------------------
-def run_baseline(frames, n, keys, wanted):
-    """The two-key baseline's RGB of the ``wanted`` frames (key-frames: their own)."""
+def run_baseline(frames, n, keys, wanted, space: str = "lab"):
+    """The two-key baseline's RGB of the ``wanted`` frames (key-frames: their own);
+    ``space``: what it carries, "lab" (the issue's ab) or "ycc" (video chroma)."""
     f = {}
     for a in plan(n, keys, "blend"):
         if a.frame not in wanted:
@@ -164,8 +173,8 @@ def run_baseline(frames, n, keys, wanted):
             f[a.frame] = frames[a.frame]
             continue
         tgt = Frame(frames[a.frame])
-        ab = two_key(tgt, a.frame, [(k, Frame(frames[k])) for k, _ in a.sources])
-        f[a.frame] = rgb_of(tgt, ab)
+        ab = two_key(tgt, a.frame, [(k, Frame(frames[k])) for k, _ in a.sources], space)
+        f[a.frame] = rgb_of(tgt, ab, space)
     return f
 
 
@@ -247,6 +256,8 @@ def method(name: str, spec: str | None = None) -> tuple[Callable, str]:
     product uses unless the name says otherwise (None: shipped)."""
     if name == "baseline":
         return run_baseline, "blend"
+    if name == "baseline:ycc":
+        return (lambda fr, n, keys, wanted: run_baseline(fr, n, keys, wanted, "ycc")), "blend"
     if name.startswith("product:"):  # product:MODE[:tpn|:notpn][:mix=M]
         mode, *opts = name.split(":")[1:]
         flags = {o for o in opts if "=" not in o}
