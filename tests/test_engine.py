@@ -316,7 +316,7 @@ def test_colour_working_size_defaults_and_key_guide_consistency():
     ad = ColourAdapter(engine.work_shape(160, 90, 45), "cpu")
     v, key = ad.guide(rgb), ad.prepare_key(0, rgb)
     assert v.shape == key.v.shape == (1, 45, 80)
-    assert torch.allclose(v, key.v, atol=1e-4)
+    assert torch.allclose(v, key.v, atol=5e-4)  # a frame's L from a table in 1/16-code steps
     assert key.exact.shape == (2, 90, 160)  # the key's own frame keeps its full-size colour
     # a key-frame comes back as itself; a float frame (library use) the same, in 8 bits
     assert np.abs(ad.finish(rgb, None, key).astype(int) - rgb).max() <= 2

@@ -101,9 +101,12 @@ class ColourAdapter:
     (:func:`tpn_cli.models.infer.paint_weights`). ``finish`` then keeps the frame's own
     colour (gray for a black-and-white film) where no key's paint reaches (``coverage``).
 
-    Each frame's full-resolution L is computed once (:func:`tpn_cli.colour.lightness_image`,
-    a table lookup) and shared by ``guide``, the flow part (its flows, fits and fill run on
-    L) and ``finish`` through the engine's per-frame ``ctx``. At a working size below the
+    A frame's L is the lightness of its luma (:func:`tpn_cli.colour.luma_lightness_image`:
+    its own L when it is black and white; for a colour video, what its black-and-white
+    version shows, so that keys and frames compare alike), and a key's flow part L likewise.
+    It is computed once at full resolution (a table lookup) and shared by ``guide``, the
+    flow part (its flows, fits and fill run on L) and ``finish`` through the engine's
+    per-frame ``ctx``. At a working size below the
     frame's, L and the key-frame's Lab are shrunk (antialiased bilinear) to it.
     """
 
@@ -151,7 +154,7 @@ class ColourAdapter:
     def _full_L(rgb: np.ndarray, ctx: dict | None) -> np.ndarray:
         if ctx is not None and "L" in ctx:
             return ctx["L"]
-        L = colour.lightness_image(rgb)
+        L = colour.luma_lightness_image(rgb)
         if ctx is not None:
             ctx["L"] = L
         return L
@@ -180,9 +183,9 @@ class ColourAdapter:
         """``key_image``: RGB, or RGBA for a partly painted key (then ``video_rgb``, the
         video frame at ``index``, fills the unpainted pixels)."""
         full, alpha = self._key_pixels(key_image, video_rgb)
-        lab = colour.rgb_to_lab(full)
+        L = colour.luma_lightness(full)  # as a frame's (see the class doc)
         cc = colour.chroma(full)
-        lcc = torch.cat([lab[:1], cc])
+        lab, lcc = torch.cat([L, colour.rgb_to_lab(full)[1:]]), torch.cat([L, cc])
         if alpha is not None:  # what is propagated: a partial key's paint reaches a bit further
             radius = round(self.PAINT_EXTEND * lab.shape[-2] / self.work[0])  # at full size
             lab, lcc = self._extend_paint(lab, alpha, radius), self._extend_paint(lcc, alpha, radius)
@@ -472,7 +475,7 @@ class ColourAdapter:
         out: dict = {}
         for index, image, ctx, sources, own in frames:
             if own is not None:  # a key-frame: its own colour on the video frame's L
-                at = {"L": colour.lightness_image(image)}
+                at = {"L": colour.luma_lightness_image(image)}
                 cc = resize(own.exact, self._flow_size(own.exact.shape))
                 self._remember(index, frozenset([index]), self._flow_L(at), self._gray(at), cc)
                 continue

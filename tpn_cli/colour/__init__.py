@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from .lab import (AB_SCALE, ab_image, lab_image_to_rgb, lab_to_rgb, lab_to_xyz, lightness, lightness_image,
                   linear_to_srgb, rgb_to_lab, rgb_to_xyz, srgb_to_linear, xyz_to_lab, xyz_to_rgb)
-from .chroma import chroma, chroma_image, chroma_image_to_rgb, lab_image_to_chroma, luma_image
+from .chroma import (chroma, chroma_image, chroma_image_to_rgb, lab_image_to_chroma, luma_image, luma_lightness,
+                     luma_lightness_image)
 from .upsample import CHROMA_UPSAMPLE, guided_upsample, shrink_guide, upsample_chroma
 from .hdr import CLIP_LEVEL, CLIP_RAMP, LOG_EPS, camera_curve, inverse_camera_curve, log_decode, log_encode
 from .transfer import REFERENCE_WHITE_NITS, hlg_oetf, pq_inverse_eotf
@@ -56,6 +57,8 @@ __all__ = [
     "chroma_image_to_rgb",
     "lab_image_to_chroma",
     "luma_image",
+    "luma_lightness",
+    "luma_lightness_image",
     "CHROMA_UPSAMPLE",
     "upsample_chroma",
     "guided_upsample",

@@ -9,6 +9,10 @@ pixel or two off costs less: +0.5 dB at every key spacing on the evaluation clip
 (R = G = B) has Y′ equal to its gray value whatever the luma weights, so its tones come
 back unchanged.
 
+The flow part's lightness is that of the luma (:func:`luma_lightness`): all a black-and-white
+film shows, so key-frames and frames compare alike whether the video is black-and-white or
+colour.
+
 Units: 8-bit code values for every input depth (Y′ in [0, 255], Cb and Cr in [−127.5,
 127.5], 0 = gray), full range, as JPEG.
 """
@@ -18,6 +22,7 @@ import numpy as np
 import torch
 
 from ._util import _check_channels
+from .lab import lightness
 
 _KR, _KB = 0.299, 0.114  # BT.601 (JPEG; FFmpeg's default for untagged video)
 _KG = 1.0 - _KR - _KB
@@ -36,13 +41,35 @@ def chroma(rgb: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,...jhw->...ihw", m, rgb)
 
 
+def luma_lightness(rgb: torch.Tensor) -> torch.Tensor:
+    """CIE L (…, 1, H, W) of sRGB (…, 3, H, W) in [0, 1] shown in black and white: the
+    lightness of its luma Y′ as a gray (for a gray image, its own L)."""
+    _check_channels(rgb)
+    y = torch.einsum("j,...jhw->...hw", torch.from_numpy(_TO_YCC[0]).to(dtype=rgb.dtype, device=rgb.device), rgb)
+    return lightness(y.unsqueeze(-3).expand(*y.shape[:-2], 3, *y.shape[-2:]))
+
+
+_STEPS = 16  # luma_lightness_image's table: 1/16 of an 8-bit code
+_LUMA_L: dict = {}
+
+
+def luma_lightness_image(image: np.ndarray) -> np.ndarray:
+    """:func:`luma_lightness` (H, W) float32 of an (H, W, 3) uint8 / uint16 / float [0, 1]
+    image, by a table over Y′ in 1/16 steps of an 8-bit code (0.03 L at most)."""
+    if "lut" not in _LUMA_L:
+        v = torch.arange(255 * _STEPS + 1, dtype=torch.float64) / (255.0 * _STEPS)
+        _LUMA_L["lut"] = lightness(v.view(1, 1, -1).expand(3, 1, -1))[0, 0].numpy().astype(np.float32)
+    idx = np.rint(luma_image(image) * np.float32(_STEPS))
+    np.clip(idx, 0, 255 * _STEPS, out=idx)
+    return _LUMA_L["lut"][idx.astype(np.int32)]
+
+
 def _as_8bit_float(image: np.ndarray) -> np.ndarray:
     """An (H, W, 3) uint8 / uint16 / float [0, 1] image as float32 in 8-bit units."""
     scale = {np.dtype(np.uint8): 1.0, np.dtype(np.uint16): 255.0 / 65535.0}.get(image.dtype, 255.0)
-    out = np.ascontiguousarray(image, np.float32)
-    if scale != 1.0:
-        out *= np.float32(scale)
-    return out
+    if scale == 1.0:
+        return np.ascontiguousarray(image, np.float32)
+    return np.multiply(image, np.float32(scale), dtype=np.float32)  # a new array: never the caller's
 
 
 def luma_image(image: np.ndarray) -> np.ndarray:
