@@ -54,7 +54,7 @@ class ColourTask(Task):
         tpn = "the colour TPN's prediction mixed with " if run.uses_model else ""
         return (f"{tpn}{keys} and their colour carried frame to frame, forwards and backwards, "
                 "warped by optical flow at full size (up to 720 lines), blended by per-pixel fit, "
-                "unfit pixels filled edge-aware")
+                "unfit pixels filled edge-aware; chroma (Cb, Cr) on each frame's own luma")
 
     def check_output_kind(self, opts: "Options", output: Path, kind: str) -> None:
         if kind == "image":
