@@ -57,7 +57,7 @@ PIECES = [
     (fill, "spread", "fill: scans"),
     (fill, "fill_unfit", "fill: rest (shrink, enlarge, compose)"),
     (adapters.ColourAdapter, "mix_flow", "TPN / flow mix"),
-    (colour, "lab_image_to_rgb", "Lab → RGB"),
+    (colour, "chroma_image_to_rgb", "luma + chroma → RGB"),
     (outputs.VideoSink, "write", "encode: RGB → YUV, x264 call"),
     (adapters.ColourAdapter, "prepare_key", "key-frames"),
     (adapters.ColourAdapter, "finish", "finish (rest)"),

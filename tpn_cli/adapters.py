@@ -95,7 +95,7 @@ class ColourAdapter:
     Key-frames with partial colour: a key image with a fourth (alpha) channel was painted
     only where alpha > 0. It is laid over the video frame at its index
     (``needs_key_video_frame``, set by the run when a key is partial), so the key holds
-    the frame's own L everywhere and its own colour (gray for a black-and-white film)
+    the frame's own luma everywhere and its own colour (gray for a black-and-white film)
     where it is unpainted; its alpha at the working size goes in ``PreparedKey.alpha`` for
     the propagator to move with the key and weigh the blend by
     (:func:`tpn_cli.models.infer.paint_weights`). ``finish`` then keeps the frame's own
