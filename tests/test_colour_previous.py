@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from _cli_util import DOG
-from tpn_cli import engine, keyframes
+from tpn_cli import colour, engine, keyframes
 from tpn_cli.adapters import ColourAdapter
 from tpn_cli.media import VideoReader
 from tpn_cli.media.video import Frame
@@ -114,6 +114,19 @@ def test_the_next_key_frames_colour_is_carried_back(monkeypatch):
     # before 8 has nothing between it and the key; frames after the last key neither
     assert all(not np.array_equal(both[t], forward_only[t]) for t in range(1, 7))
     assert all(np.array_equal(both[t], forward_only[t]) for t in [0, 7, 8, 9, 10, 11])
+
+
+def test_the_output_meets_a_key_frame_without_a_step(monkeypatch):
+    """Colour carried from the far side counts less next to a key (KEY_RAMP): the chroma
+    change from a key-frame to the frames beside it is smaller than with full shares."""
+    frames = [f.image for f in VideoReader(DOG).frames(0, 12)]
+    ramped = _streamed(frames)
+    monkeypatch.setattr(ColourAdapter, "KEY_RAMP", 0)
+    full = _streamed(frames)
+
+    def step(out, a, b):
+        return np.abs(colour.chroma_image(out[a]) - colour.chroma_image(out[b])).mean()
+    assert step(ramped, 0, 1) < step(full, 0, 1) and step(ramped, 8, 7) < step(full, 8, 7)
 
 
 def test_pipelined_stages_give_the_sequential_result():
