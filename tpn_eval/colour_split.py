@@ -367,7 +367,9 @@ def summarise(results: Mapping[str, dict], base: str = "baseline") -> dict[tuple
     the same frames as ``base``'s, clips both have), 'worst' (the lowest per-clip gain),
     'worst_clip', 'we', 'we_switch', 'we_else' (warping-error ratios output / ground truth
     over all pairs, at the method's key changes, elsewhere; NaN where there are none),
-    'ms' (seconds per evaluated frame × 1000)}."""
+    'excess_switch', 'excess_else' (issue 19's "no jump" as worded: the mean over pairs of
+    how much the output's chroma change exceeds the ground truth's, max(0, output − truth)
+    in ab units, at key changes and elsewhere), 'ms' (seconds per evaluated frame × 1000)}."""
     by = group(results)
     out = {}
     for (K, m), recs in by.items():
@@ -381,6 +383,10 @@ def summarise(results: Mapping[str, dict], base: str = "baseline") -> dict[tuple
             o = sum(r["we"][t] for r in recs.values() for t in r["we"] if sel(r, t))
             g = sum(r["gt_we"][t] for r in recs.values() for t in r["we"] if sel(r, t))
             return o / g if g else float("nan")
+
+        def excess(sel):
+            e = [max(0.0, r["we"][t] - r["gt_we"][t]) for r in recs.values() for t in r["we"] if sel(r, t)]
+            return float(np.mean(e)) if e else float("nan")
         nfr = sum(r["frames"] for r in recs.values())
         out[(K, m)] = {
             "clips": len(recs), "frames": nfr,
@@ -390,6 +396,7 @@ def summarise(results: Mapping[str, dict], base: str = "baseline") -> dict[tuple
             "worst_clip": common[int(np.argmin(d))].split(":")[1] if d else "",
             "we": ratio(lambda r, t: True), "we_switch": ratio(lambda r, t: r["switch"][t]),
             "we_else": ratio(lambda r, t: not r["switch"][t]),
+            "excess_switch": excess(lambda r, t: r["switch"][t]), "excess_else": excess(lambda r, t: not r["switch"][t]),
             "ms": 1000.0 * sum(r["seconds"] for r in recs.values()) / max(nfr, 1),
         }
     return out
