@@ -36,6 +36,7 @@ def test_summarise_gain_worst_clip_and_warping_error():
     assert p["worst"] == pytest.approx(-0.5) and p["worst_clip"] == "b"
     assert p["we"] == pytest.approx(1.5)
     assert p["we_switch"] == pytest.approx(2.0) and p["we_else"] == pytest.approx(1.0)
+    assert p["excess_switch"] == pytest.approx(1.0) and p["excess_else"] == 0.0  # above the truth's 1
     assert s[(20, "baseline")]["gain"] == 0.0
     assert cs.clip_gains(_results(1.0, -0.5), "product:blend") == {
         20: {"davis:a": pytest.approx(1.0), "video:b": pytest.approx(-0.5)}}
@@ -109,4 +110,5 @@ def test_make_results_colour_section_checks_issue_19():
     assert pick("any clip") == [True, False]        # worst +0.8, −0.1
     assert pick("≤ 1.1") == [False, False]          # 1.5 × the truth's
     assert pick("no jump") == [False, False]        # 2.0 at the key change, 1.0 elsewhere
-    assert len(targets) == 8
+    assert pick("stricter") == [False, False]       # the WE-ratio proxy alike
+    assert len(targets) == 10
