@@ -120,10 +120,11 @@ def _format_plan(p: dict) -> str:
 def colorize(input_path: Path, keys: Path, **kw) -> None:
     """Colour a video (or a frame folder) from a few colour key-frames.
 
-    Only the colour (CIE-Lab ab) is propagated; every output frame keeps the input's own
-    lightness at full resolution, size, frame rate and timestamps, and audio and
-    subtitles are copied untouched. Key-frames are checked against the video before
-    anything runs (index past the end, size/aspect, grayscale, off-by-one names).
+    Only the colour (chroma Cb, Cr, as video carries it) is propagated; every output frame
+    keeps the input's own luma (a black-and-white film's tones) at full resolution, its
+    size, frame rate and timestamps, and audio and subtitles are copied untouched.
+    Key-frames are checked against the video before anything runs (index past the end,
+    size/aspect, grayscale, off-by-one names).
 
     Shot changes: a quick first pass finds the cuts (from lightness alone), and a frame
     only takes colour from key-frames of its own shot. A shot without a key-frame takes
